@@ -1,0 +1,1 @@
+//! placeholder: time (being written)

@@ -1,0 +1,2 @@
+//! sluice-http: the HTTP server.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! sluice-modules: one file per module.
+#![forbid(unsafe_code)]

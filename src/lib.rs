@@ -1,0 +1,1 @@
+//! sluice: the module bundle and `run()`.
