@@ -1,1 +1,252 @@
-//! placeholder: event (being written)
+//! Worker event-loop primitives: tokens, a generation-checked slab, timers.
+//!
+//! Each worker thread owns one `mio::Poll`, its listeners and its
+//! connections. Connections live in a [`Slab`]; a [`Token`] names a slot, a
+//! role within it (the client socket, an upstream socket, a CGI pipe, ...)
+//! and the slot's generation, so an event that arrives late for a slot that
+//! has since been reused is recognised and dropped. Every wait has a timer in
+//! [`Timers`].
+//!
+//! The HTTP worker loop itself (accept, route, expire) is in sluice-http's
+//! `worker` module: it is the one consumer of these pieces, and keeping the
+//! loop next to the connection state machine it drives keeps the routing of
+//! an event to its owner in one place.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use mio::Token;
+
+/// Bits of a token given to the slot index.
+const SLOT_BITS: u32 = 32;
+/// Bits of a token given to the role.
+const ROLE_BITS: u32 = 8;
+/// Bits of a token given to the generation.
+const GEN_BITS: u32 = 16;
+
+/// What a token stands for inside its slot.
+pub type Role = u8;
+
+/// The client socket of a connection.
+pub const ROLE_CLIENT: Role = 0;
+/// A listening socket (the slot is the listener's index).
+pub const ROLE_LISTENER: Role = 0xfe;
+/// The worker's waker (the slot is unused).
+pub const ROLE_WAKER: Role = 0xff;
+
+/// Builds a token from its parts.
+pub fn token(slot: usize, role: Role, generation: u16) -> Token {
+    debug_assert!((slot as u64) < (1u64 << SLOT_BITS));
+    Token(((generation as usize) << (SLOT_BITS + ROLE_BITS)) | ((role as usize) << SLOT_BITS) | slot)
+}
+
+/// Splits a token into slot, role and generation.
+pub fn token_parts(t: Token) -> (usize, Role, u16) {
+    let slot = t.0 & ((1usize << SLOT_BITS) - 1);
+    let role = ((t.0 >> SLOT_BITS) & ((1 << ROLE_BITS) - 1)) as Role;
+    let generation = ((t.0 >> (SLOT_BITS + ROLE_BITS)) & ((1 << GEN_BITS) - 1)) as u16;
+    (slot, role, generation)
+}
+
+struct Entry<T> {
+    generation: u16,
+    value: Option<T>,
+}
+
+/// A slab of values keyed by slot index, with a generation per slot.
+pub struct Slab<T> {
+    entries: Vec<Entry<T>>,
+    free: Vec<usize>,
+    len: usize,
+}
+
+impl<T> std::fmt::Debug for Slab<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slab").field("len", &self.len).finish()
+    }
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab::new()
+    }
+}
+
+impl<T> Slab<T> {
+    /// An empty slab.
+    pub fn new() -> Self {
+        Slab {
+            entries: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+
+    /// Stores a value; returns its slot and generation.
+    pub fn insert(&mut self, value: T) -> (usize, u16) {
+        self.len += 1;
+        if let Some(slot) = self.free.pop() {
+            let e = &mut self.entries[slot];
+            e.generation = e.generation.wrapping_add(1);
+            e.value = Some(value);
+            (slot, e.generation)
+        } else {
+            self.entries.push(Entry {
+                generation: 0,
+                value: Some(value),
+            });
+            (self.entries.len() - 1, 0)
+        }
+    }
+
+    /// The value in `slot` if its generation matches.
+    pub fn get_mut(&mut self, slot: usize, generation: u16) -> Option<&mut T> {
+        match self.entries.get_mut(slot) {
+            Some(e) if e.generation == generation => e.value.as_mut(),
+            _ => None,
+        }
+    }
+
+    /// The generation a slot has now.
+    pub fn generation(&self, slot: usize) -> Option<u16> {
+        self.entries.get(slot).filter(|e| e.value.is_some()).map(|e| e.generation)
+    }
+
+    /// Removes and returns the value in `slot`.
+    pub fn remove(&mut self, slot: usize) -> Option<T> {
+        let v = self.entries.get_mut(slot)?.value.take();
+        if v.is_some() {
+            self.len -= 1;
+            self.free.push(slot);
+        }
+        v
+    }
+
+    /// Number of stored values.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Slots in use, with their generations.
+    pub fn slots(&self) -> Vec<(usize, u16)> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.value.is_some())
+            .map(|(i, e)| (i, e.generation))
+            .collect()
+    }
+}
+
+/// A pending timer: when it fires and what it is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TimerId {
+    at: Instant,
+    seq: u64,
+}
+
+impl TimerId {
+    /// When the timer fires.
+    pub fn deadline(&self) -> Instant {
+        self.at
+    }
+}
+
+/// Timers of one worker, ordered by deadline. A connection keeps the
+/// [`TimerId`] of its one pending wait and cancels it when the wait ends.
+#[derive(Debug, Default)]
+pub struct Timers {
+    set: BTreeSet<(Instant, u64, Token)>,
+    seq: u64,
+}
+
+impl Timers {
+    /// No timers.
+    pub fn new() -> Self {
+        Timers::default()
+    }
+
+    /// Adds a timer that fires `token` at `at`.
+    pub fn add(&mut self, at: Instant, token: Token) -> TimerId {
+        self.seq += 1;
+        self.set.insert((at, self.seq, token));
+        TimerId { at, seq: self.seq }
+    }
+
+    /// Cancels a timer (no-op if it already fired).
+    pub fn cancel(&mut self, id: TimerId, token: Token) {
+        self.set.remove(&(id.at, id.seq, token));
+    }
+
+    /// The earliest deadline.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.set.first().map(|(at, _, _)| *at)
+    }
+
+    /// Removes and returns one expired timer's token.
+    pub fn pop_expired(&mut self, now: Instant) -> Option<(TimerId, Token)> {
+        match self.set.first() {
+            Some(&(at, seq, tok)) if at <= now => {
+                self.set.pop_first();
+                Some((TimerId { at, seq }, tok))
+            }
+            _ => None,
+        }
+    }
+
+    /// Number of pending timers.
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    /// True when no timer is pending.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn token_round_trip() {
+        for (slot, role, gen) in [(0usize, 0u8, 0u16), (12345, 3, 65535), ((1 << 32) - 1, 0xfe, 7)] {
+            assert_eq!(token_parts(token(slot, role, gen)), (slot, role, gen));
+        }
+    }
+
+    #[test]
+    fn slab_generations_reject_stale_slots() {
+        let mut s = Slab::new();
+        let (a, ga) = s.insert("a");
+        assert_eq!(s.remove(a), Some("a"));
+        let (b, gb) = s.insert("b");
+        assert_eq!(a, b);
+        assert_ne!(ga, gb);
+        assert!(s.get_mut(a, ga).is_none());
+        assert_eq!(s.get_mut(b, gb), Some(&mut "b"));
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn timers_fire_in_order_and_cancel() {
+        let mut t = Timers::new();
+        let now = Instant::now();
+        let a = t.add(now + Duration::from_millis(20), Token(1));
+        t.add(now + Duration::from_millis(10), Token(2));
+        t.add(now + Duration::from_millis(30), Token(3));
+        t.cancel(a, Token(1));
+        assert_eq!(t.next_deadline(), Some(now + Duration::from_millis(10)));
+        let later = now + Duration::from_millis(40);
+        let fired: Vec<Token> = std::iter::from_fn(|| t.pop_expired(later).map(|(_, k)| k)).collect();
+        assert_eq!(fired, vec![Token(2), Token(3)]);
+        assert!(t.is_empty());
+    }
+}

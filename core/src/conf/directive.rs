@@ -26,7 +26,7 @@ use std::any::Any;
 use std::ops::BitOr;
 use std::time::Duration;
 
-use super::{value, Statement};
+use super::{value, ConfError, Statement};
 
 /// The contexts a directive may appear in (a bit set, as nginx's
 /// `NGX_MAIN_CONF | NGX_HTTP_SRV_CONF | ...`).
@@ -135,10 +135,47 @@ pub enum Level {
     Loc,
 }
 
+/// A setter's failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SetError {
+    /// An nginx-worded message about this statement; the caller adds
+    /// " in file:line".
+    Msg(String),
+    /// An error already located elsewhere (inside a block this setter read).
+    Located(ConfError),
+}
+
+impl From<String> for SetError {
+    fn from(m: String) -> Self {
+        SetError::Msg(m)
+    }
+}
+
+impl From<&str> for SetError {
+    fn from(m: &str) -> Self {
+        SetError::Msg(m.to_string())
+    }
+}
+
+impl From<ConfError> for SetError {
+    fn from(e: ConfError) -> Self {
+        SetError::Located(e)
+    }
+}
+
+impl SetError {
+    /// Locates the error at `stmt` unless it already has a place.
+    pub fn locate(self, stmt: &Statement) -> ConfError {
+        match self {
+            SetError::Msg(m) => stmt.error(m),
+            SetError::Located(e) => e,
+        }
+    }
+}
+
 /// A setter: gets the parsing context `Cx` of the context's owner, the conf
-/// struct chosen by the row's [`Level`], and the statement; returns an
-/// nginx-worded message on error (the caller adds " in file:line").
-pub type SetFn<Cx> = Box<dyn Fn(&mut Cx, &mut dyn Any, &Statement) -> Result<(), String> + Send + Sync>;
+/// struct chosen by the row's [`Level`], and the statement.
+pub type SetFn<Cx> = Box<dyn Fn(&mut Cx, &mut dyn Any, &Statement) -> Result<(), SetError> + Send + Sync>;
 
 /// One row of a module's directive table.
 pub struct Directive<Cx> {
@@ -203,9 +240,9 @@ pub fn duplicate(stmt: &Statement) -> String {
     format!("\"{}\" directive is duplicate", stmt.name)
 }
 
-fn store<T>(slot: &mut Option<T>, value: T, stmt: &Statement) -> Result<(), String> {
+fn store<T>(slot: &mut Option<T>, value: T, stmt: &Statement) -> Result<(), SetError> {
     if slot.is_some() {
-        return Err(duplicate(stmt));
+        return Err(duplicate(stmt).into());
     }
     *slot = Some(value);
     Ok(())
@@ -215,11 +252,11 @@ fn store<T>(slot: &mut Option<T>, value: T, stmt: &Statement) -> Result<(), Stri
 pub fn flag<Cx, C: 'static>(field: fn(&mut C) -> &mut Option<bool>) -> SetFn<Cx> {
     Box::new(move |_, conf, stmt| {
         let v = value::parse_flag(stmt.arg(0)).ok_or_else(|| {
-            format!(
+            SetError::Msg(format!(
                 "invalid value \"{}\" in \"{}\" directive, it must be \"on\" or \"off\"",
                 stmt.arg(0),
                 stmt.name
-            )
+            ))
         })?;
         store(field(conf_mut(conf)), v, stmt)
     })
@@ -233,7 +270,7 @@ pub fn string<Cx, C: 'static>(field: fn(&mut C) -> &mut Option<String>) -> SetFn
 /// A non-negative integer.
 pub fn number<Cx, C: 'static>(field: fn(&mut C) -> &mut Option<u64>) -> SetFn<Cx> {
     Box::new(move |_, conf, stmt| {
-        let v = value::parse_number(stmt.arg(0)).ok_or_else(|| format!("\"{}\" directive invalid number", stmt.name))?;
+        let v = value::parse_number(stmt.arg(0)).ok_or_else(|| SetError::Msg(format!("\"{}\" directive invalid number", stmt.name)))?;
         store(field(conf_mut(conf)), v, stmt)
     })
 }
@@ -241,7 +278,7 @@ pub fn number<Cx, C: 'static>(field: fn(&mut C) -> &mut Option<u64>) -> SetFn<Cx
 /// A size: `1024`, `8k`, `1m`.
 pub fn size<Cx, C: 'static>(field: fn(&mut C) -> &mut Option<u64>) -> SetFn<Cx> {
     Box::new(move |_, conf, stmt| {
-        let v = value::parse_size(stmt.arg(0)).ok_or_else(|| format!("\"{}\" directive invalid value", stmt.name))?;
+        let v = value::parse_size(stmt.arg(0)).ok_or_else(|| SetError::Msg(format!("\"{}\" directive invalid value", stmt.name)))?;
         store(field(conf_mut(conf)), v, stmt)
     })
 }
@@ -249,7 +286,7 @@ pub fn size<Cx, C: 'static>(field: fn(&mut C) -> &mut Option<u64>) -> SetFn<Cx> 
 /// An offset: a size that may also say `g`.
 pub fn offset<Cx, C: 'static>(field: fn(&mut C) -> &mut Option<u64>) -> SetFn<Cx> {
     Box::new(move |_, conf, stmt| {
-        let v = value::parse_offset(stmt.arg(0)).ok_or_else(|| format!("\"{}\" directive invalid value", stmt.name))?;
+        let v = value::parse_offset(stmt.arg(0)).ok_or_else(|| SetError::Msg(format!("\"{}\" directive invalid value", stmt.name)))?;
         store(field(conf_mut(conf)), v, stmt)
     })
 }
@@ -257,7 +294,7 @@ pub fn offset<Cx, C: 'static>(field: fn(&mut C) -> &mut Option<u64>) -> SetFn<Cx
 /// A time: `500ms`, `30s`, `1h 30m`; a bare number means seconds.
 pub fn time<Cx, C: 'static>(field: fn(&mut C) -> &mut Option<Duration>) -> SetFn<Cx> {
     Box::new(move |_, conf, stmt| {
-        let v = value::parse_time(stmt.arg(0)).ok_or_else(|| format!("\"{}\" directive invalid value", stmt.name))?;
+        let v = value::parse_time(stmt.arg(0)).ok_or_else(|| SetError::Msg(format!("\"{}\" directive invalid value", stmt.name)))?;
         store(field(conf_mut(conf)), v, stmt)
     })
 }
@@ -275,12 +312,12 @@ pub fn enumeration<Cx, C: 'static, T: Copy + Send + Sync + 'static>(
             .map(|(_, v)| *v)
             .ok_or_else(|| {
                 let names: Vec<String> = values.iter().map(|(n, _)| format!("\"{n}\"")).collect();
-                format!(
+                SetError::Msg(format!(
                     "invalid value \"{}\" in \"{}\" directive, it must be {}",
                     word,
                     stmt.name,
                     names.join(" or ")
-                )
+                ))
             })?;
         store(field(conf_mut(conf)), v, stmt)
     })
@@ -297,7 +334,7 @@ pub fn checked<Cx: 'static, C: 'static, T: 'static>(
     Box::new(move |cx, conf, stmt| {
         set(cx, conf, stmt)?;
         match field(conf_mut(conf)) {
-            Some(v) => check(v).map_err(|m| format!("\"{}\" directive {}", stmt.name, m)),
+            Some(v) => check(v).map_err(|m| format!("\"{}\" directive {}", stmt.name, m).into()),
             None => Ok(()),
         }
     })
@@ -305,7 +342,7 @@ pub fn checked<Cx: 'static, C: 'static, T: 'static>(
 
 /// A module's own setter, typed on its conf struct.
 pub fn custom<Cx: 'static, C: 'static>(
-    f: impl Fn(&mut Cx, &mut C, &Statement) -> Result<(), String> + Send + Sync + 'static,
+    f: impl Fn(&mut Cx, &mut C, &Statement) -> Result<(), SetError> + Send + Sync + 'static,
 ) -> SetFn<Cx> {
     Box::new(move |cx, conf, stmt| f(cx, conf_mut(conf), stmt))
 }
@@ -350,10 +387,10 @@ mod tests {
         set(&mut (), &mut c, &stmt("sendfile", &["on"])).unwrap();
         assert_eq!(c.on, Some(true));
         let e = set(&mut (), &mut c, &stmt("sendfile", &["off"])).unwrap_err();
-        assert_eq!(e, "\"sendfile\" directive is duplicate");
+        assert_eq!(e, "\"sendfile\" directive is duplicate".into());
         let mut c = Conf::default();
         let e = set(&mut (), &mut c, &stmt("sendfile", &["yes"])).unwrap_err();
-        assert_eq!(e, "invalid value \"yes\" in \"sendfile\" directive, it must be \"on\" or \"off\"");
+        assert_eq!(e, "invalid value \"yes\" in \"sendfile\" directive, it must be \"on\" or \"off\"".into());
     }
 
     #[test]
@@ -368,7 +405,7 @@ mod tests {
         });
         assert_eq!(
             set(&mut (), &mut c, &stmt("buf", &["1"])).unwrap_err(),
-            "\"buf\" directive must be at least 1k"
+            "\"buf\" directive must be at least 1k".into()
         );
         let mut c = Conf::default();
         set(&mut (), &mut c, &stmt("buf", &["8k"])).unwrap();
@@ -382,7 +419,7 @@ mod tests {
         assert_eq!(c.mode, Some(2));
         let mut c = Conf::default();
         let e = set(&mut (), &mut c, &stmt("ims", &["x"])).unwrap_err();
-        assert_eq!(e, "invalid value \"x\" in \"ims\" directive, it must be \"off\" or \"exact\" or \"before\"");
+        assert_eq!(e, "invalid value \"x\" in \"ims\" directive, it must be \"off\" or \"exact\" or \"before\"".into());
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use directive::{Args, Contexts, Directive, SetFn};
+pub use directive::{Args, Contexts, Directive, Level, SetError, SetFn};
 pub use parser::{parse_file, parse_str, ConfText};
 
 /// One argument of a directive, after quotes and escapes were processed.
