@@ -37,7 +37,9 @@ pub const ROLE_WAKER: Role = 0xff;
 /// Builds a token from its parts.
 pub fn token(slot: usize, role: Role, generation: u16) -> Token {
     debug_assert!((slot as u64) < (1u64 << SLOT_BITS));
-    Token(((generation as usize) << (SLOT_BITS + ROLE_BITS)) | ((role as usize) << SLOT_BITS) | slot)
+    Token(
+        ((generation as usize) << (SLOT_BITS + ROLE_BITS)) | ((role as usize) << SLOT_BITS) | slot,
+    )
 }
 
 /// Splits a token into slot, role and generation.
@@ -109,7 +111,10 @@ impl<T> Slab<T> {
 
     /// The generation a slot has now.
     pub fn generation(&self, slot: usize) -> Option<u16> {
-        self.entries.get(slot).filter(|e| e.value.is_some()).map(|e| e.generation)
+        self.entries
+            .get(slot)
+            .filter(|e| e.value.is_some())
+            .map(|e| e.generation)
     }
 
     /// Removes and returns the value in `slot`.
@@ -217,7 +222,11 @@ mod tests {
 
     #[test]
     fn token_round_trip() {
-        for (slot, role, gen) in [(0usize, 0u8, 0u16), (12345, 3, 65535), ((1 << 32) - 1, 0xfe, 7)] {
+        for (slot, role, gen) in [
+            (0usize, 0u8, 0u16),
+            (12345, 3, 65535),
+            ((1 << 32) - 1, 0xfe, 7),
+        ] {
             assert_eq!(token_parts(token(slot, role, gen)), (slot, role, gen));
         }
     }
@@ -245,7 +254,8 @@ mod tests {
         t.cancel(a, Token(1));
         assert_eq!(t.next_deadline(), Some(now + Duration::from_millis(10)));
         let later = now + Duration::from_millis(40);
-        let fired: Vec<Token> = std::iter::from_fn(|| t.pop_expired(later).map(|(_, k)| k)).collect();
+        let fired: Vec<Token> =
+            std::iter::from_fn(|| t.pop_expired(later).map(|(_, k)| k)).collect();
         assert_eq!(fired, vec![Token(2), Token(3)]);
         assert!(t.is_empty());
     }

@@ -53,7 +53,8 @@ impl Contexts {
     /// Inside `limit_except { }`.
     pub const HTTP_LMT: Contexts = Contexts(1 << 8);
     /// http, server and location: the usual "any http level".
-    pub const HTTP_ANY: Contexts = Contexts(Self::HTTP_MAIN.0 | Self::HTTP_SRV.0 | Self::HTTP_LOC.0);
+    pub const HTTP_ANY: Contexts =
+        Contexts(Self::HTTP_MAIN.0 | Self::HTTP_SRV.0 | Self::HTTP_LOC.0);
 
     /// True when `self` and `other` share a context.
     pub fn contains(self, other: Contexts) -> bool {
@@ -175,7 +176,8 @@ impl SetError {
 
 /// A setter: gets the parsing context `Cx` of the context's owner, the conf
 /// struct chosen by the row's [`Level`], and the statement.
-pub type SetFn<Cx> = Box<dyn Fn(&mut Cx, &mut dyn Any, &Statement) -> Result<(), SetError> + Send + Sync>;
+pub type SetFn<Cx> =
+    Box<dyn Fn(&mut Cx, &mut dyn Any, &Statement) -> Result<(), SetError> + Send + Sync>;
 
 /// One row of a module's directive table.
 pub struct Directive<Cx> {
@@ -193,13 +195,21 @@ pub struct Directive<Cx> {
 
 impl<Cx> std::fmt::Debug for Directive<Cx> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Directive").field("name", &self.name).finish()
+        f.debug_struct("Directive")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
 impl<Cx> Directive<Cx> {
     /// A row.
-    pub fn new(name: &'static str, contexts: Contexts, args: Args, level: Level, set: SetFn<Cx>) -> Self {
+    pub fn new(
+        name: &'static str,
+        contexts: Contexts,
+        args: Args,
+        level: Level,
+        set: SetFn<Cx>,
+    ) -> Self {
         Directive {
             name,
             contexts,
@@ -216,10 +226,16 @@ impl<Cx> Directive<Cx> {
             return Err(format!("directive \"{}\" has no opening \"{{\"", self.name));
         }
         if !self.args.is_block() && stmt.block.is_some() {
-            return Err(format!("directive \"{}\" is not terminated by \";\"", self.name));
+            return Err(format!(
+                "directive \"{}\" is not terminated by \";\"",
+                self.name
+            ));
         }
         if !self.args.allows(stmt.args.len()) {
-            return Err(format!("invalid number of arguments in \"{}\" directive", self.name));
+            return Err(format!(
+                "invalid number of arguments in \"{}\" directive",
+                self.name
+            ));
         }
         Ok(())
     }
@@ -231,7 +247,10 @@ impl<Cx> Directive<Cx> {
 pub fn conf_mut<C: 'static>(conf: &mut dyn Any) -> &mut C {
     match conf.downcast_mut::<C>() {
         Some(c) => c,
-        None => panic!("directive table names the wrong conf struct ({})", std::any::type_name::<C>()),
+        None => panic!(
+            "directive table names the wrong conf struct ({})",
+            std::any::type_name::<C>()
+        ),
     }
 }
 
@@ -270,7 +289,8 @@ pub fn string<Cx, C: 'static>(field: fn(&mut C) -> &mut Option<String>) -> SetFn
 /// A non-negative integer.
 pub fn number<Cx, C: 'static>(field: fn(&mut C) -> &mut Option<u64>) -> SetFn<Cx> {
     Box::new(move |_, conf, stmt| {
-        let v = value::parse_number(stmt.arg(0)).ok_or_else(|| SetError::Msg(format!("\"{}\" directive invalid number", stmt.name)))?;
+        let v = value::parse_number(stmt.arg(0))
+            .ok_or_else(|| SetError::Msg(format!("\"{}\" directive invalid number", stmt.name)))?;
         store(field(conf_mut(conf)), v, stmt)
     })
 }
@@ -278,7 +298,8 @@ pub fn number<Cx, C: 'static>(field: fn(&mut C) -> &mut Option<u64>) -> SetFn<Cx
 /// A size: `1024`, `8k`, `1m`.
 pub fn size<Cx, C: 'static>(field: fn(&mut C) -> &mut Option<u64>) -> SetFn<Cx> {
     Box::new(move |_, conf, stmt| {
-        let v = value::parse_size(stmt.arg(0)).ok_or_else(|| SetError::Msg(format!("\"{}\" directive invalid value", stmt.name)))?;
+        let v = value::parse_size(stmt.arg(0))
+            .ok_or_else(|| SetError::Msg(format!("\"{}\" directive invalid value", stmt.name)))?;
         store(field(conf_mut(conf)), v, stmt)
     })
 }
@@ -286,7 +307,8 @@ pub fn size<Cx, C: 'static>(field: fn(&mut C) -> &mut Option<u64>) -> SetFn<Cx> 
 /// An offset: a size that may also say `g`.
 pub fn offset<Cx, C: 'static>(field: fn(&mut C) -> &mut Option<u64>) -> SetFn<Cx> {
     Box::new(move |_, conf, stmt| {
-        let v = value::parse_offset(stmt.arg(0)).ok_or_else(|| SetError::Msg(format!("\"{}\" directive invalid value", stmt.name)))?;
+        let v = value::parse_offset(stmt.arg(0))
+            .ok_or_else(|| SetError::Msg(format!("\"{}\" directive invalid value", stmt.name)))?;
         store(field(conf_mut(conf)), v, stmt)
     })
 }
@@ -294,7 +316,8 @@ pub fn offset<Cx, C: 'static>(field: fn(&mut C) -> &mut Option<u64>) -> SetFn<Cx
 /// A time: `500ms`, `30s`, `1h 30m`; a bare number means seconds.
 pub fn time<Cx, C: 'static>(field: fn(&mut C) -> &mut Option<Duration>) -> SetFn<Cx> {
     Box::new(move |_, conf, stmt| {
-        let v = value::parse_time(stmt.arg(0)).ok_or_else(|| SetError::Msg(format!("\"{}\" directive invalid value", stmt.name)))?;
+        let v = value::parse_time(stmt.arg(0))
+            .ok_or_else(|| SetError::Msg(format!("\"{}\" directive invalid value", stmt.name)))?;
         store(field(conf_mut(conf)), v, stmt)
     })
 }
@@ -390,19 +413,26 @@ mod tests {
         assert_eq!(e, "\"sendfile\" directive is duplicate".into());
         let mut c = Conf::default();
         let e = set(&mut (), &mut c, &stmt("sendfile", &["yes"])).unwrap_err();
-        assert_eq!(e, "invalid value \"yes\" in \"sendfile\" directive, it must be \"on\" or \"off\"".into());
+        assert_eq!(
+            e,
+            "invalid value \"yes\" in \"sendfile\" directive, it must be \"on\" or \"off\"".into()
+        );
     }
 
     #[test]
     fn sizes_times_enums_and_checks() {
         let mut c = Conf::default();
-        let set: SetFn<()> = checked(size(|c: &mut Conf| &mut c.n), |c: &mut Conf| &mut c.n, |v| {
-            if *v >= 1024 {
-                Ok(())
-            } else {
-                Err("must be at least 1k".into())
-            }
-        });
+        let set: SetFn<()> = checked(
+            size(|c: &mut Conf| &mut c.n),
+            |c: &mut Conf| &mut c.n,
+            |v| {
+                if *v >= 1024 {
+                    Ok(())
+                } else {
+                    Err("must be at least 1k".into())
+                }
+            },
+        );
         assert_eq!(
             set(&mut (), &mut c, &stmt("buf", &["1"])).unwrap_err(),
             "\"buf\" directive must be at least 1k".into()
@@ -424,13 +454,28 @@ mod tests {
 
     #[test]
     fn shapes() {
-        let d: Directive<()> = Directive::new("listen", Contexts::HTTP_SRV, Args::MORE1, Level::Srv, custom(|_, _: &mut Conf, _| Ok(())));
+        let d: Directive<()> = Directive::new(
+            "listen",
+            Contexts::HTTP_SRV,
+            Args::MORE1,
+            Level::Srv,
+            custom(|_, _: &mut Conf, _| Ok(())),
+        );
         assert!(d.check_shape(&stmt("listen", &["80"])).is_ok());
         assert_eq!(
             d.check_shape(&stmt("listen", &[])).unwrap_err(),
             "invalid number of arguments in \"listen\" directive"
         );
-        let b: Directive<()> = Directive::new("http", Contexts::MAIN, Args::BLOCK | Args::NOARGS, Level::Main, custom(|_, _: &mut Conf, _| Ok(())));
-        assert_eq!(b.check_shape(&stmt("http", &[])).unwrap_err(), "directive \"http\" has no opening \"{\"");
+        let b: Directive<()> = Directive::new(
+            "http",
+            Contexts::MAIN,
+            Args::BLOCK | Args::NOARGS,
+            Level::Main,
+            custom(|_, _: &mut Conf, _| Ok(())),
+        );
+        assert_eq!(
+            b.check_shape(&stmt("http", &[])).unwrap_err(),
+            "directive \"http\" has no opening \"{\""
+        );
     }
 }
