@@ -324,3 +324,214 @@ fn invalid_utf8() {
         )
     );
 }
+
+#[test]
+fn include_relative_absolute_and_nested() {
+    let dir = TempDir::new("nested");
+    let abs = dir.write("abs/c.conf", "c 3;\n");
+    let b_text = format!("# b\nb 2;\ninclude {};\n", abs.display());
+    dir.write("b.conf", &b_text);
+    dir.write("main.conf", "a 1;\ninclude b.conf;\nd 4;\n");
+    let c = dir.parse("main.conf").unwrap();
+    assert_eq!(show(&c.statements), "1:a 1; 2:b 2; 1:c 3; 3:d 4;");
+    let files: Vec<String> = c.statements.iter().map(|s| s.origin.to_string()).collect();
+    assert_eq!(
+        files,
+        [
+            dir.path("main.conf") + ":1",
+            dir.path("b.conf") + ":2",
+            dir.path("abs/c.conf") + ":1",
+            dir.path("main.conf") + ":3"
+        ]
+    );
+    let read: Vec<(String, &str)> = c
+        .files
+        .iter()
+        .map(|(p, t)| (p.display().to_string(), t.as_str()))
+        .collect();
+    assert_eq!(
+        read,
+        [
+            (dir.path("main.conf"), "a 1;\ninclude b.conf;\nd 4;\n"),
+            (dir.path("b.conf"), b_text.as_str()),
+            (dir.path("abs/c.conf"), "c 3;\n"),
+        ]
+    );
+}
+
+#[test]
+fn include_inside_blocks_and_types() {
+    let dir = TempDir::new("types");
+    dir.write(
+        "mime.types",
+        "types {\n    text/html html htm;\n    image/png png;\n}\n",
+    );
+    dir.write("more.types", "application/json json;\n");
+    dir.write(
+        "main.conf",
+        "http {\n    include mime.types;\n    types {\n        include more.types;\n    }\n    server { include srv/*.conf; }\n}\n",
+    );
+    dir.write("srv/listen.conf", "listen 8080;\n");
+    let c = dir.parse("main.conf").unwrap();
+    assert_eq!(
+        show(&c.statements),
+        "1:http { 1:types { 2:text/html html htm; 3:image/png png; } 3:types { 1:application/json json; } \
+         6:server { 1:listen 8080; } }"
+    );
+}
+
+#[test]
+fn include_globs_sorted_hidden_skipped() {
+    let dir = TempDir::new("glob");
+    dir.write("conf.d/b.conf", "b;");
+    dir.write("conf.d/a.conf", "a;");
+    dir.write("conf.d/c.txt", "c;");
+    dir.write("conf.d/.hidden.conf", "hidden;");
+    dir.write("conf.d/sub/d.conf", "d;");
+    dir.write(
+        "main.conf",
+        "include conf.d/*.conf;\ninclude conf.d/?.txt;\ninclude conf.d/[s]*/*.conf;\n",
+    );
+    let c = dir.parse("main.conf").unwrap();
+    assert_eq!(show(&c.statements), "1:a; 1:b; 1:c; 1:d;");
+    assert_eq!(c.files.len(), 5);
+    // An absolute glob, and a glob matching nothing.
+    let pattern = dir.path("conf.d/[ab].conf");
+    dir.write(
+        "abs.conf",
+        format!("include {pattern};\ninclude none/*.conf;\nx;"),
+    );
+    assert_eq!(
+        show(&dir.parse("abs.conf").unwrap().statements),
+        "1:a; 1:b; 3:x;"
+    );
+}
+
+#[test]
+fn include_glob_under_a_prefix_with_brackets() {
+    let dir = TempDir::new("br[ack]et");
+    dir.write("inc/one.conf", "one;");
+    dir.write("main.conf", "include inc/*.conf;");
+    assert_eq!(show(&dir.parse("main.conf").unwrap().statements), "1:one;");
+}
+
+#[test]
+fn include_errors() {
+    let dir = TempDir::new("incerr");
+    let main = dir.path("main.conf");
+    dir.write("main.conf", "a;\n\ninclude missing.conf;\n");
+    let missing = dir.path("missing.conf");
+    assert_eq!(
+        dir.parse("main.conf").unwrap_err().to_string(),
+        format!("open() \"{missing}\" failed (2: No such file or directory) in {main}:3")
+    );
+    dir.write("main.conf", "include;");
+    assert_eq!(
+        dir.parse("main.conf").unwrap_err().to_string(),
+        format!("invalid number of arguments in \"include\" directive in {main}:1")
+    );
+    dir.write("main.conf", "http {\n include a b;\n}");
+    assert_eq!(
+        dir.parse("main.conf").unwrap_err().to_string(),
+        format!("invalid number of arguments in \"include\" directive in {main}:2")
+    );
+    dir.write("main.conf", "include x { }");
+    assert_eq!(
+        dir.parse("main.conf").unwrap_err().to_string(),
+        format!("directive \"include\" is not terminated by \";\" in {main}:1")
+    );
+    fs::create_dir_all(dir.0.join("adir")).unwrap();
+    dir.write("main.conf", "include adir;");
+    assert_eq!(
+        dir.parse("main.conf").unwrap_err().to_string(),
+        format!(
+            "pread() \"{}\" failed (21: Is a directory) in {main}:1",
+            dir.path("adir")
+        )
+    );
+    dir.write("main.conf", "include [;");
+    let e = dir.parse("main.conf").unwrap_err().to_string();
+    assert!(
+        e.starts_with("glob() \"") && e.ends_with(&format!(" in {main}:1")),
+        "{e}"
+    );
+}
+
+#[test]
+fn errors_inside_included_files_name_them() {
+    let dir = TempDir::new("inner");
+    dir.write("main.conf", "http {\n  include inner.conf;\n}\n");
+    let inner = dir.path("inner.conf");
+    dir.write("inner.conf", "a;\nb \"x\"y;\n");
+    assert_eq!(
+        dir.parse("main.conf").unwrap_err().to_string(),
+        format!("unexpected \"y\" in {inner}:2")
+    );
+    // A block must close in the file that opened it.
+    dir.write("inner.conf", "server {\n  listen 80;\n");
+    assert_eq!(
+        dir.parse("main.conf").unwrap_err().to_string(),
+        format!("unexpected end of file, expecting \"}}\" in {inner}:3")
+    );
+    dir.write("inner.conf", "a;\n}\n");
+    assert_eq!(
+        dir.parse("main.conf").unwrap_err().to_string(),
+        format!("unexpected \"}}\" in {inner}:2")
+    );
+    dir.write("inner.conf", "a b");
+    assert_eq!(
+        dir.parse("main.conf").unwrap_err().to_string(),
+        format!("unexpected end of file, expecting \";\" or \"}}\" in {inner}:1")
+    );
+}
+
+#[test]
+fn include_loops_stop() {
+    let dir = TempDir::new("loop");
+    dir.write("main.conf", "include self.conf;\n");
+    let this = dir.path("self.conf");
+    dir.write("self.conf", "x;\ninclude self.conf;\n");
+    let e = dir.parse("main.conf").unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "include of \"self.conf\" nested deeper than 32 levels (does a file include itself?) in {this}:2"
+        )
+    );
+    // A file included twice is read twice but listed once.
+    dir.write("main.conf", "include once.conf;\ninclude once.conf;\n");
+    dir.write("once.conf", "x;\n");
+    let c = dir.parse("main.conf").unwrap();
+    assert_eq!(show(&c.statements), "1:x; 1:x;");
+    assert_eq!(c.files.len(), 2);
+}
+
+#[test]
+fn relative_include_from_parse_str() {
+    let dir = TempDir::new("str");
+    dir.write("part.conf", "p;");
+    let c = parse_str("include part.conf;\nq;", Path::new("-g"), &dir.0).unwrap();
+    assert_eq!(show(&c.statements), "1:p; 2:q;");
+    assert_eq!(
+        c.files[0],
+        (PathBuf::from("-g"), "include part.conf;\nq;".to_string())
+    );
+    assert_eq!(c.files[1].0, dir.0.join("part.conf"));
+}
+
+#[test]
+fn every_prefix_parses_or_errors_without_panic() {
+    let text = "http {\r\n  # c\n  if ($a = \"x\\\"y\") { return 200 '${b}\\n'; }\n  s\\;t x\\ y;\n  include \"a b\";\n}\n";
+    for end in 0..=text.len() {
+        if let Some(prefix) = text.get(..end) {
+            let r = parse_str(
+                prefix,
+                Path::new(NAME),
+                Path::new("/nonexistent-sluice-dir"),
+            );
+            if let Err(e) = r {
+                assert!(e.origin.is_some(), "{prefix:?}: {e}");
+            }
+        }
+    }
+}
