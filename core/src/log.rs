@@ -287,6 +287,16 @@ fn format_line(level: Level, conn: Option<u64>, args: fmt::Arguments<'_>) -> Vec
     s.into_bytes()
 }
 
+/// An OS error as nginx words it inside parentheses: `2: No such file or
+/// directory`, so callers write `open() "{path}" failed ({})`. Errors that
+/// carry no errno are shown by their own text.
+pub fn os_error(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => format!("{code}: {}", nix::errno::Errno::from_raw(code).desc()),
+        None => e.to_string(),
+    }
+}
+
 /// The installed log; `None` until the configuration has been read.
 static LOG: RwLock<Option<Arc<ErrorLog>>> = RwLock::new(None);
 /// `LOG`'s most verbose level (as `Level as u8`), for [`enabled`].
@@ -387,6 +397,14 @@ mod tests {
         assert_eq!(Level::parse("warning"), None);
         assert_eq!(Level::parse("ERROR"), None);
         assert!(Level::Emerg < Level::Error && Level::Error < Level::Debug);
+    }
+
+    #[test]
+    fn os_errors_read_like_nginx_s() {
+        let e = io::Error::from_raw_os_error(2);
+        assert_eq!(os_error(&e), "2: No such file or directory");
+        let e = io::Error::new(io::ErrorKind::InvalidData, "bad data");
+        assert_eq!(os_error(&e), "bad data");
     }
 
     #[test]

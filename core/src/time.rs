@@ -166,11 +166,12 @@ pub fn parse_http_date(s: &str) -> Option<SystemTime> {
             p.digits(4)?
         }
     };
-    if hour > 23 || min > 59 || sec > 59 || day == 0 || day > days_in_month(year, month) {
-        return None;
-    }
-    let days = days_from_civil(i64::from(year), month, day);
-    let secs = days * 86_400 + i64::from(hour * 3600 + min * 60 + sec);
+    // chrono refuses what is not a real date or time (31 Nov, 29 Feb 1900,
+    // 24:00:00); nginx refuses the same.
+    let secs = chrono::NaiveDate::from_ymd_opt(year as i32, month, day)?
+        .and_hms_opt(hour, min, sec)?
+        .and_utc()
+        .timestamp();
     Some(if secs >= 0 {
         UNIX_EPOCH + Duration::from_secs(secs as u64)
     } else {
@@ -223,31 +224,6 @@ impl Cursor<'_> {
         self.i += 3;
         Some(m as u32 + 1)
     }
-}
-
-fn is_leap(year: u32) -> bool {
-    year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-}
-
-fn days_in_month(year: u32, month: u32) -> u32 {
-    match month {
-        2 if is_leap(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil`): years start in March so the leap day comes last.
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = i64::from((month + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// Whole seconds since the epoch (0 for times before it, which a clock
