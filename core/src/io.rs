@@ -1,1 +1,315 @@
-//! placeholder: io (being written)
+//! Sending a chain to a socket: one `writev` for a run of memory bufs,
+//! `sendfile` for file regions.
+//!
+//! [`send_chain`] is the bottom of the write filter. It sends from the front
+//! of a [`Chain`], removes what went out, and stops when the chain is empty,
+//! when the per-call limit is reached, or when the socket says `EAGAIN`
+//! (then [`Sent::blocked`] is set and the caller waits for writability). The
+//! chain keeps whatever was not sent, so calling again later continues
+//! exactly where the last call stopped.
+//!
+//! * Consecutive memory bufs go out in one `writev` of at most [`IOV_MAX`]
+//!   slices. Empty bufs (flag-only ones included) are skipped and cost no
+//!   system call.
+//! * A file region at the front goes by `sendfile(2)` when
+//!   [`SendOpts::sendfile`] is set. When it is not, or when the kernel
+//!   refuses `sendfile` for this pair of descriptors (`EINVAL`, `ENOSYS`),
+//!   the region is read with `pread` into a bounded stack buffer and written.
+//! * A file that got shorter than its region (truncated while being served)
+//!   is an error, never a hang: `sendfile` or `pread` reporting end of file
+//!   before the region's end yields `ErrorKind::UnexpectedEof`.
+//!
+//! Writes to a peer that has gone raise `SIGPIPE` on Linux; like nginx, the
+//! process must ignore that signal (a Rust binary does so before `main`),
+//! and the write then fails with `EPIPE`, returned as an error.
+
+use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
+use nix::errno::Errno;
+use nix::libc;
+use nix::sys::socket::{setsockopt, sockopt};
+use smallvec::SmallVec;
+
+use crate::buf::{Chain, FileRegion, Payload};
+
+/// Most slices one `writev` takes (Linux's `IOV_MAX`).
+pub const IOV_MAX: usize = 1024;
+
+/// Size of the stack buffer a file region is copied through when `sendfile`
+/// is off or refused: bounded, so a large file never means a large buffer.
+const COPY_CHUNK: usize = 32 * 1024;
+
+/// Linux moves at most this many bytes per `sendfile` (0x7ffff000); asking
+/// for more is allowed but a smaller count keeps the arithmetic obvious.
+const SENDFILE_MAX_COUNT: u64 = 0x7fff_f000;
+
+/// Slices kept inline before the iovec array spills to the heap: a typical
+/// response chain (status line, headers, chunk size, payload, CRLF) fits.
+const IOV_INLINE: usize = 64;
+
+/// How [`send_chain`] may send.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SendOpts {
+    /// Send file regions with `sendfile(2)` (the `sendfile` directive).
+    pub sendfile: bool,
+    /// At most this many bytes per call, 0 for no limit. The write filter
+    /// uses it for fairness between connections (`sendfile_max_chunk`, the
+    /// rate limit of `limit_rate`).
+    pub limit: u64,
+}
+
+/// What one [`send_chain`] call did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// Payload bytes sent (and removed from the chain) by this call.
+    pub bytes: u64,
+    /// The socket said `EAGAIN`: wait until it is writable, then call again.
+    pub blocked: bool,
+}
+
+/// What one system call did.
+enum Step {
+    /// This many bytes left; never 0.
+    Wrote(u64),
+    /// `EAGAIN`: nothing left.
+    Blocked,
+}
+
+/// Sends from the front of `chain` to `fd`, removing what was sent.
+///
+/// Loops until the chain is empty, `opts.limit` bytes have gone, or the
+/// socket would block. `EINTR` is retried. On an error (`EPIPE`,
+/// `ECONNRESET`, a truncated file) the bytes already sent are gone from the
+/// chain, the rest is kept, and the error is returned: the caller closes the
+/// connection. Empty bufs at the front are dropped, so a chain whose payload
+/// all went out is left empty even when it ended with flag-only bufs.
+pub fn send_chain<F: AsFd>(fd: &F, chain: &mut Chain, opts: &SendOpts) -> io::Result<Sent> {
+    let fd = fd.as_fd();
+    let mut sent = Sent::default();
+    // Once the kernel refuses sendfile for this descriptor pair it will keep
+    // refusing; do not ask again within this call.
+    let mut sendfile = opts.sendfile;
+    loop {
+        drop_empty_front(chain);
+        let budget = match opts.limit {
+            0 => u64::MAX,
+            limit => limit - sent.bytes,
+        };
+        let Some(first) = chain.bufs().first() else {
+            return Ok(sent);
+        };
+        if budget == 0 {
+            return Ok(sent);
+        }
+        let step = match &first.payload {
+            Payload::Mem(_) => write_mem(fd, chain, budget)?,
+            Payload::File(region) => send_region(fd, region, budget, &mut sendfile)?,
+        };
+        match step {
+            Step::Wrote(n) => {
+                chain.consume(n);
+                sent.bytes += n;
+            }
+            Step::Blocked => {
+                sent.blocked = true;
+                return Ok(sent);
+            }
+        }
+    }
+}
+
+/// Removes empty bufs (flag-only ones, empty regions) from the front: their
+/// flags have done their job once the bytes before them are sent.
+fn drop_empty_front(chain: &mut Chain) {
+    while chain.bufs().first().is_some_and(|b| b.is_empty()) {
+        chain.pop_front();
+    }
+}
+
+/// One `writev` of the memory bufs at the front of `chain`, up to the first
+/// non-empty file region, [`IOV_MAX`] slices, or `budget` bytes.
+fn write_mem(fd: BorrowedFd<'_>, chain: &Chain, budget: u64) -> io::Result<Step> {
+    let mut iov: SmallVec<[IoSlice<'_>; IOV_INLINE]> = SmallVec::new();
+    let mut total = 0u64;
+    for buf in chain.bufs() {
+        let mem = match &buf.payload {
+            Payload::Mem(m) if m.is_empty() => continue,
+            Payload::Mem(m) => m,
+            Payload::File(r) if r.len == 0 => continue,
+            Payload::File(_) => break,
+        };
+        if iov.len() == IOV_MAX || total == budget {
+            break;
+        }
+        let take = (mem.len() as u64).min(budget - total) as usize;
+        iov.push(IoSlice::new(&mem[..take]));
+        total += take as u64;
+    }
+    debug_assert!(
+        total > 0,
+        "send_chain calls write_mem with payload at the front"
+    );
+    let done = uninterrupted(|| nix::sys::uio::writev(fd, &iov))?;
+    to_step(done, write_zero)
+}
+
+/// Sends (part of) a file region: `sendfile` when allowed and accepted,
+/// else one bounded `pread` + `write`.
+fn send_region(
+    fd: BorrowedFd<'_>,
+    region: &FileRegion,
+    budget: u64,
+    sendfile: &mut bool,
+) -> io::Result<Step> {
+    let count = region.len.min(budget);
+    if *sendfile {
+        match sendfile_once(fd, region, count.min(SENDFILE_MAX_COUNT)) {
+            Err(e) if is_sendfile_unsupported(&e) => *sendfile = false,
+            other => return other,
+        }
+    }
+    copy_once(fd, region, count)
+}
+
+/// `EINVAL` / `ENOSYS` from `sendfile`: this descriptor pair cannot use it
+/// (a file system without splice support, a special file), so copy instead.
+fn is_sendfile_unsupported(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS))
+}
+
+/// One `sendfile(2)` of `count` bytes (`count > 0`) from the region's start.
+fn sendfile_once(fd: BorrowedFd<'_>, region: &FileRegion, count: u64) -> io::Result<Step> {
+    let start = file_offset(region.offset)?;
+    let done = uninterrupted(|| {
+        // sendfile advances its own copy of the offset; the region itself is
+        // advanced by the caller through `Chain::consume`.
+        let mut offset = start;
+        let file = region.file.as_fd();
+        nix::sys::sendfile::sendfile(fd, file, Some(&mut offset), count as usize)
+    })?;
+    // 0 bytes for a non-empty count: end of file before the region's end.
+    to_step(done, || truncated("sendfile", region.offset))
+}
+
+/// Reads up to [`COPY_CHUNK`] bytes of the region with `pread` and writes
+/// them with one `write`. A partial write sends a prefix; the rest is read
+/// again on the next call, which keeps the buffer on the stack and bounded.
+fn copy_once(fd: BorrowedFd<'_>, region: &FileRegion, count: u64) -> io::Result<Step> {
+    let mut buf = [0u8; COPY_CHUNK];
+    let want = count.min(COPY_CHUNK as u64) as usize;
+    let offset = file_offset(region.offset)?;
+    let got = loop {
+        match nix::sys::uio::pread(region.file.as_fd(), &mut buf[..want], offset) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(0) => return Err(truncated("pread", region.offset)),
+            Ok(n) => break n,
+        }
+    };
+    let done = uninterrupted(|| nix::unistd::write(fd, &buf[..got]))?;
+    to_step(done, write_zero)
+}
+
+/// Runs one send system call, retrying on `EINTR`; `EAGAIN` becomes `None`.
+fn uninterrupted(mut call: impl FnMut() -> nix::Result<usize>) -> io::Result<Option<usize>> {
+    loop {
+        return match call() {
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => Ok(None),
+            Err(e) => Err(e.into()),
+            Ok(n) => Ok(Some(n)),
+        };
+    }
+}
+
+/// Turns a send call's outcome into a [`Step`]. Bytes were always offered,
+/// so 0 bytes sent would make the caller loop forever: it is the error
+/// `on_zero` builds instead.
+fn to_step(done: Option<usize>, on_zero: impl FnOnce() -> io::Error) -> io::Result<Step> {
+    match done {
+        None => Ok(Step::Blocked),
+        Some(0) => Err(on_zero()),
+        Some(n) => Ok(Step::Wrote(n as u64)),
+    }
+}
+
+/// The error for a socket that took 0 of the bytes offered.
+fn write_zero() -> io::Error {
+    io::Error::new(io::ErrorKind::WriteZero, "the socket accepted 0 bytes")
+}
+
+/// A region offset as the kernel's `off_t`.
+fn file_offset(offset: u64) -> io::Result<libc::off_t> {
+    libc::off_t::try_from(offset)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file offset too large"))
+}
+
+/// The error for a file that ended before its region did; the caller adds
+/// the file name, as nginx's "sendfile() reported that ... was truncated".
+fn truncated(call: &str, offset: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("{call}() reported that the file was truncated at {offset}"),
+    )
+}
+
+/// Sets or clears `TCP_NODELAY` (the `tcp_nodelay` directive): small writes
+/// leave at once instead of waiting for Nagle's algorithm.
+pub fn set_nodelay<F: AsFd>(fd: &F, on: bool) -> io::Result<()> {
+    setsockopt(fd, sockopt::TcpNoDelay, &on).map_err(io::Error::from)
+}
+
+/// Sets or clears `TCP_CORK` (the `tcp_nopush` directive): while corked, the
+/// kernel sends only full segments, so headers and the start of a file leave
+/// together; clearing it pushes out what is pending.
+pub fn set_cork<F: AsFd>(fd: &F, on: bool) -> io::Result<()> {
+    // nix 0.29 has no TCP_CORK option, hence the direct call.
+    let value = libc::c_int::from(on);
+    // SAFETY: the descriptor is borrowed and open for the whole call; the
+    // option value points to a live c_int and the length given is its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_fd().as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            std::ptr::from_ref(&value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    Errno::result(rc).map(drop).map_err(io::Error::from)
+}
+
+/// Helpers for benchmarks: not part of the API.
+#[doc(hidden)]
+pub mod bench_support {
+    use std::io::{self, Read};
+    use std::os::unix::net::UnixStream;
+    use std::thread::{self, JoinHandle};
+
+    /// A connected Unix socket whose peer a thread reads and discards. The
+    /// thread ends when the returned socket is closed and yields the number
+    /// of bytes it received.
+    pub fn discard_pair() -> io::Result<(UnixStream, JoinHandle<u64>)> {
+        let (ours, mut theirs) = UnixStream::pair()?;
+        let reader = thread::Builder::new()
+            .name("discard".into())
+            .spawn(move || {
+                let mut buf = vec![0u8; 256 * 1024];
+                let mut total = 0u64;
+                loop {
+                    match theirs.read(&mut buf) {
+                        Ok(0) => return total,
+                        Ok(n) => total += n as u64,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => return total,
+                    }
+                }
+            })?;
+        Ok((ours, reader))
+    }
+}
+
+#[cfg(test)]
+#[path = "io_tests.rs"]
+mod tests;
