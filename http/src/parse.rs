@@ -78,26 +78,43 @@ impl Default for HeadLimits {
     }
 }
 
-/// The request method; `Other` for names nginx has no constant for.
+/// The request method; `Other` for names nginx has no constant for
+/// (`method_name` has the name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[allow(missing_docs)]
 pub enum Method {
+    /// GET.
     Get,
+    /// HEAD.
     Head,
+    /// POST.
     Post,
+    /// PUT.
     Put,
+    /// DELETE.
     Delete,
+    /// WebDAV MKCOL.
     Mkcol,
+    /// WebDAV COPY.
     Copy,
+    /// WebDAV MOVE.
     Move,
+    /// OPTIONS.
     Options,
+    /// WebDAV PROPFIND.
     Propfind,
+    /// WebDAV PROPPATCH.
     Proppatch,
+    /// WebDAV LOCK.
     Lock,
+    /// WebDAV UNLOCK.
     Unlock,
+    /// PATCH.
     Patch,
+    /// TRACE (refused with 405 by [`method_allowed`]).
     Trace,
+    /// CONNECT (refused with 405 by [`method_allowed`]).
     Connect,
+    /// Any other `[A-Z_-]+` name.
     Other,
 }
 
@@ -300,7 +317,7 @@ impl HeadBuffers {
         };
         // Bytes of the unfinished line that must be copied over; none
         // when the buffer ended exactly at a line boundary.
-        let partial = self.end() - line_start;
+        let partial = self.end().saturating_sub(line_start);
         if (partial > 0 && partial >= l.large_buffer) || self.large_used >= l.large_count {
             return Err(too_large);
         }
@@ -349,8 +366,9 @@ impl HeadParser {
         }
     }
 
-    /// `Ok(None)`: need more bytes. Once it has returned an error it keeps
-    /// returning it.
+    /// `Ok(None)`: need more bytes. `buf` must be the same buffer as in
+    /// earlier calls, possibly longer. Once it has returned an error it
+    /// keeps returning it.
     pub fn parse(&mut self, buf: &[u8]) -> Result<Option<RequestHead>, HeadError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());

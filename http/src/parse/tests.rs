@@ -212,6 +212,7 @@ fn absolute_form() {
     );
     let h = ok(b"GET http://h:81?a=b HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!((h.uri.as_ref(), h.args.as_ref()), (&b"/"[..], &b"a=b"[..]));
+    assert_eq!(h.unparsed_uri, "?a=b");
     assert_eq!(
         ok(b"GET http://[::1]:80/ HTTP/1.1\r\nHost: h\r\n\r\n")
             .host_in_uri
@@ -279,6 +280,8 @@ fn uri_normalisation_through_the_request_line() {
         ("/a\\..\\b", "/a\\..\\b", ""),
         ("/a+b%20c", "/a+b c", ""),
         ("/a?", "/a", ""),
+        // Checked against nginx 1.22 on loopback.
+        ("/a/%2e%2E/b%252e/%2Fc?x=%3F#f", "/b%2e/c", "x=%3F"),
     ] {
         let h = get(target);
         assert_eq!(
