@@ -1,2 +1,5 @@
 //! sluice-http: the HTTP server.
 #![forbid(unsafe_code)]
+
+pub mod chunked_decode;
+pub mod parse;

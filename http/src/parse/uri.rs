@@ -1,0 +1,338 @@
+//! URI normalisation (nginx's `r->uri`, `r->args`, `r->exten`) and Host
+//! validation.
+//!
+//! Normalisation follows nginx's complex-URI pass: one percent-decode,
+//! `/./` dropped, `/../` resolved against what was already written (above
+//! the root is a 400), `//` merged when `merge_slashes` is on, a `#` ends
+//! the path, the first `?` starts the (undecoded) arguments. A decoded `%`,
+//! `#` or `?` stays a literal byte of the path; any other decoded byte
+//! (`%2F`, `%2E`) counts exactly as if it had been sent raw, so `%2e%2e`
+//! climbs and `%2F` separates. `\` is an ordinary byte (Unix nginx).
+
+use std::ops::Range;
+
+use bytes::Bytes;
+
+use super::HeadError;
+
+const INVALID_REQUEST: HeadError = HeadError::BadRequest("client sent invalid request");
+
+/// Where the normaliser stands, as in nginx's complex-URI state machine.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum PathState {
+    /// Inside a segment.
+    Usual,
+    /// Just wrote a `/`.
+    Slash,
+    /// Wrote `/.`.
+    Dot,
+    /// Wrote `/..`.
+    DotDot,
+}
+
+/// What the byte just fed asks the caller to do.
+enum Step {
+    Next,
+    /// A `?`: the arguments start at the following raw byte.
+    Args,
+    /// A `#`: the path ends here.
+    Fragment,
+}
+
+/// The result of normalising a raw request target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Normalized {
+    /// The decoded, resolved path.
+    pub(crate) uri: Vec<u8>,
+    /// Start of the extension inside `uri` (after the last dot of the last
+    /// segment), when there is one.
+    pub(crate) exten_start: Option<usize>,
+    /// The raw arguments: a range of the input, after `?`, up to `#`.
+    pub(crate) args: Option<Range<usize>>,
+}
+
+struct Normalizer {
+    out: Vec<u8>,
+    exten_start: Option<usize>,
+    state: PathState,
+    merge_slashes: bool,
+}
+
+impl Normalizer {
+    fn feed(&mut self, ch: u8) -> Result<Step, HeadError> {
+        use PathState::*;
+        match (self.state, ch) {
+            (Usual, b'/') => {
+                self.exten_start = None;
+                self.state = Slash;
+                self.out.push(ch);
+            }
+            (Usual, b'.') => {
+                self.exten_start = Some(self.out.len() + 1);
+                self.out.push(ch);
+            }
+            (Slash, b'/') => {
+                if !self.merge_slashes {
+                    self.out.push(ch);
+                }
+            }
+            (Slash, b'.') => {
+                self.state = Dot;
+                self.out.push(ch);
+            }
+            (Dot, b'/') => {
+                self.out.pop();
+                self.state = Slash;
+            }
+            (Dot, b'.') => {
+                self.state = DotDot;
+                self.out.push(ch);
+            }
+            (Dot, b'?' | b'#') => {
+                self.out.pop();
+                return Ok(Self::end_step(ch));
+            }
+            (DotDot, b'/' | b'?' | b'#') => {
+                self.climb()?;
+                self.state = Slash;
+                if ch != b'/' {
+                    return Ok(Self::end_step(ch));
+                }
+            }
+            (_, b'?' | b'#') => return Ok(Self::end_step(ch)),
+            _ => {
+                self.state = Usual;
+                self.out.push(ch);
+            }
+        }
+        Ok(Step::Next)
+    }
+
+    fn end_step(ch: u8) -> Step {
+        if ch == b'?' {
+            Step::Args
+        } else {
+            Step::Fragment
+        }
+    }
+
+    /// Resolves a trailing `/..`: drops it and the segment before it.
+    fn climb(&mut self) -> Result<(), HeadError> {
+        // The output ends with "/.."; the segment to drop ends just before
+        // that slash.
+        let mut i = self.out.len().checked_sub(4).ok_or(INVALID_REQUEST)?;
+        loop {
+            if self.out[i] == b'/' {
+                self.out.truncate(i + 1);
+                return Ok(());
+            }
+            i = i.checked_sub(1).ok_or(INVALID_REQUEST)?;
+        }
+    }
+
+    /// End of input: a trailing `/.` or `/..` is resolved as if a `/`
+    /// followed, without writing that `/`.
+    fn finish(&mut self) -> Result<(), HeadError> {
+        match self.state {
+            PathState::Dot => {
+                self.out.pop();
+            }
+            PathState::DotDot => self.climb()?,
+            PathState::Usual | PathState::Slash => {}
+        }
+        Ok(())
+    }
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Normalises a raw target that starts with `/` (or, for an absolute-form
+/// target without a path, with `?` or nothing: `empty_path`).
+pub(crate) fn normalize(
+    raw: &[u8],
+    empty_path: bool,
+    merge_slashes: bool,
+) -> Result<Normalized, HeadError> {
+    if !empty_path && raw.first() != Some(&b'/') {
+        return Err(INVALID_REQUEST);
+    }
+    let mut n = Normalizer {
+        out: Vec::with_capacity(raw.len() + 1),
+        exten_start: None,
+        state: PathState::Usual,
+        merge_slashes,
+    };
+    if empty_path {
+        n.out.push(b'/');
+    }
+    let mut args = None;
+    let mut i = 0;
+    while i < raw.len() {
+        let mut ch = raw[i];
+        i += 1;
+        if ch == b'%' {
+            let hi = raw.get(i).copied().and_then(hex_value);
+            let lo = raw.get(i + 1).copied().and_then(hex_value);
+            let (Some(hi), Some(lo)) = (hi, lo) else {
+                return Err(INVALID_REQUEST);
+            };
+            i += 2;
+            ch = (hi << 4) | lo;
+            match ch {
+                0 => return Err(INVALID_REQUEST),
+                // These keep their literal meaning in the path: a decoded
+                // '?' or '#' must not cut it, a decoded '%' is not decoded
+                // again.
+                b'%' | b'#' | b'?' => {
+                    n.out.push(ch);
+                    n.state = PathState::Usual;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        match n.feed(ch)? {
+            Step::Next => continue,
+            Step::Fragment => {}
+            Step::Args => {
+                let end = memchr::memchr(b'#', &raw[i..]).map_or(raw.len(), |p| i + p);
+                args = Some(i..end);
+            }
+        }
+        return Ok(n.into_normalized(args));
+    }
+    n.finish()?;
+    Ok(n.into_normalized(None))
+}
+
+impl Normalizer {
+    fn into_normalized(self, args: Option<Range<usize>>) -> Normalized {
+        let len = self.out.len();
+        Normalized {
+            exten_start: self.exten_start.filter(|&s| s <= len),
+            uri: self.out,
+            args,
+        }
+    }
+}
+
+/// Normalises a raw (percent-encoded) path as nginx builds `r->uri`: one
+/// percent-decode, `/./` and `/../` resolved, `//` merged when
+/// `merge_slashes`; anything from `?` or `#` on is not part of the result.
+///
+/// The input must start with `/`. Errors are 400s: a bad `%` escape, a
+/// decoded NUL, or `..` above the root.
+pub fn normalize_uri(raw_path: &[u8], merge_slashes: bool) -> Result<Bytes, HeadError> {
+    normalize(raw_path, false, merge_slashes).map(|n| Bytes::from(n.uri))
+}
+
+/// A validated host: lowercase, without port or trailing dot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidHost {
+    /// The host name or bracketed IP literal, lowercase.
+    pub host: Bytes,
+    /// The port when one was given with digits (`host:` alone has none).
+    pub port: Option<u16>,
+}
+
+/// The state of [`validate_host_port`]'s scan.
+#[derive(Clone, Copy)]
+enum HostState {
+    Name,
+    IpLiteral,
+    AfterLiteral,
+    Port,
+}
+
+fn host_byte_ok(ch: u8, in_literal: bool) -> bool {
+    match ch {
+        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'~' => true,
+        // RFC 3986 sub-delims.
+        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' => true,
+        b'%' => !in_literal,
+        b':' => in_literal,
+        _ => false,
+    }
+}
+
+/// Validates a Host value as nginx does and also returns the port.
+pub fn validate_host_port(host: &[u8]) -> Result<ValidHost, HeadError> {
+    let invalid = HeadError::BadRequest("client sent invalid host header");
+    let mut state = if host.first() == Some(&b'[') {
+        HostState::IpLiteral
+    } else {
+        HostState::Name
+    };
+    let mut host_len = host.len();
+    let mut last_dot: Option<usize> = None;
+    let mut port: Option<u32> = None;
+    for (i, &ch) in host.iter().enumerate() {
+        match state {
+            HostState::Name | HostState::IpLiteral if ch == b'.' => {
+                // ".." would let a name climb out of a server-name-based
+                // path (e.g. a root built from $host).
+                if i > 0 && last_dot == Some(i - 1) {
+                    return Err(invalid);
+                }
+                last_dot = Some(i);
+            }
+            HostState::Name if ch == b':' => {
+                host_len = i;
+                state = HostState::Port;
+            }
+            HostState::IpLiteral if ch == b']' => {
+                host_len = i + 1;
+                state = HostState::AfterLiteral;
+            }
+            HostState::Name => {
+                if !host_byte_ok(ch, false) {
+                    return Err(invalid);
+                }
+            }
+            HostState::IpLiteral => {
+                if i > 0 && !host_byte_ok(ch, true) {
+                    return Err(invalid);
+                }
+            }
+            HostState::AfterLiteral if ch == b':' => state = HostState::Port,
+            HostState::AfterLiteral => return Err(invalid),
+            HostState::Port => {
+                let digit = (ch as char).to_digit(10).ok_or(invalid.clone())?;
+                let value = port.unwrap_or(0) * 10 + digit;
+                if value > u32::from(u16::MAX) {
+                    return Err(invalid);
+                }
+                port = Some(value);
+            }
+        }
+    }
+    if matches!(state, HostState::IpLiteral) {
+        return Err(invalid);
+    }
+    if host_len > 0 && last_dot == Some(host_len - 1) {
+        host_len -= 1;
+    }
+    if host_len == 0 {
+        return Err(invalid);
+    }
+    Ok(ValidHost {
+        host: Bytes::from(host[..host_len].to_ascii_lowercase()),
+        port: port.and_then(|p| u16::try_from(p).ok()),
+    })
+}
+
+/// Validates a Host value as nginx's `ngx_http_validate_host`: returns it
+/// lowercased, without the port and without one trailing dot. Rejects
+/// (400) empty names, `..`, bytes outside RFC 3986's reg-name/IP-literal
+/// sets (`/`, `\`, `@`, spaces, controls, non-ASCII), a bad or too large
+/// port, and an unterminated `[`.
+pub fn validate_host(host: &[u8]) -> Result<Bytes, HeadError> {
+    validate_host_port(host).map(|v| v.host)
+}
