@@ -1,1 +1,3 @@
 //! sluice: the module bundle and `run()`.
+
+pub mod cli;
