@@ -1,3 +1,118 @@
 //! sluice: the module bundle and `run()`.
+//!
+//! [`modules()`] is the ordered list of compiled-in HTTP modules — the job
+//! of nginx's generated `ngx_modules.c`. The http core module is always
+//! first (sluice-http inserts it). The order decides the filter order:
+//! filters are pushed LIFO in each module's postconfiguration, so a module
+//! listed later runs its filters earlier. The core pushes the protocol
+//! filters (header writer and write filter at the bottom, chunked above
+//! them); `headers` comes after it so `add_header` / `add_trailer` have
+//! changed the head before the chunked filter decides the framing (it must
+//! see the trailers) and before the header writer serializes it.
+//! Phase handlers run in list order within their phase.
 
 pub mod cli;
+
+use std::sync::Arc;
+
+use sluice_http::HttpModule;
+
+/// The compiled-in modules, in order (see the module doc for why).
+pub fn modules() -> Vec<Arc<dyn HttpModule>> {
+    vec![
+        Arc::new(sluice_modules::rewrite::RewriteModule),
+        Arc::new(sluice_modules::headers::HeadersModule),
+    ]
+}
+
+/// The built-in default configuration, used when `conf/sluice.conf` is not
+/// found under the prefix.
+pub const DEFAULT_CONF: &str = include_str!("../conf/sluice.conf");
+
+/// Runs the command line with a module list; returns the exit code. A
+/// custom server binary calls this with its own list (sluice's plus its own
+/// modules).
+pub fn run_with(args: Vec<std::ffi::OsString>, modules: Vec<Arc<dyn HttpModule>>) -> i32 {
+    let cli = match cli::parse(args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sluice: {e}");
+            return 1;
+        }
+    };
+    let modules = match sluice_http::Modules::new(modules) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("sluice: [emerg] {e}");
+            return 1;
+        }
+    };
+    let names: Vec<&str> = modules.list().iter().map(|m| m.name()).collect();
+    if cli.shows_info() {
+        eprint!("{}", cli.info_text(&names));
+        if !cli.test {
+            return 0;
+        }
+    }
+    let prefix = cli.prefix.clone().unwrap_or_else(|| std::path::PathBuf::from("./"));
+    let conf_path = match &cli.conf {
+        Some(c) if c.is_absolute() => c.clone(),
+        Some(c) => prefix.join(c),
+        None => prefix.join("conf/sluice.conf"),
+    };
+    let error_log = cli.error_log.as_ref().map(|e| {
+        if cli.error_log_is_stderr() {
+            sluice_core::log::Target::Stderr
+        } else if e.is_absolute() {
+            sluice_core::log::Target::File(e.clone())
+        } else {
+            sluice_core::log::Target::File(prefix.join(e))
+        }
+    });
+    let opts = sluice_http::master::StartOpts {
+        conf_path: conf_path.clone(),
+        prefix: prefix.clone(),
+        globals: cli.globals.clone(),
+        error_log,
+        embedded: if cli.conf.is_none() { Some(DEFAULT_CONF) } else { None },
+    };
+    if let Some(sig) = cli.signal {
+        let pid_path = match sluice_http::master::load(&modules, &opts) {
+            Ok(c) => c.pid_path(),
+            Err(e) => {
+                eprintln!("sluice: [emerg] {e}");
+                return 1;
+            }
+        };
+        return match sluice_core::process::send_signal(&pid_path, sig.name()) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("sluice: [error] {e}");
+                1
+            }
+        };
+    }
+    if cli.test {
+        return match sluice_http::master::load(&modules, &opts) {
+            Ok(c) => {
+                if !cli.quiet {
+                    eprintln!("sluice: the configuration file {} syntax is ok", conf_path.display());
+                    eprintln!("sluice: configuration file {} test is successful", conf_path.display());
+                }
+                if cli.test_dump {
+                    for (path, text) in &c.files {
+                        println!("# configuration file {}:", path.display());
+                        println!("{text}");
+                    }
+                }
+                0
+            }
+            Err(e) => {
+                eprintln!("sluice: [emerg] {e}");
+                eprintln!("sluice: configuration file {} test failed", conf_path.display());
+                1
+            }
+        };
+    }
+    sluice_http::master::run(modules, opts)
+}

@@ -1,2 +1,7 @@
-//! sluice-modules: one file per module.
+//! sluice-modules: one file per module. Each file reads like an nginx
+//! module: its conf structs, its directive table, its handlers or filters,
+//! create/merge, tests.
 #![forbid(unsafe_code)]
+
+pub mod headers;
+pub mod rewrite;

@@ -1,0 +1,416 @@
+//! The request body reader: Content-Length and chunked bodies, kept in
+//! memory up to `client_body_buffer_size` and in a temp file beyond it (the
+//! file is removed when the request ends), `Expect: 100-continue`,
+//! `client_max_body_size` (413), and discarding an unread body so that
+//! keep-alive goes on.
+//!
+//! A handler that needs the body calls [`Request::read_body`] with the
+//! function to continue with; when the body is not all there yet the reader
+//! answers `Flow::Again` and the connection resumes reading on the next
+//! readable event, then calls the continuation.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use sluice_core::log::Level;
+use sluice_core::{log_error, Buf, Chain};
+
+use crate::chunked_decode::{ChunkedDecoder, Decoded};
+use crate::core_module::BodyInFile;
+use crate::module::Flow;
+use crate::parse::BodyFraming;
+use crate::request::{Conn, Request};
+
+/// Bytes read from the socket per read call.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Where the body reader stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BodyState {
+    /// Nobody asked for the body yet.
+    #[default]
+    Unread,
+    /// Reading (or discarding).
+    Reading,
+    /// All of it was read (or discarded).
+    Done,
+}
+
+/// A temp file holding a body; removed on drop unless kept.
+#[derive(Debug)]
+pub struct TempFile {
+    /// Where it is.
+    pub path: PathBuf,
+    file: Arc<File>,
+    keep: bool,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The request body and its reader state.
+#[derive(Debug, Default)]
+pub struct RequestBody {
+    pub(crate) framing: Option<BodyFraming>,
+    remaining: u64,
+    decoder: Option<ChunkedDecoder>,
+    /// The body: memory bufs, or one file region once it spilled.
+    pub bufs: Chain,
+    mem_len: u64,
+    /// The temp file, when the body is (also) in a file.
+    pub file: Option<TempFile>,
+    /// Payload bytes received so far.
+    pub received: u64,
+    /// Reader state.
+    pub state: BodyState,
+    discard: bool,
+    pub(crate) next: Option<fn(&mut Request) -> Flow>,
+    pub(crate) continue_sent: bool,
+}
+
+static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
+impl RequestBody {
+    /// The length announced by Content-Length, if any.
+    pub fn declared_length(&self) -> Option<u64> {
+        match self.framing {
+            Some(BodyFraming::Length(n)) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// True when the request has a body to read (or discard).
+    pub fn expected(&self) -> bool {
+        match self.framing {
+            Some(BodyFraming::Length(n)) => n > 0,
+            Some(BodyFraming::Chunked) => true,
+            _ => false,
+        }
+    }
+
+    pub(crate) fn init(&mut self, framing: BodyFraming) {
+        self.remaining = match framing {
+            BodyFraming::Length(n) => n,
+            _ => 0,
+        };
+        if framing == BodyFraming::Chunked {
+            self.decoder = Some(ChunkedDecoder::new());
+        }
+        self.framing = Some(framing);
+        if !self.expected() {
+            self.state = BodyState::Done;
+        }
+    }
+
+    /// The body in memory as one `Bytes` (`$request_body`); `None` when it
+    /// went to a file.
+    pub fn in_memory(&self) -> Option<Bytes> {
+        if self.file.is_some() {
+            return None;
+        }
+        match self.bufs.buf_count() {
+            0 => Some(Bytes::new()),
+            1 => self.bufs.bufs()[0].as_bytes().cloned(),
+            _ => self.bufs.to_vec().ok().map(Bytes::from),
+        }
+    }
+}
+
+/// Why reading stopped.
+pub(crate) enum Pump {
+    Done,
+    NeedMore,
+    Status(u16),
+}
+
+struct Limits {
+    max: u64,
+    buffer: u64,
+    in_file: BodyInFile,
+    temp_dir: PathBuf,
+}
+
+fn limits(r: &Request) -> Limits {
+    let c = r.core_loc();
+    Limits {
+        max: c.client_max_body_size.unwrap_or(1 << 20),
+        buffer: c.client_body_buffer_size.unwrap_or(16 * 1024),
+        in_file: c.client_body_in_file_only.unwrap_or(BodyInFile::Off),
+        temp_dir: c.client_body_temp_path.clone().unwrap_or_else(|| PathBuf::from("client_body_temp")),
+    }
+}
+
+impl RequestBody {
+    fn store(&mut self, data: Bytes, lim: &Limits) -> io::Result<()> {
+        self.received += data.len() as u64;
+        if self.discard || data.is_empty() {
+            return Ok(());
+        }
+        let to_file = lim.in_file != BodyInFile::Off || self.file.is_some() || self.mem_len + data.len() as u64 > lim.buffer;
+        if !to_file {
+            self.mem_len += data.len() as u64;
+            self.bufs.push(Buf::mem(data));
+            return Ok(());
+        }
+        if self.file.is_none() {
+            let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
+            std::fs::create_dir_all(&lim.temp_dir)?;
+            let path = lim.temp_dir.join(format!("{:010}", std::process::id() as u64 * 1_000_000 + seq));
+            let mut f = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+            for b in self.bufs.iter() {
+                if let Some(m) = b.as_bytes() {
+                    f.write_all(m)?;
+                }
+            }
+            self.file = Some(TempFile {
+                path,
+                file: Arc::new(f),
+                keep: lim.in_file == BodyInFile::On,
+            });
+        }
+        let tf = self.file.as_ref().expect("created above");
+        (&*tf.file).write_all(&data)?;
+        Ok(())
+    }
+
+    fn finish(&mut self) {
+        self.state = BodyState::Done;
+        if let Some(tf) = &self.file {
+            let len = self.received;
+            self.bufs = Chain::one(Buf::file(tf.file.clone(), 0, len));
+        }
+    }
+
+    /// Consumes body bytes from `rbuf`.
+    fn consume(&mut self, rbuf: &mut BytesMut, lim: &Limits) -> Result<bool, u16> {
+        match self.framing {
+            Some(BodyFraming::Length(_)) => {
+                let n = (self.remaining as usize).min(rbuf.len());
+                if n > 0 {
+                    let data = rbuf.split_to(n).freeze();
+                    self.remaining -= n as u64;
+                    self.store(data, lim).map_err(|_| 500u16)?;
+                }
+                Ok(self.remaining == 0)
+            }
+            Some(BodyFraming::Chunked) => loop {
+                let step = self.decoder.as_mut().expect("chunked framing has a decoder").decode(rbuf);
+                match step {
+                    Ok(Decoded::Data(b)) => {
+                        if lim.max > 0 && self.received + b.len() as u64 > lim.max && !self.discard {
+                            return Err(413);
+                        }
+                        self.store(b, lim).map_err(|_| 500u16)?;
+                    }
+                    Ok(Decoded::Done) => return Ok(true),
+                    Ok(Decoded::NeedMore) => return Ok(false),
+                    Err(_) => return Err(400),
+                }
+            },
+            _ => Ok(true),
+        }
+    }
+}
+
+/// Reads from the socket into the connection's buffer. Ok(0) is EOF.
+pub(crate) fn read_socket(conn: &mut Conn, max: usize) -> io::Result<usize> {
+    let len = conn.rbuf.len();
+    conn.rbuf.resize(len + max, 0);
+    let res = loop {
+        match (&conn.stream).read(&mut conn.rbuf[len..]) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other,
+        }
+    };
+    match res {
+        Ok(n) => {
+            conn.rbuf.truncate(len + n);
+            Ok(n)
+        }
+        Err(e) => {
+            conn.rbuf.truncate(len);
+            Err(e)
+        }
+    }
+}
+
+/// Reads as much of the body as is available now.
+pub(crate) fn pump(r: &mut Request) -> Pump {
+    let lim = limits(r);
+    loop {
+        let mut rbuf = std::mem::take(&mut r.conn.rbuf);
+        let res = r.body.consume(&mut rbuf, &lim);
+        r.conn.rbuf = rbuf;
+        match res {
+            Ok(true) => {
+                r.body.finish();
+                return Pump::Done;
+            }
+            Ok(false) => {}
+            Err(code) => {
+                if code == 400 {
+                    log_error!(Level::Info, r.log_id(), "client sent invalid chunked body");
+                }
+                r.keepalive = false;
+                r.body.state = BodyState::Done;
+                return Pump::Status(code);
+            }
+        }
+        match read_socket(&mut r.conn, READ_CHUNK) {
+            Ok(0) => {
+                log_error!(Level::Info, r.log_id(), "client prematurely closed connection");
+                r.keepalive = false;
+                r.conn.broken = true;
+                r.body.state = BodyState::Done;
+                return Pump::Status(400);
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Pump::NeedMore,
+            Err(e) => {
+                log_error!(Level::Info, r.log_id(), "recv() failed ({})", sluice_core::log::os_error(&e));
+                r.keepalive = false;
+                r.conn.broken = true;
+                r.body.state = BodyState::Done;
+                return Pump::Status(400);
+            }
+        }
+    }
+}
+
+fn send_continue(r: &mut Request) {
+    if r.body.continue_sent || r.head.version < (1, 1) {
+        return;
+    }
+    let expects = r.header("Expect").is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
+    r.body.continue_sent = true;
+    if expects && r.conn.rbuf.is_empty() {
+        r.conn.out.push(Buf::from_static(b"HTTP/1.1 100 Continue\r\n\r\n"));
+        let _ = r.conn.send_pending(false);
+    }
+}
+
+impl Request {
+    /// Reads the whole body, then calls `next`. Returns what `next` returns,
+    /// or `Flow::Again` while waiting for more bytes (the connection calls
+    /// `next` later), or a status on a bad or too large body.
+    pub fn read_body(&mut self, next: fn(&mut Request) -> Flow) -> Flow {
+        if self.body.state == BodyState::Done {
+            return next(self);
+        }
+        self.body.state = BodyState::Reading;
+        send_continue(self);
+        match pump(self) {
+            Pump::Done => next(self),
+            Pump::NeedMore => {
+                self.body.next = Some(next);
+                Flow::Again
+            }
+            Pump::Status(s) => Flow::Status(s),
+        }
+    }
+
+    /// Reads and drops the body (for handlers that do not use it), so the
+    /// connection can serve the next request.
+    pub fn discard_body(&mut self) {
+        if self.body.state == BodyState::Done {
+            return;
+        }
+        self.body.discard = true;
+        self.body.state = BodyState::Reading;
+        if let Pump::Status(_) = pump(self) {
+            self.keepalive = false;
+        }
+    }
+
+    /// True while the body is still being read or discarded.
+    pub(crate) fn body_pending(&self) -> bool {
+        self.body.state == BodyState::Reading
+    }
+
+    /// Continues reading after a readable event. Returns the flow of the
+    /// continuation once the body is complete.
+    pub(crate) fn continue_body(&mut self) -> Option<Flow> {
+        match pump(self) {
+            Pump::NeedMore => None,
+            Pump::Done => match self.body.next.take() {
+                Some(next) => Some(next(self)),
+                None => Some(Flow::Done),
+            },
+            Pump::Status(s) => {
+                self.body.next = None;
+                if self.body.discard {
+                    Some(Flow::Done)
+                } else {
+                    Some(Flow::Status(s))
+                }
+            }
+        }
+    }
+
+    /// The body file's path (`$request_body_file`).
+    pub fn body_file(&self) -> Option<&std::path::Path> {
+        self.body.file.as_ref().map(|f| f.path.as_path())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lim(buffer: u64, dir: &std::path::Path) -> Limits {
+        Limits {
+            max: 1 << 20,
+            buffer,
+            in_file: BodyInFile::Off,
+            temp_dir: dir.to_path_buf(),
+        }
+    }
+
+    #[test]
+    fn length_body_in_memory_then_file() {
+        let dir = std::env::temp_dir().join(format!("sluice-body-{}", std::process::id()));
+        let mut b = RequestBody::default();
+        b.init(BodyFraming::Length(10));
+        let l = lim(4, &dir);
+        let mut rbuf = BytesMut::from(&b"abc"[..]);
+        assert_eq!(b.consume(&mut rbuf, &l), Ok(false));
+        let mut rbuf = BytesMut::from(&b"defghijNEXT"[..]);
+        assert_eq!(b.consume(&mut rbuf, &l), Ok(true));
+        assert_eq!(&rbuf[..], b"NEXT");
+        b.finish();
+        assert!(b.file.is_some());
+        assert_eq!(b.bufs.to_vec().unwrap(), b"abcdefghij");
+        let path = b.file.as_ref().unwrap().path.clone();
+        drop(b);
+        assert!(!path.exists(), "the temp file is removed with the body");
+        let _ = std::fs::remove_dir(&dir);
+    }
+
+    #[test]
+    fn chunked_body_split_everywhere() {
+        let wire = b"3\r\nabc\r\n4;ext=1\r\ndefg\r\n0\r\n\r\nGET";
+        let dir = std::env::temp_dir();
+        for split in 0..wire.len() {
+            let mut b = RequestBody::default();
+            b.init(BodyFraming::Chunked);
+            let l = lim(1 << 20, &dir);
+            let mut rbuf = BytesMut::from(&wire[..split]);
+            let first = b.consume(&mut rbuf, &l).unwrap();
+            rbuf.extend_from_slice(&wire[split..]);
+            let done = first || b.consume(&mut rbuf, &l).unwrap();
+            assert!(done, "split at {split}");
+            b.finish();
+            assert_eq!(b.bufs.to_vec().unwrap(), b"abcdefg");
+            assert_eq!(&rbuf[..], b"GET");
+        }
+    }
+}

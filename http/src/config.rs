@@ -1,0 +1,391 @@
+//! Reading an `http { }` block: directive dispatch, conf create/merge, and
+//! the frozen [`HttpConfig`] that workers serve from.
+//!
+//! While a block is read, [`HttpConfCx`] holds the confs of the enclosing
+//! contexts as stacks (main; server; location, nested locations on top). A
+//! directive row names the level it writes; the dispatcher hands its setter
+//! the conf of that level for the row's module. Block directives (`server`,
+//! `location`, `types`, ...) are ordinary rows whose setters push new confs
+//! and read their block recursively, as nginx's do.
+//!
+//! After the block: `init_main_conf`, then merges child ← parent for every
+//! server and location, then `postconfiguration` (handlers and filters),
+//! then listening addresses are grouped. The result is immutable and shared
+//! by all workers behind an `Arc`.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sluice_core::conf::{ConfError, Contexts, Directive, Level, Origin, SetError, Statement};
+
+use crate::core_module::{self, CoreLocConf, CoreMainConf, CoreSrvConf, LocationBuild, ServerBuild};
+use crate::listen::{self, ListenSite};
+use crate::location::{LocMatch, Location, LocationTree};
+use crate::module::{AnyConf, BodyFilter, HeaderFilter, HttpModule, Phase, PhaseHandler};
+use crate::server_name::ServerNames;
+use crate::variables::{ComplexValue, Variables};
+
+/// The compiled-in HTTP modules, in order, with their directive tables.
+pub struct Modules {
+    list: Vec<Arc<dyn HttpModule>>,
+    tables: Vec<Vec<Directive<HttpConfCx>>>,
+    by_name: HashMap<&'static str, Vec<(usize, usize)>>,
+}
+
+impl std::fmt::Debug for Modules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.list.iter().map(|m| m.name())).finish()
+    }
+}
+
+impl Modules {
+    /// Builds the module list: binds each module's index and collects its
+    /// directive table. The http core module is added first.
+    pub fn new(mut list: Vec<Arc<dyn HttpModule>>) -> Result<Arc<Modules>, String> {
+        list.insert(0, Arc::new(core_module::CoreModule));
+        let mut tables = Vec::with_capacity(list.len());
+        let mut by_name: HashMap<&'static str, Vec<(usize, usize)>> = HashMap::new();
+        for (i, m) in list.iter().enumerate() {
+            if list[..i].iter().any(|o| o.name() == m.name()) {
+                return Err(format!("module \"{}\" is listed twice", m.name()));
+            }
+            m.index().bind(i);
+            let table = m.directives();
+            for (j, d) in table.iter().enumerate() {
+                by_name.entry(d.name).or_default().push((i, j));
+            }
+            tables.push(table);
+        }
+        Ok(Arc::new(Modules { list, tables, by_name }))
+    }
+
+    /// The modules, in order.
+    pub fn list(&self) -> &[Arc<dyn HttpModule>] {
+        &self.list
+    }
+
+    /// True when some module declares `name`.
+    pub fn knows(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+}
+
+/// A conf slot taken out of its stack while its setter runs.
+struct Taken;
+
+/// The parse context of an `http` block, handed to every setter.
+pub struct HttpConfCx {
+    /// The configuration prefix (relative paths resolve against it).
+    pub prefix: PathBuf,
+    /// Variables, for compiling complex values.
+    pub vars: Variables,
+    modules: Arc<Modules>,
+    main: Vec<AnyConf>,
+    srv: Vec<Vec<AnyConf>>,
+    loc: Vec<Vec<AnyConf>>,
+}
+
+impl std::fmt::Debug for HttpConfCx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfCx").field("prefix", &self.prefix).finish()
+    }
+}
+
+impl HttpConfCx {
+    /// Reads the statements of a block in context `ctx`.
+    pub fn parse_block(&mut self, stmts: &[Statement], ctx: Contexts) -> Result<(), ConfError> {
+        let modules = self.modules.clone();
+        for stmt in stmts {
+            let Some(candidates) = modules.by_name.get(stmt.name.as_str()) else {
+                return Err(stmt.error(format!("unknown directive \"{}\"", stmt.name)));
+            };
+            let Some(&(m, d)) = candidates.iter().find(|&&(m, d)| modules.tables[m][d].contexts.contains(ctx)) else {
+                return Err(stmt.error(format!("\"{}\" directive is not allowed here", stmt.name)));
+            };
+            let row = &modules.tables[m][d];
+            row.check_shape(stmt).map_err(|e| stmt.error(e))?;
+            let mut conf = self.take(row.level, m);
+            let result = (row.set)(self, conf.as_mut(), stmt);
+            self.put(row.level, m, conf);
+            result.map_err(|e| e.locate(stmt))?;
+        }
+        Ok(())
+    }
+
+    fn slot(&mut self, level: Level, m: usize) -> &mut AnyConf {
+        match level {
+            Level::Main => &mut self.main[m],
+            Level::Srv => &mut self.srv.last_mut().expect("server confs")[m],
+            Level::Loc => &mut self.loc.last_mut().expect("location confs")[m],
+        }
+    }
+
+    fn take(&mut self, level: Level, m: usize) -> AnyConf {
+        let conf = std::mem::replace(self.slot(level, m), Box::new(Taken));
+        assert!(!conf.is::<Taken>(), "a setter re-entered its own conf");
+        conf
+    }
+
+    fn put(&mut self, level: Level, m: usize, conf: AnyConf) {
+        *self.slot(level, m) = conf;
+    }
+
+    /// Fresh server confs of every module.
+    pub(crate) fn create_srv_confs(&self) -> Vec<AnyConf> {
+        self.modules.list.iter().map(|m| m.create_srv_conf()).collect()
+    }
+
+    /// Fresh location confs of every module.
+    pub(crate) fn create_loc_confs(&self) -> Vec<AnyConf> {
+        self.modules.list.iter().map(|m| m.create_loc_conf()).collect()
+    }
+
+    /// Reads a `server { }` block with fresh server and location confs.
+    pub(crate) fn read_server(&mut self, block: &[Statement]) -> Result<(Vec<AnyConf>, Vec<AnyConf>), ConfError> {
+        self.srv.push(self.create_srv_confs());
+        self.loc.push(self.create_loc_confs());
+        let r = self.parse_block(block, Contexts::HTTP_SRV);
+        let loc = self.loc.pop().expect("pushed above");
+        let srv = self.srv.pop().expect("pushed above");
+        r.map(|_| (srv, loc))
+    }
+
+    /// Reads a `location { }` block with fresh location confs.
+    pub(crate) fn read_location(&mut self, block: &[Statement]) -> Result<Vec<AnyConf>, ConfError> {
+        self.loc.push(self.create_loc_confs());
+        let r = self.parse_block(block, Contexts::HTTP_LOC);
+        let loc = self.loc.pop().expect("pushed above");
+        r.map(|_| loc)
+    }
+
+    /// Sets the content handler of the location being read (as `proxy_pass`
+    /// sets nginx's `clcf->handler`). Not inherited by nested locations.
+    pub fn set_content_handler(&mut self, handler: Arc<dyn PhaseHandler>) -> Result<(), SetError> {
+        let core = self.loc.last_mut().expect("location confs")[0]
+            .downcast_mut::<CoreLocConf>()
+            .ok_or("a content handler is set from inside the core module")?;
+        core.content_handler = Some(handler);
+        Ok(())
+    }
+
+    /// Compiles text with variables.
+    pub fn compile(&self, text: &str) -> Result<ComplexValue, SetError> {
+        ComplexValue::compile(text, &self.vars).map_err(SetError::Msg)
+    }
+
+    /// Resolves a path against the prefix.
+    pub fn full_path(&self, p: &str) -> PathBuf {
+        let path = Path::new(p);
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.prefix.join(path)
+        }
+    }
+}
+
+/// What `preconfiguration` gets: the variable registry.
+#[derive(Debug)]
+pub struct PreConf<'a> {
+    /// Add variables here.
+    pub vars: &'a mut Variables,
+}
+
+/// What `postconfiguration` gets: where to register handlers and filters.
+pub struct PostConf<'a> {
+    pub(crate) phases: &'a mut [Vec<Arc<dyn PhaseHandler>>; Phase::COUNT],
+    pub(crate) header_filters: &'a mut Vec<Arc<dyn HeaderFilter>>,
+    pub(crate) body_filters: &'a mut Vec<Arc<dyn BodyFilter>>,
+    main: &'a [AnyConf],
+}
+
+impl std::fmt::Debug for PostConf<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostConf").finish()
+    }
+}
+
+impl PostConf<'_> {
+    /// Adds a handler to a phase (handlers of a phase run in the order added).
+    pub fn add_phase_handler(&mut self, phase: Phase, h: Arc<dyn PhaseHandler>) {
+        self.phases[phase as usize].push(h);
+    }
+
+    /// Pushes a header filter on top: it runs before those pushed earlier.
+    pub fn push_header_filter(&mut self, f: Arc<dyn HeaderFilter>) {
+        self.header_filters.insert(0, f);
+    }
+
+    /// Pushes a body filter on top: it runs before those pushed earlier.
+    pub fn push_body_filter(&mut self, f: Arc<dyn BodyFilter>) {
+        self.body_filters.insert(0, f);
+    }
+
+    /// A module's main conf.
+    pub fn main_conf<M: 'static, S, L>(&self, key: &crate::module::ConfKey<M, S, L>) -> &M {
+        crate::module::downcast(self.main[key.slot()].as_ref())
+    }
+}
+
+/// One virtual server, frozen.
+pub struct Server {
+    pub(crate) srv_confs: Vec<AnyConf>,
+    /// The server-level location: its confs apply where no location matches.
+    pub(crate) root: Arc<Location>,
+    /// `@name` locations.
+    pub(crate) named: HashMap<String, Arc<Location>>,
+    /// The first server name (`$server_name`).
+    pub name: String,
+    /// Where the `server` block was written.
+    pub origin: Origin,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("name", &self.name).finish()
+    }
+}
+
+impl Server {
+    /// The core server conf.
+    pub fn core(&self) -> &CoreSrvConf {
+        crate::module::downcast(self.srv_confs[0].as_ref())
+    }
+}
+
+/// A whole `http { }` block, ready to serve.
+pub struct HttpConfig {
+    pub(crate) modules: Arc<Modules>,
+    pub(crate) main_confs: Vec<AnyConf>,
+    pub(crate) vars: Variables,
+    pub(crate) phases: [Vec<Arc<dyn PhaseHandler>>; Phase::COUNT],
+    pub(crate) header_filters: Vec<Arc<dyn HeaderFilter>>,
+    pub(crate) body_filters: Vec<Arc<dyn BodyFilter>>,
+    /// The sockets to listen on and the servers behind each.
+    pub listens: Vec<ListenSite>,
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig").field("modules", &self.modules).field("listens", &self.listens.len()).finish()
+    }
+}
+
+impl HttpConfig {
+    /// The modules this configuration was built with.
+    pub fn modules(&self) -> &Arc<Modules> {
+        &self.modules
+    }
+
+    /// The variable registry.
+    pub fn variables(&self) -> &Variables {
+        &self.vars
+    }
+}
+
+fn merge_module_locs(modules: &Modules, parent: &[AnyConf], child: &mut [AnyConf], origin: &Origin) -> Result<(), ConfError> {
+    for (i, m) in modules.list.iter().enumerate() {
+        m.merge_loc_conf(parent[i].as_ref() as &dyn Any, child[i].as_mut())
+            .map_err(|e| ConfError::at(e, origin))?;
+    }
+    Ok(())
+}
+
+/// Merges and freezes a location and its nested locations.
+fn freeze_location(modules: &Modules, parent: &[AnyConf], mut build: LocationBuild) -> Result<Arc<Location>, ConfError> {
+    merge_module_locs(modules, parent, &mut build.confs, &build.origin)?;
+    let core: &mut CoreLocConf = crate::module::downcast_mut(build.confs[0].as_mut());
+    let children = std::mem::take(&mut core.locations);
+    let mut nested = Vec::with_capacity(children.len());
+    for child in children {
+        if matches!(child.matcher, LocMatch::Named(_)) && !matches!(build.matcher, LocMatch::ServerLevel) {
+            return Err(ConfError::at(
+                format!("named location \"{}\" can be on the server level only", child.matcher.name()),
+                &child.origin,
+            ));
+        }
+        nested.push(freeze_location(modules, &build.confs, child)?);
+    }
+    Ok(Arc::new(Location::new(build.matcher, build.confs, LocationTree::new(nested), build.origin)))
+}
+
+fn freeze_server(modules: &Modules, http_srv: &[AnyConf], http_loc: &[AnyConf], mut sb: ServerBuild) -> Result<Server, ConfError> {
+    for (i, m) in modules.list.iter().enumerate() {
+        m.merge_srv_conf(http_srv[i].as_ref() as &dyn Any, sb.srv_confs[i].as_mut())
+            .map_err(|e| ConfError::at(e, &sb.origin))?;
+    }
+    let root_build = LocationBuild {
+        matcher: LocMatch::ServerLevel,
+        confs: std::mem::take(&mut sb.loc_confs),
+        origin: sb.origin.clone(),
+    };
+    let root = freeze_location(modules, http_loc, root_build)?;
+    let mut named = HashMap::new();
+    root.collect_named(&mut named);
+    let core: &CoreSrvConf = crate::module::downcast(sb.srv_confs[0].as_ref());
+    let name = core.server_names.first().cloned().unwrap_or_default();
+    Ok(Server {
+        srv_confs: sb.srv_confs,
+        root,
+        named,
+        name,
+        origin: sb.origin,
+    })
+}
+
+/// Reads an `http { }` block and builds the configuration.
+pub fn load_http(modules: &Arc<Modules>, stmt: &Statement, prefix: &Path) -> Result<HttpConfig, ConfError> {
+    let block = stmt.block.as_deref().unwrap_or(&[]);
+    let mut vars = Variables::new();
+    for m in &modules.list {
+        m.preconfiguration(&mut PreConf { vars: &mut vars }).map_err(|e| stmt.error(e))?;
+    }
+    let mut cx = HttpConfCx {
+        prefix: prefix.to_path_buf(),
+        vars,
+        modules: modules.clone(),
+        main: modules.list.iter().map(|m| m.create_main_conf()).collect(),
+        srv: Vec::new(),
+        loc: Vec::new(),
+    };
+    cx.srv.push(cx.create_srv_confs());
+    cx.loc.push(cx.create_loc_confs());
+    cx.parse_block(block, Contexts::HTTP_MAIN)?;
+    let http_loc = cx.loc.pop().expect("pushed above");
+    let http_srv = cx.srv.pop().expect("pushed above");
+    let mut main = std::mem::take(&mut cx.main);
+    for (i, m) in modules.list.iter().enumerate() {
+        m.init_main_conf(main[i].as_mut()).map_err(|e| stmt.error(e))?;
+    }
+    let core_main: &mut CoreMainConf = crate::module::downcast_mut(main[0].as_mut());
+    let builds = std::mem::take(&mut core_main.servers);
+    let mut servers = Vec::with_capacity(builds.len());
+    for sb in builds {
+        servers.push(Arc::new(freeze_server(modules, &http_srv, &http_loc, sb)?));
+    }
+    let mut phases: [Vec<Arc<dyn PhaseHandler>>; Phase::COUNT] = Default::default();
+    let mut header_filters = Vec::new();
+    let mut body_filters = Vec::new();
+    for m in modules.list.iter() {
+        let mut pc = PostConf {
+            phases: &mut phases,
+            header_filters: &mut header_filters,
+            body_filters: &mut body_filters,
+            main: &main,
+        };
+        m.postconfiguration(&mut pc).map_err(|e| stmt.error(e))?;
+    }
+    let listens = listen::group(&servers).map_err(|e| stmt.error(e))?;
+    let _ = ServerNames::build;
+    Ok(HttpConfig {
+        modules: modules.clone(),
+        main_confs: main,
+        vars: cx.vars,
+        phases,
+        header_filters,
+        body_filters,
+        listens,
+    })
+}

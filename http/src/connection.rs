@@ -1,0 +1,321 @@
+//! The client connection state machine.
+//!
+//! ```text
+//!  accept ─► Head ──head parsed──► Active(request) ──response sent──┐
+//!             ▲  │                     │ body / write / task events   │
+//!             │  └─bad head─► error page, Lingering                   │
+//!             └──────────── keep-alive (pipelined bytes first) ◄──────┤
+//!                                            Lingering / closed ◄─────┘
+//! ```
+//!
+//! `Head` holds no buffers while it waits for a keep-alive request; the
+//! request owns the connection's I/O while it is active.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use sluice_core::log::Level;
+use sluice_core::{log_error, Buf};
+
+use crate::body::read_socket;
+use crate::module::{Flow, Resume};
+use crate::parse::{self, HeadError, HeadLimits};
+use crate::phase;
+use crate::request::{Conn, Request};
+use crate::special;
+
+/// What a connection is doing.
+pub enum Slot {
+    /// Waiting for (the rest of) a request head; `keepalive` after a request.
+    Head { conn: Conn, keepalive: bool },
+    /// A request is being served.
+    Active(Box<Request>),
+    /// Output sent, reading and dropping what the client still sends
+    /// before closing, so that the close does not reset the response.
+    Lingering { conn: Conn, until: Instant },
+}
+
+/// What the worker does next with the connection.
+pub enum Next {
+    /// Keep it; wait for an event or until the deadline (if any).
+    Wait(Slot, Option<Instant>),
+    /// Close it.
+    Close,
+}
+
+/// Why the connection is being driven.
+#[derive(Clone, Copy, Debug)]
+pub enum Event {
+    /// Readiness from the poll.
+    Ready { readable: bool, writable: bool },
+    /// Its timer fired.
+    Timeout,
+}
+
+const HEAD_READ: usize = 4096;
+
+fn head_limits(conn: &Conn) -> (HeadLimits, Duration) {
+    let srv = conn.site().names_for(conn.local).default_server().clone();
+    let c = srv.core();
+    let (count, size) = c.large_client_header_buffers.unwrap_or((4, 8192));
+    (
+        HeadLimits {
+            header_buffer: c.client_header_buffer_size.unwrap_or(1024) as usize,
+            large_buffer: size as usize,
+            large_count: count as usize,
+            underscores_in_headers: c.underscores_in_headers.unwrap_or(false),
+            ignore_invalid_headers: c.ignore_invalid_headers.unwrap_or(true),
+            merge_slashes: c.merge_slashes.unwrap_or(true),
+            ..HeadLimits::default()
+        },
+        c.client_header_timeout.unwrap_or(Duration::from_secs(60)),
+    )
+}
+
+/// Drives a connection by one event.
+pub(crate) fn drive(slot: Slot, ev: Event) -> Next {
+    match slot {
+        Slot::Head { conn, keepalive } => match ev {
+            Event::Timeout => {
+                if !keepalive || !conn.rbuf.is_empty() {
+                    log_error!(Level::Info, Some(conn.id), "client timed out (110: Connection timed out) while reading client request line");
+                }
+                Next::Close
+            }
+            Event::Ready { .. } => read_head(conn, keepalive),
+        },
+        Slot::Active(mut r) => {
+            match ev {
+                Event::Timeout => {
+                    let what = if r.body_pending() { "reading client request body" } else { "sending to client" };
+                    log_error!(Level::Info, r.log_id(), "client timed out (110: Connection timed out) while {}", what);
+                    return Next::Close;
+                }
+                Event::Ready { readable, writable } => {
+                    if readable && r.body_pending() {
+                        if let Some(flow) = r.continue_body() {
+                            if !r.finalized {
+                                phase::finalize(&mut r, flow);
+                                phase::run(&mut r);
+                            }
+                        }
+                    }
+                    if writable || !r.conn.out.is_empty() {
+                        let _ = crate::filters::write::flush_conn(&mut r);
+                        if r.conn.out.is_empty() && !r.conn.broken {
+                            resume_task(&mut r, Resume::Writable);
+                        }
+                    }
+                }
+            }
+            after_request_event(r)
+        }
+        Slot::Lingering { conn, until } => linger(conn, until, ev),
+    }
+}
+
+fn resume_task(r: &mut Request, why: Resume) {
+    let Some(mut task) = r.task.take() else { return };
+    match task.resume(r, why) {
+        Flow::Again => {
+            if r.task.is_none() {
+                r.task = Some(task);
+            }
+        }
+        flow => {
+            phase::finalize(r, flow);
+            phase::run(r);
+        }
+    }
+}
+
+/// Reads and parses a head; starts the request when it is complete.
+pub(crate) fn read_head(mut conn: Conn, keepalive: bool) -> Next {
+    let (limits, timeout) = head_limits(&conn);
+    let max_head = limits.header_buffer + limits.large_buffer * limits.large_count;
+    loop {
+        if !conn.rbuf.is_empty() {
+            match parse::parse_head(&conn.rbuf, &limits) {
+                Ok(Some(head)) => {
+                    let _ = conn.rbuf.split_to(head.head_len);
+                    return start_request(conn, head);
+                }
+                Ok(None) if conn.rbuf.len() >= max_head => return head_error(conn, HeadError::HeaderTooLarge),
+                Ok(None) => {}
+                Err(e) => return head_error(conn, e),
+            }
+        }
+        match read_socket(&mut conn, HEAD_READ) {
+            Ok(0) => return Next::Close,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let timeout = if keepalive && conn.rbuf.is_empty() {
+                    let core = conn.site().names_for(conn.local).default_server().root.confs[0]
+                        .downcast_ref::<crate::core_module::CoreLocConf>()
+                        .and_then(|c| c.keepalive_timeout)
+                        .map(|(t, _)| t)
+                        .unwrap_or(Duration::from_secs(75));
+                    conn.rbuf = BytesMut::new();
+                    core
+                } else {
+                    timeout
+                };
+                return Next::Wait(Slot::Head { conn, keepalive }, Some(Instant::now() + timeout));
+            }
+            Err(_) => return Next::Close,
+        }
+    }
+}
+
+/// Answers a head that could not be parsed, without a request: the status
+/// line and nginx's page, then a lingering close.
+fn head_error(mut conn: Conn, e: HeadError) -> Next {
+    let status = e.status();
+    log_error!(Level::Info, Some(conn.id), "client sent invalid request: {} ({}), client: {}", e, status, conn.peer.ip());
+    let wire = if status == 494 { 400 } else { status };
+    let body = special::page(status, crate::core_module::ServerTokens::On).unwrap_or_default();
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nServer: {}\r\n",
+        wire,
+        special::reason(wire),
+        special::server_signature(crate::core_module::ServerTokens::On)
+    );
+    sluice_core::time::with_cached_http_date(|d| {
+        head.push_str("Date: ");
+        head.push_str(std::str::from_utf8(d).unwrap_or(""));
+        head.push_str("\r\n");
+    });
+    head.push_str(&format!("Content-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()));
+    conn.out.push(Buf::mem(Bytes::from(head)));
+    conn.out.push(Buf::mem(body));
+    let _ = conn.send_pending(false);
+    start_lingering(conn)
+}
+
+fn start_request(conn: Conn, head: parse::RequestHead) -> Next {
+    let names = conn.site().names_for(conn.local);
+    let host = parse::host_header(&head);
+    let server = match &host {
+        Ok(Some(h)) => names.find(h).clone(),
+        _ => names.default_server().clone(),
+    };
+    let mut r = Box::new(Request::new(conn, head, server, host.clone().ok().flatten().unwrap_or_default()));
+    r.conn.requests += 1;
+    if let Err(e) = host {
+        log_error!(Level::Info, r.log_id(), "client sent invalid host header: {}", e);
+        r.body.init(parse::BodyFraming::None);
+        phase::finalize(&mut r, Flow::Status(e.status()));
+        return after_request_event(r);
+    }
+    match parse::body_framing(&r.head) {
+        Ok(f) => r.body.init(f),
+        Err(e) => {
+            log_error!(Level::Info, r.log_id(), "client sent invalid request: {}", e);
+            r.body.init(parse::BodyFraming::None);
+            phase::finalize(&mut r, Flow::Status(e.status()));
+            return after_request_event(r);
+        }
+    }
+    r.keepalive = wants_keepalive(&r);
+    phase::start(&mut r);
+    after_request_event(r)
+}
+
+fn wants_keepalive(r: &Request) -> bool {
+    let conn_hdr = r.header("connection");
+    let has = |word: &[u8]| {
+        conn_hdr.is_some_and(|v| v.split(|&c| c == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(word)))
+    };
+    let by_version = match r.head.version {
+        (1, 1) => !has(b"close"),
+        (1, 0) => has(b"keep-alive"),
+        _ => false,
+    };
+    let core = r.core_loc();
+    let timeout_on = core.keepalive_timeout.map(|(t, _)| !t.is_zero()).unwrap_or(true);
+    by_version && timeout_on && r.conn.requests < core.keepalive_requests.unwrap_or(1000)
+}
+
+/// After any event of an active request: finish it, or wait with the right timer.
+fn after_request_event(mut r: Box<Request>) -> Next {
+    if r.conn.broken {
+        return finish_closed(r);
+    }
+    if r.finalized && !r.conn.out.is_empty() && !r.conn.write_blocked {
+        let _ = crate::filters::write::flush_conn(&mut r);
+        if r.conn.broken {
+            return finish_closed(r);
+        }
+    }
+    if r.finalized && r.response_complete() {
+        if r.body_pending() || r.body.state == crate::body::BodyState::Unread && r.body.expected() {
+            if !r.keepalive {
+                return complete(r);
+            }
+            r.discard_body();
+            if r.body_pending() {
+                let t = r.core_loc().client_body_timeout.unwrap_or(Duration::from_secs(60));
+                return Next::Wait(Slot::Active(r), Some(Instant::now() + t));
+            }
+        }
+        return complete(r);
+    }
+    let deadline = if r.conn.write_blocked {
+        Some(Instant::now() + r.core_loc().send_timeout.unwrap_or(Duration::from_secs(60)))
+    } else if r.body_pending() {
+        Some(Instant::now() + r.core_loc().client_body_timeout.unwrap_or(Duration::from_secs(60)))
+    } else {
+        None
+    };
+    Next::Wait(Slot::Active(r), deadline)
+}
+
+fn finish_closed(mut r: Box<Request>) -> Next {
+    phase::log_phase(&mut r);
+    Next::Close
+}
+
+/// The response is out: log, then keep-alive or close.
+fn complete(mut r: Box<Request>) -> Next {
+    phase::log_phase(&mut r);
+    let keepalive = r.keepalive && !r.body_pending() && !r.conn.broken;
+    let unread_body = r.body.expected() && r.body.state != crate::body::BodyState::Done;
+    let Request { conn, .. } = *r;
+    let mut conn = conn;
+    if keepalive {
+        if conn.rbuf.is_empty() {
+            conn.rbuf = BytesMut::new();
+        }
+        return read_head(conn, true);
+    }
+    if unread_body || !conn.rbuf.is_empty() {
+        return start_lingering(conn);
+    }
+    Next::Close
+}
+
+fn start_lingering(conn: Conn) -> Next {
+    let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+    let until = Instant::now() + Duration::from_secs(30);
+    linger(conn, until, Event::Ready { readable: true, writable: false })
+}
+
+fn linger(mut conn: Conn, until: Instant, ev: Event) -> Next {
+    if matches!(ev, Event::Timeout) || Instant::now() >= until {
+        return Next::Close;
+    }
+    loop {
+        conn.rbuf.clear();
+        match read_socket(&mut conn, HEAD_READ) {
+            Ok(0) => return Next::Close,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                conn.rbuf = BytesMut::new();
+                let wait = (Instant::now() + Duration::from_secs(5)).min(until);
+                return Next::Wait(Slot::Lingering { conn, until }, Some(wait));
+            }
+            Err(_) => return Next::Close,
+        }
+    }
+}

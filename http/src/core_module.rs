@@ -1,0 +1,658 @@
+//! The http core module: `server`, `listen`, `server_name`, `location`,
+//! `root`, `types`, timeouts, buffer sizes and the other directives of
+//! nginx's `ngx_http_core_module`.
+//!
+//! ```text
+//! http {
+//!     include mime.types;
+//!     server {
+//!         listen 127.0.0.1:8080 default_server;
+//!         server_name example.com *.example.com;
+//!         location / { root html; }
+//!         location = /status { return 200 "ok"; }
+//!     }
+//! }
+//! ```
+//!
+//! It is always module 0 of the list: everything else reads its resolved
+//! location conf (`CoreLocConf`) through `Request::core_loc`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_core::conf::directive::{self, custom, Args, Contexts as C, Directive, Level};
+use sluice_core::conf::{value, Origin, SetError, Statement};
+
+use crate::config::HttpConfCx;
+use crate::location::LocMatch;
+use crate::module::{downcast, downcast_mut, AnyConf, ConfKey, HttpModule, ModuleIndex, PhaseHandler};
+use crate::variables::ComplexValue;
+
+/// The key of the core module's confs.
+pub static CORE: ConfKey<CoreMainConf, CoreSrvConf, CoreLocConf> = ConfKey::new();
+
+/// A `server { }` block as read, before merging.
+pub(crate) struct ServerBuild {
+    pub srv_confs: Vec<AnyConf>,
+    pub loc_confs: Vec<AnyConf>,
+    pub origin: Origin,
+}
+
+/// A `location { }` block as read, before merging.
+pub(crate) struct LocationBuild {
+    pub matcher: LocMatch,
+    pub confs: Vec<AnyConf>,
+    pub origin: Origin,
+}
+
+/// Main conf: the servers of the `http` block, while it is read.
+#[derive(Default)]
+pub struct CoreMainConf {
+    pub(crate) servers: Vec<ServerBuild>,
+}
+
+/// One `listen` directive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenSpec {
+    /// Address and port (`0.0.0.0` or `[::]` for a port alone).
+    pub addr: SocketAddr,
+    /// `default_server`.
+    pub default_server: bool,
+    /// `reuseport` (sluice always gives each worker its own socket; the
+    /// flag is accepted for nginx configs).
+    pub reuseport: bool,
+    /// `backlog=N`.
+    pub backlog: Option<i32>,
+    /// `ipv6only=on|off`.
+    pub ipv6only: bool,
+    /// `bind`: bind this address even when a wildcard listens on its port.
+    pub bind: bool,
+}
+
+/// Server conf.
+#[derive(Default, Debug)]
+pub struct CoreSrvConf {
+    /// `listen`.
+    pub listen: Vec<ListenSpec>,
+    /// `server_name`, as written (default: `""`).
+    pub server_names: Vec<String>,
+    /// `client_header_timeout` (60s).
+    pub client_header_timeout: Option<Duration>,
+    /// `client_header_buffer_size` (1k).
+    pub client_header_buffer_size: Option<u64>,
+    /// `large_client_header_buffers` (4 8k).
+    pub large_client_header_buffers: Option<(u64, u64)>,
+    /// `merge_slashes` (on).
+    pub merge_slashes: Option<bool>,
+    /// `underscores_in_headers` (off).
+    pub underscores_in_headers: Option<bool>,
+    /// `ignore_invalid_headers` (on).
+    pub ignore_invalid_headers: Option<bool>,
+}
+
+/// What `error_page` maps a status to.
+#[derive(Clone, Debug)]
+pub struct ErrorPage {
+    /// The statuses it applies to.
+    pub codes: Vec<u16>,
+    /// `=code` (Some(Some(c))), `=` (Some(None): the handler's status), or
+    /// keep the original status (None).
+    pub overwrite: Option<Option<u16>>,
+    /// The URI, `@name` or URL.
+    pub target: ComplexValue,
+}
+
+/// `client_body_in_file_only`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyInFile {
+    /// Memory first, file beyond `client_body_buffer_size`.
+    Off,
+    /// Always a file, kept after the request.
+    On,
+    /// Always a file, removed after the request.
+    Clean,
+}
+
+/// `server_tokens`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerTokens {
+    /// `Server: sluice`.
+    Off,
+    /// `Server: sluice/VERSION`.
+    On,
+    /// As `on` (nginx adds the build name).
+    Build,
+}
+
+/// Location conf.
+#[derive(Default)]
+pub struct CoreLocConf {
+    pub(crate) locations: Vec<LocationBuild>,
+    pub(crate) content_handler: Option<Arc<dyn PhaseHandler>>,
+    /// `root` (html).
+    pub root: Option<ComplexValue>,
+    /// `alias`.
+    pub alias: Option<ComplexValue>,
+    /// `internal`.
+    pub internal: Option<bool>,
+    /// `default_type` (text/plain).
+    pub default_type: Option<String>,
+    /// `types { }` (built-in html/gif/jpg/... when none given).
+    pub types: Option<Arc<HashMap<String, String>>>,
+    /// `keepalive_timeout` (75s) and the optional header timeout.
+    pub keepalive_timeout: Option<(Duration, Option<Duration>)>,
+    /// `keepalive_requests` (1000).
+    pub keepalive_requests: Option<u64>,
+    /// `client_body_timeout` (60s).
+    pub client_body_timeout: Option<Duration>,
+    /// `client_max_body_size` (1m; 0 = unlimited).
+    pub client_max_body_size: Option<u64>,
+    /// `client_body_buffer_size` (16k).
+    pub client_body_buffer_size: Option<u64>,
+    /// `client_body_temp_path` (client_body_temp).
+    pub client_body_temp_path: Option<PathBuf>,
+    /// `client_body_in_file_only` (off).
+    pub client_body_in_file_only: Option<BodyInFile>,
+    /// `send_timeout` (60s).
+    pub send_timeout: Option<Duration>,
+    /// `sendfile` (off).
+    pub sendfile: Option<bool>,
+    /// `tcp_nopush` (off).
+    pub tcp_nopush: Option<bool>,
+    /// `tcp_nodelay` (on).
+    pub tcp_nodelay: Option<bool>,
+    /// `postpone_output` (1460).
+    pub postpone_output: Option<u64>,
+    /// `chunked_transfer_encoding` (on).
+    pub chunked_transfer_encoding: Option<bool>,
+    /// `absolute_redirect` (on).
+    pub absolute_redirect: Option<bool>,
+    /// `port_in_redirect` (on).
+    pub port_in_redirect: Option<bool>,
+    /// `server_name_in_redirect` (off).
+    pub server_name_in_redirect: Option<bool>,
+    /// `log_not_found` (on).
+    pub log_not_found: Option<bool>,
+    /// `server_tokens` (on).
+    pub server_tokens: Option<ServerTokens>,
+    /// `error_page` entries (inherited only when a level has none).
+    pub error_pages: Option<Vec<ErrorPage>>,
+    /// `lingering_close` (on).
+    pub lingering_close: Option<bool>,
+    /// `lingering_time` (30s).
+    pub lingering_time: Option<Duration>,
+    /// `lingering_timeout` (5s).
+    pub lingering_timeout: Option<Duration>,
+}
+
+/// The core module.
+#[derive(Debug)]
+pub struct CoreModule;
+
+static SERVER_TOKENS: &[(&str, ServerTokens)] = &[
+    ("off", ServerTokens::Off),
+    ("on", ServerTokens::On),
+    ("build", ServerTokens::Build),
+];
+static BODY_IN_FILE: &[(&str, BodyInFile)] = &[
+    ("off", BodyInFile::Off),
+    ("on", BodyInFile::On),
+    ("clean", BodyInFile::Clean),
+];
+
+/// The built-in types used when a level has no `types { }`.
+const DEFAULT_TYPES: &[(&str, &str)] = &[
+    ("html", "text/html"),
+    ("htm", "text/html"),
+    ("gif", "image/gif"),
+    ("jpg", "image/jpeg"),
+    ("jpeg", "image/jpeg"),
+    ("png", "image/png"),
+    ("js", "application/javascript"),
+    ("css", "text/css"),
+    ("txt", "text/plain"),
+];
+
+fn any_loc() -> C {
+    C::HTTP_ANY
+}
+
+fn directives() -> Vec<Directive<HttpConfCx>> {
+    use Level::{Loc, Main, Srv};
+    let srv_only = C::HTTP_MAIN | C::HTTP_SRV;
+    vec![
+        Directive::new("server", C::HTTP_MAIN, Args::BLOCK | Args::NOARGS, Main, custom(set_server)),
+        Directive::new("listen", C::HTTP_SRV, Args::MORE1, Srv, custom(set_listen)),
+        Directive::new("server_name", C::HTTP_SRV, Args::MORE1, Srv, custom(set_server_name)),
+        Directive::new("location", C::HTTP_SRV | C::HTTP_LOC, Args::BLOCK | Args::TAKE12, Loc, custom(set_location)),
+        Directive::new("root", any_loc() | C::HTTP_LIF, Args::TAKE1, Loc, custom(set_root)),
+        Directive::new("alias", C::HTTP_LOC, Args::TAKE1, Loc, custom(set_alias)),
+        Directive::new("internal", C::HTTP_LOC, Args::NOARGS, Loc, custom(set_internal)),
+        Directive::new("default_type", any_loc(), Args::TAKE1, Loc, directive::string(|c: &mut CoreLocConf| &mut c.default_type)),
+        Directive::new("types", any_loc(), Args::BLOCK | Args::NOARGS, Loc, custom(set_types)),
+        Directive::new("keepalive_timeout", any_loc(), Args::TAKE12, Loc, custom(set_keepalive_timeout)),
+        Directive::new("keepalive_requests", any_loc(), Args::TAKE1, Loc, directive::number(|c: &mut CoreLocConf| &mut c.keepalive_requests)),
+        Directive::new("client_header_timeout", srv_only, Args::TAKE1, Srv, directive::time(|c: &mut CoreSrvConf| &mut c.client_header_timeout)),
+        Directive::new("client_header_buffer_size", srv_only, Args::TAKE1, Srv, directive::size(|c: &mut CoreSrvConf| &mut c.client_header_buffer_size)),
+        Directive::new("large_client_header_buffers", srv_only, Args::TAKE2, Srv, custom(set_large_buffers)),
+        Directive::new("merge_slashes", srv_only, Args::FLAG, Srv, directive::flag(|c: &mut CoreSrvConf| &mut c.merge_slashes)),
+        Directive::new("underscores_in_headers", srv_only, Args::FLAG, Srv, directive::flag(|c: &mut CoreSrvConf| &mut c.underscores_in_headers)),
+        Directive::new("ignore_invalid_headers", srv_only, Args::FLAG, Srv, directive::flag(|c: &mut CoreSrvConf| &mut c.ignore_invalid_headers)),
+        Directive::new("client_body_timeout", any_loc(), Args::TAKE1, Loc, directive::time(|c: &mut CoreLocConf| &mut c.client_body_timeout)),
+        Directive::new("client_max_body_size", any_loc(), Args::TAKE1, Loc, directive::offset(|c: &mut CoreLocConf| &mut c.client_max_body_size)),
+        Directive::new("client_body_buffer_size", any_loc(), Args::TAKE1, Loc, directive::size(|c: &mut CoreLocConf| &mut c.client_body_buffer_size)),
+        Directive::new("client_body_temp_path", any_loc(), Args::TAKE1234, Loc, custom(set_body_temp_path)),
+        Directive::new("client_body_in_file_only", any_loc(), Args::TAKE1, Loc, directive::enumeration(BODY_IN_FILE, |c: &mut CoreLocConf| &mut c.client_body_in_file_only)),
+        Directive::new("send_timeout", any_loc(), Args::TAKE1, Loc, directive::time(|c: &mut CoreLocConf| &mut c.send_timeout)),
+        Directive::new("sendfile", any_loc() | C::HTTP_LIF, Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.sendfile)),
+        Directive::new("tcp_nopush", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.tcp_nopush)),
+        Directive::new("tcp_nodelay", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.tcp_nodelay)),
+        Directive::new("postpone_output", any_loc(), Args::TAKE1, Loc, directive::size(|c: &mut CoreLocConf| &mut c.postpone_output)),
+        Directive::new("chunked_transfer_encoding", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.chunked_transfer_encoding)),
+        Directive::new("absolute_redirect", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.absolute_redirect)),
+        Directive::new("port_in_redirect", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.port_in_redirect)),
+        Directive::new("server_name_in_redirect", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.server_name_in_redirect)),
+        Directive::new("log_not_found", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.log_not_found)),
+        Directive::new("server_tokens", any_loc(), Args::TAKE1, Loc, directive::enumeration(SERVER_TOKENS, |c: &mut CoreLocConf| &mut c.server_tokens)),
+        Directive::new("error_page", any_loc() | C::HTTP_LIF, Args::MORE2, Loc, custom(set_error_page)),
+        Directive::new("lingering_close", any_loc(), Args::TAKE1, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.lingering_close)),
+        Directive::new("lingering_time", any_loc(), Args::TAKE1, Loc, directive::time(|c: &mut CoreLocConf| &mut c.lingering_time)),
+        Directive::new("lingering_timeout", any_loc(), Args::TAKE1, Loc, directive::time(|c: &mut CoreLocConf| &mut c.lingering_timeout)),
+    ]
+}
+
+fn set_server(cx: &mut HttpConfCx, main: &mut CoreMainConf, stmt: &Statement) -> Result<(), SetError> {
+    let (srv_confs, loc_confs) = cx.read_server(stmt.block.as_deref().unwrap_or(&[]))?;
+    main.servers.push(ServerBuild {
+        srv_confs,
+        loc_confs,
+        origin: stmt.origin.clone(),
+    });
+    Ok(())
+}
+
+/// Parses `addr:port`, `port`, `addr`, `[v6]:port`, `*:port`.
+pub fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    if let Some(port) = s.strip_prefix("*:") {
+        let port = port.parse::<u16>().map_err(|_| format!("invalid port in \"{s}\" of the \"listen\" directive"))?;
+        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if s.starts_with('[') && s.ends_with(']') {
+        if let Ok(ip) = s[1..s.len() - 1].parse::<std::net::Ipv6Addr>() {
+            return Ok(SocketAddr::from((ip, 80)));
+        }
+    }
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, 80));
+    }
+    if let Some((host, port)) = s.rsplit_once(':') {
+        if host == "localhost" {
+            let port = port.parse::<u16>().map_err(|_| format!("invalid port in \"{s}\" of the \"listen\" directive"))?;
+            return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+        }
+    }
+    if s == "localhost" {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], 80)));
+    }
+    if s.starts_with("unix:") {
+        return Err(format!("unix domain sockets are not supported in \"{s}\" of the \"listen\" directive"));
+    }
+    Err(format!("host not found in \"{s}\" of the \"listen\" directive"))
+}
+
+fn set_listen(_: &mut HttpConfCx, srv: &mut CoreSrvConf, stmt: &Statement) -> Result<(), SetError> {
+    let addr = parse_listen_addr(stmt.arg(0))?;
+    let mut spec = ListenSpec {
+        addr,
+        default_server: false,
+        reuseport: false,
+        backlog: None,
+        ipv6only: true,
+        bind: false,
+    };
+    for a in &stmt.args[1..] {
+        let a = a.as_str();
+        match a {
+            "default_server" | "default" => spec.default_server = true,
+            "reuseport" => spec.reuseport = true,
+            "bind" => spec.bind = true,
+            "ipv6only=on" => spec.ipv6only = true,
+            "ipv6only=off" => spec.ipv6only = false,
+            _ if a.starts_with("backlog=") => {
+                let n = a["backlog=".len()..].parse::<i32>().ok().filter(|n| *n != 0);
+                spec.backlog = Some(n.ok_or_else(|| format!("invalid backlog \"{}\"", &a["backlog=".len()..]))?);
+            }
+            // Accepted for nginx configs; sluice speaks HTTP/1 on plain TCP
+            // and has no per-socket tuning beyond the above.
+            _ if a.starts_with("rcvbuf=") || a.starts_with("sndbuf=") || a.starts_with("so_keepalive=") || a == "deferred" => {
+                return Err(format!("the \"{a}\" parameter of the \"listen\" directive is not supported").into())
+            }
+            _ => return Err(format!("invalid parameter \"{a}\"").into()),
+        }
+    }
+    if srv.listen.iter().any(|l| l.addr == spec.addr) {
+        return Err(format!("duplicate listen {}", spec.addr).into());
+    }
+    srv.listen.push(spec);
+    Ok(())
+}
+
+fn set_server_name(_: &mut HttpConfCx, srv: &mut CoreSrvConf, stmt: &Statement) -> Result<(), SetError> {
+    for a in &stmt.args {
+        let name = a.as_str();
+        if let Some(re) = name.strip_prefix('~') {
+            regex::bytes::Regex::new(re).map_err(|e| format!("invalid regex \"{re}\": {e}"))?;
+        } else if name.contains('/') {
+            return Err(format!("server name \"{name}\" has suspicious symbols").into());
+        }
+        srv.server_names.push(if name.starts_with('~') { name.to_string() } else { name.to_ascii_lowercase() });
+    }
+    Ok(())
+}
+
+fn set_location(cx: &mut HttpConfCx, parent: &mut CoreLocConf, stmt: &Statement) -> Result<(), SetError> {
+    let (modifier, name) = match stmt.args.len() {
+        1 => {
+            let a = stmt.arg(0);
+            if let Some(rest) = a.strip_prefix('=') {
+                ("=", rest)
+            } else if let Some(rest) = a.strip_prefix("^~") {
+                ("^~", rest)
+            } else if let Some(rest) = a.strip_prefix("~*") {
+                ("~*", rest)
+            } else if a.starts_with('~') && a.len() > 1 {
+                ("~", &a[1..])
+            } else {
+                ("", a)
+            }
+        }
+        _ => (stmt.arg(0), stmt.arg(1)),
+    };
+    let matcher = LocMatch::parse(modifier, name)?;
+    let confs = cx.read_location(stmt.block.as_deref().unwrap_or(&[]))?;
+    parent.locations.push(LocationBuild {
+        matcher,
+        confs,
+        origin: stmt.origin.clone(),
+    });
+    Ok(())
+}
+
+fn set_root(cx: &mut HttpConfCx, c: &mut CoreLocConf, stmt: &Statement) -> Result<(), SetError> {
+    if c.root.is_some() || c.alias.is_some() {
+        let which = if c.alias.is_some() { "alias" } else { "root" };
+        return Err(format!("\"{}\" directive is duplicate, \"{}\" directive was specified earlier", stmt.name, which).into());
+    }
+    c.root = Some(cx.compile(stmt.arg(0))?);
+    Ok(())
+}
+
+fn set_alias(cx: &mut HttpConfCx, c: &mut CoreLocConf, stmt: &Statement) -> Result<(), SetError> {
+    if c.root.is_some() || c.alias.is_some() {
+        let which = if c.alias.is_some() { "alias" } else { "root" };
+        return Err(format!("\"{}\" directive is duplicate, \"{}\" directive was specified earlier", stmt.name, which).into());
+    }
+    c.alias = Some(cx.compile(stmt.arg(0))?);
+    Ok(())
+}
+
+fn set_internal(_: &mut HttpConfCx, c: &mut CoreLocConf, stmt: &Statement) -> Result<(), SetError> {
+    if c.internal.is_some() {
+        return Err(directive::duplicate(stmt).into());
+    }
+    c.internal = Some(true);
+    Ok(())
+}
+
+fn set_types(_: &mut HttpConfCx, c: &mut CoreLocConf, stmt: &Statement) -> Result<(), SetError> {
+    let mut map: HashMap<String, String> = match &c.types {
+        Some(t) => (**t).clone(),
+        None => HashMap::new(),
+    };
+    for entry in stmt.block.as_deref().unwrap_or(&[]) {
+        if entry.block.is_some() {
+            return Err(entry.error("unexpected \"{\"").into());
+        }
+        if entry.args.is_empty() {
+            return Err(entry.error("invalid number of arguments in \"types\" directive").into());
+        }
+        for ext in &entry.args {
+            map.insert(ext.as_str().to_ascii_lowercase(), entry.name.clone());
+        }
+    }
+    c.types = Some(Arc::new(map));
+    Ok(())
+}
+
+fn set_keepalive_timeout(_: &mut HttpConfCx, c: &mut CoreLocConf, stmt: &Statement) -> Result<(), SetError> {
+    if c.keepalive_timeout.is_some() {
+        return Err(directive::duplicate(stmt).into());
+    }
+    let invalid = || SetError::Msg(format!("\"{}\" directive invalid value", stmt.name));
+    let t = value::parse_time(stmt.arg(0)).ok_or_else(invalid)?;
+    let header = match stmt.args.len() {
+        2 => Some(value::parse_time(stmt.arg(1)).ok_or_else(invalid)?),
+        _ => None,
+    };
+    c.keepalive_timeout = Some((t, header));
+    Ok(())
+}
+
+fn set_large_buffers(_: &mut HttpConfCx, c: &mut CoreSrvConf, stmt: &Statement) -> Result<(), SetError> {
+    if c.large_client_header_buffers.is_some() {
+        return Err(directive::duplicate(stmt).into());
+    }
+    let n = value::parse_number(stmt.arg(0)).filter(|n| *n > 0);
+    let size = value::parse_size(stmt.arg(1)).filter(|s| *s > 0);
+    match (n, size) {
+        (Some(n), Some(size)) => {
+            c.large_client_header_buffers = Some((n, size));
+            Ok(())
+        }
+        _ => Err(format!("invalid value \"{} {}\"", stmt.arg(0), stmt.arg(1)).into()),
+    }
+}
+
+fn set_body_temp_path(cx: &mut HttpConfCx, c: &mut CoreLocConf, stmt: &Statement) -> Result<(), SetError> {
+    if c.client_body_temp_path.is_some() {
+        return Err(directive::duplicate(stmt).into());
+    }
+    // Levels (the optional further arguments) spread files over
+    // subdirectories in nginx; sluice removes each file as soon as the
+    // request ends, so one directory is enough: the levels are checked and
+    // otherwise do not change where files go.
+    for level in &stmt.args[1..] {
+        match level.as_str().parse::<u8>() {
+            Ok(1..=2) => {}
+            _ => return Err(format!("invalid value \"{}\"", level.as_str()).into()),
+        }
+    }
+    c.client_body_temp_path = Some(cx.full_path(stmt.arg(0)));
+    Ok(())
+}
+
+fn parse_status(s: &str) -> Option<u16> {
+    s.parse::<u16>().ok().filter(|c| (300..=599).contains(c))
+}
+
+fn set_error_page(cx: &mut HttpConfCx, c: &mut CoreLocConf, stmt: &Statement) -> Result<(), SetError> {
+    let n = stmt.args.len();
+    let target = stmt.args[n - 1].as_str();
+    let mut codes = Vec::new();
+    let mut overwrite = None;
+    for (i, a) in stmt.args[..n - 1].iter().enumerate() {
+        let a = a.as_str();
+        if let Some(rest) = a.strip_prefix('=') {
+            if i != n - 2 {
+                return Err(format!("invalid value \"{a}\"").into());
+            }
+            overwrite = Some(if rest.is_empty() {
+                None
+            } else {
+                Some(rest.parse::<u16>().ok().filter(|c| *c < 1000).ok_or_else(|| format!("invalid value \"{a}\""))?)
+            });
+            continue;
+        }
+        let code = parse_status(a).ok_or_else(|| format!("value \"{a}\" must be between 300 and 599"))?;
+        if code == 499 {
+            return Err(format!("value \"{a}\" must be between 300 and 599").into());
+        }
+        codes.push(code);
+    }
+    if codes.is_empty() {
+        return Err(format!("invalid number of arguments in \"{}\" directive", stmt.name).into());
+    }
+    let page = ErrorPage {
+        codes,
+        overwrite,
+        target: cx.compile(target)?,
+    };
+    c.error_pages.get_or_insert_with(Vec::new).push(page);
+    Ok(())
+}
+
+fn merge<T: Clone>(child: &mut Option<T>, parent: &Option<T>, default: T) {
+    if child.is_none() {
+        *child = Some(parent.clone().unwrap_or(default));
+    }
+}
+
+fn merge_opt<T: Clone>(child: &mut Option<T>, parent: &Option<T>) {
+    if child.is_none() {
+        child.clone_from(parent);
+    }
+}
+
+fn default_types() -> Arc<HashMap<String, String>> {
+    Arc::new(DEFAULT_TYPES.iter().map(|(e, t)| (e.to_string(), t.to_string())).collect())
+}
+
+impl HttpModule for CoreModule {
+    fn name(&self) -> &'static str {
+        "http_core"
+    }
+
+    fn index(&self) -> &'static ModuleIndex {
+        CORE.index()
+    }
+
+    fn directives(&self) -> Vec<Directive<HttpConfCx>> {
+        directives()
+    }
+
+    fn preconfiguration(&self, cf: &mut crate::config::PreConf) -> Result<(), String> {
+        crate::core_variables::register(cf.vars)
+    }
+
+    fn create_main_conf(&self) -> AnyConf {
+        Box::new(CoreMainConf::default())
+    }
+
+    fn postconfiguration(&self, cf: &mut crate::config::PostConf) -> Result<(), String> {
+        crate::filters::register(cf);
+        Ok(())
+    }
+
+    fn create_srv_conf(&self) -> AnyConf {
+        Box::new(CoreSrvConf::default())
+    }
+
+    fn merge_srv_conf(&self, parent: &dyn std::any::Any, child: &mut dyn std::any::Any) -> Result<(), String> {
+        let p: &CoreSrvConf = downcast(parent);
+        let c: &mut CoreSrvConf = downcast_mut(child);
+        if c.listen.is_empty() {
+            c.listen.push(ListenSpec {
+                addr: SocketAddr::from(([0, 0, 0, 0], if nix_is_root() { 80 } else { 8000 })),
+                default_server: false,
+                reuseport: false,
+                backlog: None,
+                ipv6only: true,
+                bind: false,
+            });
+        }
+        if c.server_names.is_empty() {
+            c.server_names.push(String::new());
+        }
+        merge(&mut c.client_header_timeout, &p.client_header_timeout, Duration::from_secs(60));
+        merge(&mut c.client_header_buffer_size, &p.client_header_buffer_size, 1024);
+        merge(&mut c.large_client_header_buffers, &p.large_client_header_buffers, (4, 8192));
+        merge(&mut c.merge_slashes, &p.merge_slashes, true);
+        merge(&mut c.underscores_in_headers, &p.underscores_in_headers, false);
+        merge(&mut c.ignore_invalid_headers, &p.ignore_invalid_headers, true);
+        let (_, large) = c.large_client_header_buffers.unwrap_or((4, 8192));
+        if large < c.client_header_buffer_size.unwrap_or(1024) && large < 1024 {
+            return Err("the \"large_client_header_buffers\" size must be equal to or greater than 1k".into());
+        }
+        Ok(())
+    }
+
+    fn create_loc_conf(&self) -> AnyConf {
+        Box::new(CoreLocConf::default())
+    }
+
+    fn merge_loc_conf(&self, parent: &dyn std::any::Any, child: &mut dyn std::any::Any) -> Result<(), String> {
+        let p: &CoreLocConf = downcast(parent);
+        let c: &mut CoreLocConf = downcast_mut(child);
+        if c.root.is_none() && c.alias.is_none() {
+            c.root = Some(p.root.clone().unwrap_or_else(|| ComplexValue::literal("html")));
+        }
+        merge(&mut c.internal, &None, false);
+        merge(&mut c.default_type, &p.default_type, "text/plain".to_string());
+        if c.types.is_none() {
+            c.types = Some(p.types.clone().unwrap_or_else(default_types));
+        }
+        merge(&mut c.keepalive_timeout, &p.keepalive_timeout, (Duration::from_secs(75), None));
+        merge(&mut c.keepalive_requests, &p.keepalive_requests, 1000);
+        merge(&mut c.client_body_timeout, &p.client_body_timeout, Duration::from_secs(60));
+        merge(&mut c.client_max_body_size, &p.client_max_body_size, 1024 * 1024);
+        merge(&mut c.client_body_buffer_size, &p.client_body_buffer_size, 16 * 1024);
+        merge(&mut c.client_body_temp_path, &p.client_body_temp_path, PathBuf::from("client_body_temp"));
+        merge(&mut c.client_body_in_file_only, &p.client_body_in_file_only, BodyInFile::Off);
+        merge(&mut c.send_timeout, &p.send_timeout, Duration::from_secs(60));
+        merge(&mut c.sendfile, &p.sendfile, false);
+        merge(&mut c.tcp_nopush, &p.tcp_nopush, false);
+        merge(&mut c.tcp_nodelay, &p.tcp_nodelay, true);
+        merge(&mut c.postpone_output, &p.postpone_output, 1460);
+        merge(&mut c.chunked_transfer_encoding, &p.chunked_transfer_encoding, true);
+        merge(&mut c.absolute_redirect, &p.absolute_redirect, true);
+        merge(&mut c.port_in_redirect, &p.port_in_redirect, true);
+        merge(&mut c.server_name_in_redirect, &p.server_name_in_redirect, false);
+        merge(&mut c.log_not_found, &p.log_not_found, true);
+        merge(&mut c.server_tokens, &p.server_tokens, ServerTokens::On);
+        merge_opt(&mut c.error_pages, &p.error_pages);
+        merge(&mut c.lingering_close, &p.lingering_close, true);
+        merge(&mut c.lingering_time, &p.lingering_time, Duration::from_secs(30));
+        merge(&mut c.lingering_timeout, &p.lingering_timeout, Duration::from_secs(5));
+        Ok(())
+    }
+}
+
+/// The default port is 80 for root and 8000 otherwise, as nginx's.
+fn nix_is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(parse_listen_addr("8080").unwrap(), "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(parse_listen_addr("127.0.0.1:81").unwrap(), "127.0.0.1:81".parse().unwrap());
+        assert_eq!(parse_listen_addr("*:82").unwrap(), "0.0.0.0:82".parse().unwrap());
+        assert_eq!(parse_listen_addr("[::1]:83").unwrap(), "[::1]:83".parse().unwrap());
+        assert_eq!(parse_listen_addr("127.0.0.1").unwrap(), "127.0.0.1:80".parse().unwrap());
+        assert_eq!(parse_listen_addr("localhost:84").unwrap(), "127.0.0.1:84".parse().unwrap());
+        assert!(parse_listen_addr("nowhere.invalid:80").is_err());
+    }
+}

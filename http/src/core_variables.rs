@@ -1,0 +1,137 @@
+//! The core variables: `$uri`, `$args`, `$arg_NAME`, `$http_NAME`, `$host`,
+//! `$remote_addr`, ... (nginx's `ngx_http_core_variables`).
+
+use bytes::Bytes;
+
+use crate::request::Request;
+use crate::variables::Variables;
+
+fn b(s: impl Into<String>) -> Option<Bytes> {
+    Some(Bytes::from(s.into()))
+}
+
+/// `$http_NAME`: a request header, dashes written as underscores; several
+/// `Cookie` headers are joined with "; ", others with ", ".
+fn http_header(r: &Request, name: &str) -> Option<Bytes> {
+    let wanted = name.replace('_', "-");
+    let mut values = r.head.headers_named(&wanted);
+    let first = values.next()?.clone();
+    let rest: Vec<&Bytes> = values.collect();
+    if rest.is_empty() {
+        return Some(first);
+    }
+    let sep: &[u8] = if wanted.eq_ignore_ascii_case("cookie") { b"; " } else { b", " };
+    let mut out = first.to_vec();
+    for v in rest {
+        out.extend_from_slice(sep);
+        out.extend_from_slice(v);
+    }
+    Some(Bytes::from(out))
+}
+
+/// `$arg_NAME`: the first argument of that name (case-insensitive), not decoded.
+pub fn arg(args: &[u8], name: &str) -> Option<Bytes> {
+    for pair in args.split(|&c| c == b'&') {
+        let (k, v) = match memchr::memchr(b'=', pair) {
+            Some(i) => (&pair[..i], &pair[i + 1..]),
+            None => (pair, &b""[..]),
+        };
+        if k.eq_ignore_ascii_case(name.as_bytes()) {
+            return Some(Bytes::copy_from_slice(v));
+        }
+    }
+    None
+}
+
+fn cookie(r: &Request, name: &str) -> Option<Bytes> {
+    for h in r.head.headers_named("cookie") {
+        for part in h.split(|&c| c == b';') {
+            let part = part.trim_ascii();
+            if let Some(i) = memchr::memchr(b'=', part) {
+                if part[..i].eq_ignore_ascii_case(name.as_bytes()) {
+                    return Some(Bytes::copy_from_slice(&part[i + 1..]));
+                }
+            }
+        }
+    }
+    None
+}
+
+fn sent_http(r: &Request, name: &str) -> Option<Bytes> {
+    r.headers_out.get(&name.replace('_', "-"))
+}
+
+/// Registers the core variables.
+pub fn register(v: &mut Variables) -> Result<(), String> {
+    v.add("uri", |r, _| Some(r.uri.clone()))?;
+    v.add("document_uri", |r, _| Some(r.uri.clone()))?;
+    v.add("args", |r, _| Some(r.args.clone()))?;
+    v.add("query_string", |r, _| Some(r.args.clone()))?;
+    v.add("is_args", |r, _| b(if r.args.is_empty() { "" } else { "?" }))?;
+    v.add("request_uri", |r, _| Some(r.head.unparsed_uri.clone()))?;
+    v.add("request", |r, _| Some(r.head.request_line.clone()))?;
+    v.add("request_method", |r, _| Some(r.head.method_name.clone()))?;
+    v.add("server_protocol", |r, _| b(r.protocol()))?;
+    v.add("scheme", |_, _| b("http"))?;
+    v.add("https", |_, _| b(""))?;
+    v.add("host", |r, _| {
+        Some(if r.host.is_empty() { Bytes::from(r.server.name.clone()) } else { r.host.clone() })
+    })?;
+    v.add("hostname", |_, _| {
+        nix_hostname()
+    })?;
+    v.add("server_name", |r, _| b(r.server.name.clone()))?;
+    v.add("remote_addr", |r, _| b(r.conn.peer.ip().to_string()))?;
+    v.add("binary_remote_addr", |r, _| {
+        Some(match r.conn.peer.ip() {
+            std::net::IpAddr::V4(a) => Bytes::copy_from_slice(&a.octets()),
+            std::net::IpAddr::V6(a) => Bytes::copy_from_slice(&a.octets()),
+        })
+    })?;
+    v.add("remote_port", |r, _| b(r.conn.peer.port().to_string()))?;
+    v.add("server_addr", |r, _| b(r.conn.local.ip().to_string()))?;
+    v.add("server_port", |r, _| b(r.conn.local.port().to_string()))?;
+    v.add("content_length", |r, _| r.header("content-length").cloned())?;
+    v.add("content_type", |r, _| r.header("content-type").cloned())?;
+    v.add("request_body", |r, _| r.body.in_memory())?;
+    v.add("request_body_file", |r, _| r.body_file().map(|p| Bytes::from(p.display().to_string())))?;
+    v.add("request_length", |r, _| b((r.head.head_len as u64 + r.body.received).to_string()))?;
+    v.add("status", |r, _| b(format!("{:03}", r.headers_out.status)))?;
+    v.add("connection", |r, _| b(r.conn.id.to_string()))?;
+    v.add("connection_requests", |r, _| b(r.conn.requests.to_string()))?;
+    v.add("bytes_sent", |r, _| b(r.bytes_sent.to_string()))?;
+    v.add("body_bytes_sent", |r, _| b(r.bytes_sent.saturating_sub(r.header_bytes).to_string()))?;
+    v.add("request_time", |r, _| {
+        let t = r.start.elapsed();
+        b(format!("{}.{:03}", t.as_secs(), t.subsec_millis()))
+    })?;
+    v.add("msec", |_, _| {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        b(format!("{}.{:03}", t.as_secs(), t.subsec_millis()))
+    })?;
+    v.add("pid", |_, _| b(std::process::id().to_string()))?;
+    v.add("nginx_version", |_, _| b("1.27.0"))?;
+    v.add("sluice_version", |_, _| b(env!("CARGO_PKG_VERSION")))?;
+    v.add("document_root", |r, _| r.core_loc().root.as_ref().map(|cv| cv.eval(r)))?;
+    v.add_prefix("http_", http_header)?;
+    v.add_prefix("sent_http_", sent_http)?;
+    v.add_prefix("arg_", |r, name| arg(&r.args, name))?;
+    v.add_prefix("cookie_", cookie)?;
+    Ok(())
+}
+
+fn nix_hostname() -> Option<Bytes> {
+    nix::unistd::gethostname().ok().map(|h| Bytes::from(h.to_string_lossy().into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_by_name() {
+        assert_eq!(arg(b"a=1&B=2&c", "b"), Some(Bytes::from_static(b"2")));
+        assert_eq!(arg(b"a=1&c", "c"), Some(Bytes::new()));
+        assert_eq!(arg(b"a=1", "x"), None);
+    }
+}

@@ -1,0 +1,104 @@
+//! The header writer: the bottom header filter. It turns the response head
+//! into bytes and queues them as the first output of the connection, so
+//! head and first body bytes leave in one `writev`.
+
+use std::fmt::Write as _;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use sluice_core::Buf;
+
+use crate::core_module::ServerTokens;
+use crate::module::{FilterResult, FilterStatus, HeaderFilter, NextHeader};
+use crate::request::Request;
+use crate::special;
+
+/// The header writer.
+#[derive(Debug)]
+pub struct HeaderWriter;
+
+fn put_header(b: &mut BytesMut, name: &[u8], value: &[u8]) {
+    b.put_slice(name);
+    b.put_slice(b": ");
+    b.put_slice(value);
+    b.put_slice(b"\r\n");
+}
+
+/// Makes a relative `Location` absolute as `absolute_redirect`,
+/// `server_name_in_redirect` and `port_in_redirect` say.
+fn absolute_location(r: &Request, loc: &Bytes) -> Bytes {
+    let core = r.core_loc();
+    if loc.first() != Some(&b'/') || !core.absolute_redirect.unwrap_or(true) {
+        return loc.clone();
+    }
+    let host: &[u8] = if core.server_name_in_redirect.unwrap_or(false) && !r.server.name.is_empty() {
+        r.server.name.as_bytes()
+    } else if !r.host.is_empty() {
+        &r.host
+    } else {
+        r.server.name.as_bytes()
+    };
+    let mut s = String::from("http://");
+    s.push_str(&String::from_utf8_lossy(host));
+    let port = r.conn.local.port();
+    if core.port_in_redirect.unwrap_or(true) && port != 80 {
+        let _ = write!(s, ":{port}");
+    }
+    let mut b = BytesMut::from(s.as_bytes());
+    b.put_slice(loc);
+    b.freeze()
+}
+
+impl HeaderFilter for HeaderWriter {
+    fn header_filter(&self, r: &mut Request, _next: NextHeader<'_>) -> FilterResult {
+        if r.head.version < (1, 0) {
+            // HTTP/0.9: no head at all.
+            return Ok(FilterStatus::Ok);
+        }
+        if r.err_status != 0 && r.headers_out.status == 200 {
+            r.headers_out.status = r.err_status;
+        }
+        let status = r.headers_out.status;
+        let ho = &r.headers_out;
+        let mut b = BytesMut::with_capacity(256);
+        let reason = special::reason(status);
+        b.put_slice(format!("HTTP/1.1 {status} {reason}").trim_end().as_bytes());
+        b.put_slice(b"\r\n");
+        let tokens = r.core_loc().server_tokens.unwrap_or(ServerTokens::On);
+        put_header(&mut b, b"Server", special::server_signature(tokens).as_bytes());
+        sluice_core::time::with_cached_http_date(|d| put_header(&mut b, b"Date", d));
+        if let Some(ct) = &ho.content_type {
+            put_header(&mut b, b"Content-Type", ct);
+        }
+        if let Some(n) = ho.content_length {
+            put_header(&mut b, b"Content-Length", n.to_string().as_bytes());
+        }
+        if let Some(t) = ho.last_modified {
+            put_header(&mut b, b"Last-Modified", sluice_core::time::http_date(t).as_bytes());
+        }
+        if let Some(loc) = &ho.location {
+            let abs = absolute_location(r, loc);
+            put_header(&mut b, b"Location", &abs);
+        }
+        let ho = &r.headers_out;
+        if ho.chunked {
+            put_header(&mut b, b"Transfer-Encoding", b"chunked");
+        }
+        if status == 101 {
+            put_header(&mut b, b"Connection", b"upgrade");
+        } else if r.keepalive {
+            put_header(&mut b, b"Connection", b"keep-alive");
+            if let Some((_, Some(h))) = r.core_loc().keepalive_timeout {
+                put_header(&mut b, b"Keep-Alive", format!("timeout={}", h.as_secs()).as_bytes());
+            }
+        } else {
+            put_header(&mut b, b"Connection", b"close");
+        }
+        for (n, v) in &r.headers_out.headers {
+            put_header(&mut b, n, v);
+        }
+        b.put_slice(b"\r\n");
+        r.header_bytes = b.len() as u64;
+        r.conn.out.push(Buf::mem(b.freeze()));
+        Ok(FilterStatus::Ok)
+    }
+}

@@ -1,0 +1,77 @@
+//! The write filter: the bottom body filter. It queues output on the
+//! connection and sends it — one `writev` for the memory run, `sendfile`
+//! for file regions — when there is at least `postpone_output` bytes, a
+//! `flush`, or the `last_buf`. When the socket refuses more and output is
+//! still queued it answers Again: the producer waits for `Resume::Writable`.
+
+use sluice_core::io::{send_chain, SendOpts};
+use sluice_core::Chain;
+
+use crate::module::{BodyFilter, FilterError, FilterResult, FilterStatus, NextBody};
+use crate::request::Request;
+
+/// The write filter.
+#[derive(Debug)]
+pub struct WriteFilter;
+
+impl BodyFilter for WriteFilter {
+    fn body_filter(&self, r: &mut Request, chain: Chain, _next: NextBody<'_>) -> FilterResult {
+        let last = chain.is_last();
+        let flush = chain.wants_flush();
+        let header_only = r.header_only;
+        for b in chain {
+            if header_only && !b.is_empty() {
+                continue;
+            }
+            r.conn.out.push(b);
+        }
+        if last {
+            r.last_sent = true;
+        }
+        let pending = r.conn.out.len();
+        let postpone = r.core_loc().postpone_output.unwrap_or(1460);
+        if !flush && pending < postpone {
+            return Ok(FilterStatus::Ok);
+        }
+        flush_conn(r)
+    }
+}
+
+/// Sends what the connection has queued. Again when the socket is full.
+pub(crate) fn flush_conn(r: &mut Request) -> FilterResult {
+    let sendfile = r.core_loc().sendfile.unwrap_or(false);
+    let sent = r.conn.send_pending(sendfile).map_err(|e| FilterError(format!("writev() failed ({e})")))?;
+    r.bytes_sent += sent;
+    if r.conn.out.is_empty() {
+        Ok(FilterStatus::Ok)
+    } else {
+        Ok(FilterStatus::Again)
+    }
+}
+
+impl crate::request::Conn {
+    /// Sends queued output until done or the socket is full; the number of
+    /// payload bytes sent.
+    pub(crate) fn send_pending(&mut self, sendfile: bool) -> std::io::Result<u64> {
+        if self.out.is_empty() {
+            self.write_blocked = false;
+            return Ok(0);
+        }
+        let opts = SendOpts { sendfile, limit: 0 };
+        match send_chain(&self.stream, &mut self.out, &opts) {
+            Ok(s) => {
+                self.write_blocked = s.blocked;
+                // Flag-only bufs left after the payload went out.
+                if self.out.len() == 0 {
+                    self.out = Chain::new();
+                }
+                Ok(s.bytes)
+            }
+            Err(e) => {
+                self.broken = true;
+                self.out = Chain::new();
+                Err(e)
+            }
+        }
+    }
+}

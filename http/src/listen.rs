@@ -1,0 +1,107 @@
+//! Listening addresses: which sockets to bind and which servers stand
+//! behind each.
+//!
+//! As nginx does, when a port has a wildcard listener (`listen 8080`), the
+//! specific addresses on that port (`listen 127.0.0.1:8080`) are served
+//! through the wildcard socket, unless they say `bind`; the local address
+//! of each accepted connection then picks the servers (nginx's
+//! `getsockname` step).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use sluice_core::net::ListenOpts;
+
+use crate::config::Server;
+use crate::server_name::ServerNames;
+
+/// One socket to bind, with the servers behind it.
+#[derive(Debug)]
+pub struct ListenSite {
+    /// The address to bind.
+    pub addr: SocketAddr,
+    /// Socket options.
+    pub opts: ListenOpts,
+    /// Specific addresses served through this socket, most specific first;
+    /// the last entry is the socket's own address.
+    groups: Vec<(SocketAddr, ServerNames)>,
+}
+
+impl ListenSite {
+    /// The servers for a connection accepted with local address `local`.
+    pub fn names_for(&self, local: SocketAddr) -> &ServerNames {
+        self.groups
+            .iter()
+            .find(|(a, _)| *a == local)
+            .or_else(|| self.groups.last())
+            .map(|(_, n)| n)
+            .expect("a listen site has at least its own group")
+    }
+}
+
+fn is_wildcard(a: &SocketAddr) -> bool {
+    a.ip().is_unspecified()
+}
+
+/// Groups the servers' `listen` directives into sockets.
+pub fn group(servers: &[Arc<Server>]) -> Result<Vec<ListenSite>, String> {
+    // Every distinct address with its servers (in order) and its default.
+    let mut addrs: Vec<(SocketAddr, Vec<Arc<Server>>, Option<usize>, ListenOpts, bool)> = Vec::new();
+    for s in servers {
+        for l in &s.core().listen {
+            let pos = match addrs.iter().position(|a| a.0 == l.addr) {
+                Some(p) => p,
+                None => {
+                    let opts = ListenOpts {
+                        backlog: 511,
+                        reuseport: true,
+                        ipv6only: l.ipv6only,
+                    };
+                    addrs.push((l.addr, Vec::new(), None, opts, false));
+                    addrs.len() - 1
+                }
+            };
+            let entry = &mut addrs[pos];
+            if l.default_server {
+                if entry.2.is_some() {
+                    return Err(format!("a duplicate default server for {}", l.addr));
+                }
+                entry.2 = Some(entry.1.len());
+            }
+            if let Some(b) = l.backlog {
+                entry.3.backlog = b;
+            }
+            entry.4 |= l.bind;
+            if !entry.1.iter().any(|x| Arc::ptr_eq(x, s)) {
+                entry.1.push(s.clone());
+            }
+        }
+    }
+    let mut sites: Vec<ListenSite> = Vec::new();
+    let mut folded: Vec<(SocketAddr, ServerNames)> = Vec::new();
+    for (addr, list, default, opts, bind) in addrs.iter().cloned().map(|(a, l, d, o, b)| (a, l, d, o, b)) {
+        let names = ServerNames::build(list, default.unwrap_or(0))?;
+        let covered = !is_wildcard(&addr)
+            && !bind
+            && addrs
+                .iter()
+                .any(|(w, ..)| is_wildcard(w) && w.port() == addr.port() && w.is_ipv4() == addr.is_ipv4());
+        if covered {
+            folded.push((addr, names));
+        } else {
+            sites.push(ListenSite {
+                addr,
+                opts,
+                groups: vec![(addr, names)],
+            });
+        }
+    }
+    for (addr, names) in folded {
+        let site = sites
+            .iter_mut()
+            .find(|s| is_wildcard(&s.addr) && s.addr.port() == addr.port() && s.addr.is_ipv4() == addr.is_ipv4())
+            .expect("a covering wildcard exists");
+        site.groups.insert(0, (addr, names));
+    }
+    Ok(sites)
+}

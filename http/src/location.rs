@@ -1,0 +1,256 @@
+//! Locations and their look-up, in nginx's order.
+//!
+//! At each level: the longest matching prefix (or an exact `=` match, which
+//! ends the search) is found among the static locations; if it has nested
+//! locations the search goes on inside it; unless the match was exact or
+//! `^~`, the regex locations of the level are tried in order and the first
+//! match wins (searching its nested locations too); otherwise the longest
+//! prefix stands.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::Arc;
+
+use regex::bytes::{Regex, RegexBuilder};
+use sluice_core::conf::Origin;
+
+use crate::module::AnyConf;
+
+/// How a location matches.
+#[derive(Debug, Clone)]
+pub enum LocMatch {
+    /// The server level (no `location`).
+    ServerLevel,
+    /// `location = /x`.
+    Exact(String),
+    /// `location /x` (`no_regex`: `location ^~ /x`).
+    Prefix {
+        /// The prefix.
+        name: String,
+        /// `^~`: a match stops the regex search.
+        no_regex: bool,
+    },
+    /// `location ~ re` / `location ~* re`.
+    Regex {
+        /// The pattern as written.
+        name: String,
+        /// The compiled pattern.
+        re: Regex,
+    },
+    /// `location @name`.
+    Named(String),
+}
+
+impl LocMatch {
+    /// Parses a modifier and a name, as the `location` directive gets them.
+    pub fn parse(modifier: &str, name: &str) -> Result<LocMatch, String> {
+        let regex = |caseless: bool| {
+            RegexBuilder::new(name)
+                .case_insensitive(caseless)
+                .build()
+                .map(|re| LocMatch::Regex { name: name.to_string(), re })
+                .map_err(|e| format!("invalid regex \"{name}\": {e}"))
+        };
+        match modifier {
+            "=" => Ok(LocMatch::Exact(name.to_string())),
+            "^~" => Ok(LocMatch::Prefix { name: name.to_string(), no_regex: true }),
+            "~" => regex(false),
+            "~*" => regex(true),
+            "" if name.starts_with('@') => Ok(LocMatch::Named(name.to_string())),
+            "" => Ok(LocMatch::Prefix { name: name.to_string(), no_regex: false }),
+            _ => Err(format!("invalid location modifier \"{modifier}\"")),
+        }
+    }
+
+    /// The name as written.
+    pub fn name(&self) -> &str {
+        match self {
+            LocMatch::ServerLevel => "",
+            LocMatch::Exact(n) | LocMatch::Named(n) => n,
+            LocMatch::Prefix { name, .. } | LocMatch::Regex { name, .. } => name,
+        }
+    }
+}
+
+/// One location, frozen: its confs (merged) and its nested locations.
+pub struct Location {
+    /// How it matches.
+    pub matcher: LocMatch,
+    pub(crate) confs: Vec<AnyConf>,
+    pub(crate) nested: LocationTree,
+    /// Where it was written.
+    pub origin: Origin,
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Location").field("matcher", &self.matcher).finish()
+    }
+}
+
+impl Location {
+    pub(crate) fn new(matcher: LocMatch, confs: Vec<AnyConf>, nested: LocationTree, origin: Origin) -> Location {
+        Location { matcher, confs, nested, origin }
+    }
+
+    /// The location's name as written (`/images/`, `\.php$`, `@fallback`).
+    pub fn name(&self) -> &str {
+        self.matcher.name()
+    }
+
+    pub(crate) fn collect_named(&self, out: &mut HashMap<String, Arc<Location>>) {
+        for l in &self.nested.named {
+            out.insert(l.name().to_string(), l.clone());
+        }
+    }
+
+    /// True for `location = ...`.
+    pub fn is_exact(&self) -> bool {
+        matches!(self.matcher, LocMatch::Exact(_))
+    }
+
+    /// True for regex locations.
+    pub fn is_regex(&self) -> bool {
+        matches!(self.matcher, LocMatch::Regex { .. })
+    }
+}
+
+/// The locations of one level.
+#[derive(Default)]
+pub struct LocationTree {
+    /// Exact and prefix locations, longest name first.
+    statics: Vec<Arc<Location>>,
+    /// Regex locations, in configuration order.
+    regexes: Vec<Arc<Location>>,
+    /// Named locations (server level only).
+    named: Vec<Arc<Location>>,
+}
+
+/// A location found for a URI, with the captures of a regex match.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The location.
+    pub location: Arc<Location>,
+    /// Capture groups of the regex that matched (byte ranges of the URI).
+    pub captures: Vec<Option<Range<usize>>>,
+    /// Named groups: name → group index.
+    pub capture_names: Vec<(String, usize)>,
+}
+
+impl LocationTree {
+    pub(crate) fn new(all: Vec<Arc<Location>>) -> LocationTree {
+        let mut t = LocationTree::default();
+        for l in all {
+            match l.matcher {
+                LocMatch::Regex { .. } => t.regexes.push(l),
+                LocMatch::Named(_) => t.named.push(l),
+                _ => t.statics.push(l),
+            }
+        }
+        // Longest first; for equal names the exact one first.
+        t.statics.sort_by(|a, b| b.name().len().cmp(&a.name().len()).then(b.is_exact().cmp(&a.is_exact())));
+        t
+    }
+
+    /// Finds the location for `uri` starting at this level; `None` when
+    /// nothing at this level or below matches.
+    pub fn find(&self, uri: &[u8]) -> Option<Found> {
+        let mut best: Option<Found> = None;
+        let mut stop = false;
+        for l in &self.statics {
+            let name = l.name().as_bytes();
+            match &l.matcher {
+                LocMatch::Exact(_) if uri == name => {
+                    return Some(Found { location: l.clone(), captures: Vec::new(), capture_names: Vec::new() });
+                }
+                LocMatch::Prefix { no_regex, .. } if uri.starts_with(name) => {
+                    stop = *no_regex;
+                    best = Some(Found { location: l.clone(), captures: Vec::new(), capture_names: Vec::new() });
+                    if let Some(deeper) = l.nested.find(uri) {
+                        let settled = deeper.location.is_exact() || deeper.location.is_regex() || deeper.stops();
+                        best = Some(deeper);
+                        if settled {
+                            return best;
+                        }
+                    }
+                    break;
+                }
+                _ => {}
+            }
+        }
+        if !stop {
+            for l in &self.regexes {
+                let LocMatch::Regex { re, .. } = &l.matcher else { continue };
+                if let Some(caps) = re.captures(uri) {
+                    let found = Found {
+                        location: l.clone(),
+                        captures: (0..caps.len()).map(|i| caps.get(i).map(|m| m.range())).collect(),
+                        capture_names: re.capture_names().enumerate().filter_map(|(i, n)| n.map(|n| (n.to_string(), i))).collect(),
+                    };
+                    return Some(l.nested.find(uri).unwrap_or(found));
+                }
+            }
+        }
+        best
+    }
+}
+
+impl Found {
+    fn stops(&self) -> bool {
+        matches!(self.location.matcher, LocMatch::Prefix { no_regex: true, .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn loc(modifier: &str, name: &str, nested: Vec<Arc<Location>>) -> Arc<Location> {
+        Arc::new(Location::new(
+            LocMatch::parse(modifier, name).unwrap(),
+            Vec::new(),
+            LocationTree::new(nested),
+            Origin { file: Arc::from(Path::new("t")), line: 1 },
+        ))
+    }
+
+    fn find<'a>(t: &'a LocationTree, uri: &str) -> String {
+        t.find(uri.as_bytes()).map(|f| f.location.name().to_string()).unwrap_or_else(|| "-".into())
+    }
+
+    #[test]
+    fn nginx_order() {
+        let t = LocationTree::new(vec![
+            loc("", "/", vec![]),
+            loc("=", "/exact", vec![]),
+            loc("", "/exact", vec![]),
+            loc("^~", "/static/", vec![]),
+            loc("", "/images/", vec![loc("~", "\\.png$", vec![])]),
+            loc("~*", "\\.(gif|jpg)$", vec![]),
+            loc("~", "^/static/x", vec![]),
+            loc("", "@named", vec![]),
+        ]);
+        assert_eq!(find(&t, "/"), "/");
+        assert_eq!(find(&t, "/exact"), "/exact");
+        assert!(t.find(b"/exact").unwrap().location.is_exact());
+        assert!(!t.find(b"/exact/x").unwrap().location.is_exact());
+        assert_eq!(find(&t, "/static/x.gif"), "/static/");
+        assert_eq!(find(&t, "/a/b.GIF"), "\\.(gif|jpg)$");
+        assert_eq!(find(&t, "/images/a.png"), "\\.png$");
+        assert_eq!(find(&t, "/images/a.jpg"), "\\.(gif|jpg)$");
+        assert_eq!(find(&t, "/images/a.txt"), "/images/");
+        assert_eq!(find(&t, "/@named"), "/");
+        let t2 = LocationTree::new(vec![loc("", "/a", vec![])]);
+        assert_eq!(find(&t2, "/b"), "-");
+    }
+
+    #[test]
+    fn regex_captures() {
+        let t = LocationTree::new(vec![loc("~", "^/(?<dir>\\w+)/(.*)$", vec![])]);
+        let f = t.find(b"/img/a/b").unwrap();
+        assert_eq!(f.captures[1], Some(1..4));
+        assert_eq!(f.captures[2], Some(5..8));
+        assert_eq!(f.capture_names, vec![("dir".to_string(), 1)]);
+    }
+}

@@ -1,0 +1,296 @@
+//! The phase engine: runs a request through nginx's eleven phases.
+//!
+//! Each phase has a checker that reads the handlers' answers the way nginx's
+//! `ngx_http_core_*_phase` functions do:
+//!
+//! | phase | Declined | Ok | Again / Done | Status |
+//! |---|---|---|---|---|
+//! | post_read, preaccess, precontent | next handler | next phase | suspend | finish |
+//! | server_rewrite, rewrite | next handler | next handler | suspend | finish |
+//! | access | next handler | next handler (all must pass) | suspend | finish |
+//! | content | next handler | finish | suspend / finish | finish |
+//!
+//! find_config, post_rewrite and post_access are the engine's own steps.
+//! Internal redirects re-enter at server_rewrite, as nginx's
+//! `ngx_http_internal_redirect` does (so server-level rewrites see the new
+//! URI); a rewrite's `last` re-enters at find_config.
+
+use bytes::Bytes;
+
+use crate::module::{Flow, Phase};
+use crate::request::Request;
+use crate::special;
+
+const PHASES: [Phase; Phase::COUNT] = [
+    Phase::PostRead,
+    Phase::ServerRewrite,
+    Phase::FindConfig,
+    Phase::Rewrite,
+    Phase::PostRewrite,
+    Phase::Preaccess,
+    Phase::Access,
+    Phase::PostAccess,
+    Phase::Precontent,
+    Phase::Content,
+    Phase::Log,
+];
+
+/// Starts a request at the first phase.
+pub(crate) fn start(r: &mut Request) {
+    r.phase = Phase::PostRead as usize;
+    r.phase_handler = 0;
+    run(r);
+}
+
+/// Runs phases from where the request stands until it finishes or waits.
+pub(crate) fn run(r: &mut Request) {
+    loop {
+        if r.finalized || r.phase >= Phase::Log as usize {
+            return;
+        }
+        match step(r) {
+            Step::Continue => {}
+            Step::Suspend => return,
+            Step::Finish(flow) => {
+                if r.phase_restarted() {
+                    continue;
+                }
+                finalize(r, flow);
+                if r.phase_restarted() {
+                    continue;
+                }
+                return;
+            }
+        }
+    }
+}
+
+enum Step {
+    Continue,
+    Suspend,
+    Finish(Flow),
+}
+
+fn next_phase(r: &mut Request) -> Step {
+    r.phase += 1;
+    r.phase_handler = 0;
+    Step::Continue
+}
+
+fn step(r: &mut Request) -> Step {
+    let phase = PHASES[r.phase];
+    match phase {
+        Phase::FindConfig => find_config(r),
+        Phase::PostRewrite => post_rewrite(r),
+        Phase::PostAccess => next_phase(r),
+        Phase::Content => content(r),
+        _ => {
+            let http = r.http.clone();
+            let handlers = &http.phases[phase as usize];
+            let Some(h) = handlers.get(r.phase_handler) else {
+                return next_phase(r);
+            };
+            let flow = h.handle(r);
+            match (phase, flow) {
+                (_, Flow::Declined) => {
+                    r.phase_handler += 1;
+                    Step::Continue
+                }
+                (Phase::ServerRewrite | Phase::Rewrite | Phase::Access, Flow::Ok) => {
+                    r.phase_handler += 1;
+                    Step::Continue
+                }
+                (_, Flow::Ok) => next_phase(r),
+                (_, Flow::Again) => Step::Suspend,
+                (_, Flow::Done) => Step::Finish(Flow::Done),
+                (_, Flow::Status(s)) => Step::Finish(Flow::Status(s)),
+            }
+        }
+    }
+}
+
+fn find_config(r: &mut Request) -> Step {
+    let found = r.server.root.nested.find(&r.uri);
+    match found {
+        Some(f) => {
+            if !f.captures.is_empty() {
+                let subject = r.uri.clone();
+                r.set_captures(subject, f.captures, f.capture_names);
+            }
+            r.loc = f.location;
+        }
+        None => r.loc = r.server.root.clone(),
+    }
+    let core = r.core_loc();
+    if core.internal == Some(true) && !r.internal {
+        return Step::Finish(Flow::Status(404));
+    }
+    let max = core.client_max_body_size.unwrap_or(0);
+    if max > 0 && r.body.declared_length().is_some_and(|n| n > max) {
+        sluice_core::log_error!(
+            sluice_core::log::Level::Error,
+            r.log_id(),
+            "client intended to send too large body: {} bytes, client: {}, server: {}, request: \"{}\"",
+            r.body.declared_length().unwrap_or(0),
+            r.conn.peer.ip(),
+            r.server.name,
+            String::from_utf8_lossy(&r.head.request_line)
+        );
+        r.keepalive = false;
+        return Step::Finish(Flow::Status(413));
+    }
+    next_phase(r)
+}
+
+fn post_rewrite(r: &mut Request) -> Step {
+    if !r.uri_changed {
+        return next_phase(r);
+    }
+    r.uri_changed = false;
+    r.uri_changes -= 1;
+    if r.uri_changes == 0 {
+        sluice_core::log_error!(
+            sluice_core::log::Level::Error,
+            r.log_id(),
+            "rewrite or internal redirection cycle while processing \"{}\"",
+            String::from_utf8_lossy(&r.uri)
+        );
+        return Step::Finish(Flow::Status(500));
+    }
+    r.phase = Phase::FindConfig as usize;
+    r.phase_handler = 0;
+    Step::Continue
+}
+
+fn content(r: &mut Request) -> Step {
+    if let Some(h) = r.core_loc().content_handler.clone() {
+        return match h.handle(r) {
+            Flow::Again => Step::Suspend,
+            flow => Step::Finish(flow),
+        };
+    }
+    let http = r.http.clone();
+    let handlers = &http.phases[Phase::Content as usize];
+    while let Some(h) = handlers.get(r.phase_handler) {
+        match h.handle(r) {
+            Flow::Declined => r.phase_handler += 1,
+            Flow::Again => return Step::Suspend,
+            flow => return Step::Finish(flow),
+        }
+    }
+    if r.uri.ends_with(b"/") {
+        sluice_core::log_error!(
+            sluice_core::log::Level::Error,
+            r.log_id(),
+            "directory index of \"{}\" is forbidden",
+            String::from_utf8_lossy(&r.uri)
+        );
+        return Step::Finish(Flow::Status(403));
+    }
+    Step::Finish(Flow::Status(404))
+}
+
+/// Ends the content work of a request with a handler's result: an error
+/// page for a status, the end of output otherwise. The connection completes
+/// the request once all output reached the socket.
+pub fn finalize(r: &mut Request, flow: Flow) {
+    match flow {
+        Flow::Again => {}
+        Flow::Declined | Flow::Ok | Flow::Done => {
+            if r.task.is_none() && !r.last_sent {
+                if !r.header_sent() {
+                    special::send(r, 500);
+                } else {
+                    let _ = r.output(sluice_core::Chain::one(sluice_core::Buf::last()));
+                }
+            }
+            if r.task.is_none() {
+                r.finalized = true;
+            }
+        }
+        Flow::Status(code) => {
+            r.task = None;
+            if r.header_sent() {
+                // Too late for an error page: the client gets a truncated
+                // response and the connection is closed.
+                r.keepalive = false;
+                r.conn.broken = true;
+                r.finalized = true;
+                return;
+            }
+            special::send(r, code);
+            if r.task.is_none() && !r.restarted {
+                r.finalized = true;
+            }
+        }
+    }
+}
+
+/// Redirects the request internally to `uri` (with `args`): the phases run
+/// again from server_rewrite with the new URI. Returns `Flow::Done` (the
+/// caller's handler is finished) or a 500 after too many redirects.
+pub fn internal_redirect(r: &mut Request, uri: Bytes, args: Bytes) -> Flow {
+    r.uri_changes = r.uri_changes.saturating_sub(1);
+    if r.uri_changes == 0 {
+        sluice_core::log_error!(
+            sluice_core::log::Level::Error,
+            r.log_id(),
+            "rewrite or internal redirection cycle while internally redirecting to \"{}\"",
+            String::from_utf8_lossy(&uri)
+        );
+        return Flow::Status(500);
+    }
+    r.uri = uri;
+    r.args = args;
+    r.internal = true;
+    r.loc = r.server.root.clone();
+    for c in r.ctx.iter_mut() {
+        *c = None;
+    }
+    r.phase = Phase::ServerRewrite as usize;
+    r.phase_handler = 0;
+    r.restarted = true;
+    Flow::Done
+}
+
+/// Redirects the request to a named location: phases run again from
+/// rewrite with that location's confs.
+pub fn named_redirect(r: &mut Request, name: &str) -> Flow {
+    let Some(loc) = r.server.named.get(name).cloned() else {
+        sluice_core::log_error!(
+            sluice_core::log::Level::Error,
+            r.log_id(),
+            "could not find named location \"{}\"",
+            name
+        );
+        return Flow::Status(500);
+    };
+    r.uri_changes = r.uri_changes.saturating_sub(1);
+    if r.uri_changes == 0 {
+        return Flow::Status(500);
+    }
+    r.loc = loc;
+    r.internal = true;
+    for c in r.ctx.iter_mut() {
+        *c = None;
+    }
+    r.phase = Phase::Rewrite as usize;
+    r.phase_handler = 0;
+    r.restarted = true;
+    Flow::Done
+}
+
+impl Request {
+    /// True (once) after an internal redirect restarted the phases.
+    pub(crate) fn phase_restarted(&mut self) -> bool {
+        std::mem::take(&mut self.restarted)
+    }
+}
+
+/// Runs the log phase handlers.
+pub(crate) fn log_phase(r: &mut Request) {
+    let http = r.http.clone();
+    for h in &http.phases[Phase::Log as usize] {
+        h.handle(r);
+    }
+}

@@ -1,0 +1,366 @@
+//! The request: what every handler and filter works on.
+//!
+//! A request owns the connection's I/O state ([`Conn`]) while it lives, so
+//! the write filter at the bottom of the chain can send straight to the
+//! socket; when the request ends the connection takes it back for the next
+//! request (keep-alive, pipelining) or closes it.
+
+use std::any::Any;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use sluice_core::Chain;
+
+use crate::body::RequestBody;
+use crate::config::{HttpConfig, Server};
+use crate::core_module::{CoreLocConf, CoreSrvConf, CORE};
+use crate::listen::ListenSite;
+use crate::location::Location;
+use crate::module::{downcast, ConfKey, FilterResult, FilterStatus, NextBody, NextHeader, Task};
+use crate::parse::{Method, RequestHead};
+
+/// The I/O state of a client connection.
+pub struct Conn {
+    pub(crate) stream: mio::net::TcpStream,
+    /// The connection number (`$connection`), unique per process.
+    pub id: u64,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// The local address the client connected to.
+    pub local: SocketAddr,
+    /// Bytes received and not yet consumed (pipelined requests, body).
+    pub(crate) rbuf: BytesMut,
+    /// Requests served on this connection so far (`$connection_requests`).
+    pub requests: u64,
+    /// Output waiting for the socket.
+    pub(crate) out: Chain,
+    /// The socket refused more output (EAGAIN) at the last attempt.
+    pub(crate) write_blocked: bool,
+    /// A write failed: the connection is to be closed.
+    pub(crate) broken: bool,
+    /// The configuration and listen site this connection came through.
+    pub(crate) http: Arc<HttpConfig>,
+    pub(crate) site: usize,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn").field("id", &self.id).field("peer", &self.peer).finish()
+    }
+}
+
+impl Conn {
+    pub(crate) fn site(&self) -> &ListenSite {
+        &self.http.listens[self.site]
+    }
+}
+
+/// The response head being built.
+#[derive(Debug, Default, Clone)]
+pub struct HeadersOut {
+    /// The status code (0 until set).
+    pub status: u16,
+    /// `Content-Type`, charset included.
+    pub content_type: Option<Bytes>,
+    /// `Content-Length`; `None` for a body of unknown length.
+    pub content_length: Option<u64>,
+    /// `Last-Modified`.
+    pub last_modified: Option<SystemTime>,
+    /// `Location`; a relative one is made absolute by the header writer as
+    /// `absolute_redirect` says.
+    pub location: Option<Bytes>,
+    /// Other headers, in order.
+    pub headers: Vec<(Bytes, Bytes)>,
+    /// Trailers sent after a chunked body.
+    pub trailers: Vec<(Bytes, Bytes)>,
+    /// Chosen by the chunked filter.
+    pub chunked: bool,
+}
+
+impl HeadersOut {
+    /// Adds a header.
+    pub fn add(&mut self, name: impl Into<Bytes>, value: impl Into<Bytes>) {
+        self.headers.push((name.into(), value.into()));
+    }
+
+    /// The first header with this name (case-insensitive), including the
+    /// ones kept in fields.
+    pub fn get(&self, name: &str) -> Option<Bytes> {
+        match name.to_ascii_lowercase().as_str() {
+            "content-type" => self.content_type.clone(),
+            "content-length" => self.content_length.map(|n| Bytes::from(n.to_string())),
+            "location" => self.location.clone(),
+            "last-modified" => self.last_modified.map(|t| Bytes::from(sluice_core::time::http_date(t))),
+            _ => self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v.clone()),
+        }
+    }
+}
+
+/// Regex captures of the last match (location or rewrite), for `$1`..`$9`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Captures {
+    subject: Bytes,
+    groups: Vec<Option<Range<usize>>>,
+    names: Vec<(String, usize)>,
+}
+
+/// One HTTP request.
+pub struct Request {
+    /// The connection (owned while the request lives).
+    pub conn: Conn,
+    pub(crate) http: Arc<HttpConfig>,
+    /// The virtual server.
+    pub server: Arc<Server>,
+    /// The location whose confs apply now.
+    pub loc: Arc<Location>,
+    /// The head as received.
+    pub head: RequestHead,
+    /// The current URI (changed by rewrites and internal redirects).
+    pub uri: Bytes,
+    /// The current arguments.
+    pub args: Bytes,
+    /// The host: from the request line, the Host header, or the server name.
+    pub host: Bytes,
+    /// The response head.
+    pub headers_out: HeadersOut,
+    /// The request body, once read.
+    pub body: RequestBody,
+    /// True after an internal redirect.
+    pub internal: bool,
+    /// No body in the response (HEAD, or the header filter said so).
+    pub header_only: bool,
+    /// The connection may be kept open after this request.
+    pub keepalive: bool,
+    /// When the request line was read.
+    pub start: Instant,
+    /// Wall clock at start (`$msec`, logs).
+    pub start_time: SystemTime,
+    /// Bytes sent to the client for this request (head included).
+    pub bytes_sent: u64,
+    /// Bytes of the response head.
+    pub header_bytes: u64,
+    pub(crate) uri_changes: u8,
+    pub(crate) uri_changed: bool,
+    pub(crate) phase: usize,
+    pub(crate) phase_handler: usize,
+    pub(crate) captures: Captures,
+    pub(crate) ctx: Vec<Option<Box<dyn Any>>>,
+    pub(crate) task: Option<Box<dyn Task>>,
+    pub(crate) header_sent: bool,
+    pub(crate) last_sent: bool,
+    pub(crate) error_page_used: bool,
+    pub(crate) finalized: bool,
+    pub(crate) restarted: bool,
+    /// The handler sent a status its error page should report (`error_page ... =`).
+    pub(crate) err_status: u16,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("conn", &self.conn.id)
+            .field("uri", &self.uri)
+            .field("status", &self.headers_out.status)
+            .finish()
+    }
+}
+
+/// Internal redirects and URI changes allowed per request, as nginx's.
+pub(crate) const MAX_URI_CHANGES: u8 = 10;
+
+impl Request {
+    pub(crate) fn new(conn: Conn, head: RequestHead, server: Arc<Server>, host: Bytes) -> Request {
+        let http = conn.http.clone();
+        let loc = server.root.clone();
+        let nmodules = http.modules.list().len();
+        let header_only = head.method == Method::Head;
+        Request {
+            uri: head.uri.clone(),
+            args: head.args.clone(),
+            conn,
+            http,
+            server,
+            loc,
+            head,
+            host,
+            headers_out: HeadersOut::default(),
+            body: RequestBody::default(),
+            internal: false,
+            header_only,
+            keepalive: false,
+            start: Instant::now(),
+            start_time: SystemTime::now(),
+            bytes_sent: 0,
+            header_bytes: 0,
+            uri_changes: MAX_URI_CHANGES + 1,
+            uri_changed: false,
+            phase: 0,
+            phase_handler: 0,
+            captures: Captures::default(),
+            ctx: (0..nmodules).map(|_| None).collect(),
+            task: None,
+            header_sent: false,
+            last_sent: false,
+            error_page_used: false,
+            finalized: false,
+            restarted: false,
+            err_status: 0,
+        }
+    }
+
+    /// A module's location conf for the current location.
+    #[inline]
+    pub fn loc_conf<M, S, L: 'static>(&self, key: &ConfKey<M, S, L>) -> &L {
+        downcast(self.loc.confs[key.slot()].as_ref())
+    }
+
+    /// A module's server conf.
+    #[inline]
+    pub fn srv_conf<M, S: 'static, L>(&self, key: &ConfKey<M, S, L>) -> &S {
+        downcast(self.server.srv_confs[key.slot()].as_ref())
+    }
+
+    /// A module's main conf.
+    #[inline]
+    pub fn main_conf<M: 'static, S, L>(&self, key: &ConfKey<M, S, L>) -> &M {
+        downcast(self.http.main_confs[key.slot()].as_ref())
+    }
+
+    /// The core location conf.
+    #[inline]
+    pub fn core_loc(&self) -> &CoreLocConf {
+        self.loc_conf(&CORE)
+    }
+
+    /// The core server conf.
+    #[inline]
+    pub fn core_srv(&self) -> &CoreSrvConf {
+        self.srv_conf(&CORE)
+    }
+
+    /// The method.
+    pub fn method(&self) -> Method {
+        self.head.method
+    }
+
+    /// A request header (first of that name, case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&Bytes> {
+        self.head.header(name)
+    }
+
+    /// A module's per-request context.
+    pub fn ctx<M, S, L, T: 'static>(&self, key: &ConfKey<M, S, L>) -> Option<&T> {
+        self.ctx[key.slot()].as_ref().and_then(|b| b.downcast_ref())
+    }
+
+    /// A module's per-request context, mutably.
+    pub fn ctx_mut<M, S, L, T: 'static>(&mut self, key: &ConfKey<M, S, L>) -> Option<&mut T> {
+        self.ctx[key.slot()].as_mut().and_then(|b| b.downcast_mut())
+    }
+
+    /// Sets a module's per-request context.
+    pub fn set_ctx<M, S, L, T: 'static>(&mut self, key: &ConfKey<M, S, L>, value: T) {
+        self.ctx[key.slot()] = Some(Box::new(value));
+    }
+
+    /// Removes a module's per-request context.
+    pub fn take_ctx<M, S, L, T: 'static>(&mut self, key: &ConfKey<M, S, L>) -> Option<T> {
+        match self.ctx[key.slot()].take()?.downcast::<T>() {
+            Ok(b) => Some(*b),
+            Err(_) => None,
+        }
+    }
+
+    /// Installs the task that resumes this request later (after the
+    /// handler returns `Flow::Again`).
+    pub fn set_task(&mut self, task: Box<dyn Task>) {
+        self.task = Some(task);
+    }
+
+    /// Capture `n` of the last regex match.
+    pub fn capture(&self, n: usize) -> Option<Bytes> {
+        let r = self.captures.groups.get(n)?.clone()?;
+        Some(self.captures.subject.slice(r))
+    }
+
+    /// A named capture of the last regex match.
+    pub fn named_capture(&self, name: &str) -> Option<Bytes> {
+        let (_, i) = self.captures.names.iter().find(|(n, _)| n == name)?;
+        self.capture(*i)
+    }
+
+    pub(crate) fn set_captures(&mut self, subject: Bytes, groups: Vec<Option<Range<usize>>>, names: Vec<(String, usize)>) {
+        self.captures = Captures { subject, groups, names };
+    }
+
+    /// True once the response head went to the filters.
+    pub fn header_sent(&self) -> bool {
+        self.header_sent
+    }
+
+    /// Runs the header filters (once).
+    pub fn send_header(&mut self) -> FilterResult {
+        if self.header_sent {
+            return Ok(FilterStatus::Ok);
+        }
+        self.header_sent = true;
+        if self.headers_out.status == 0 {
+            self.headers_out.status = 200;
+        }
+        let http = self.http.clone();
+        NextHeader { rest: &http.header_filters }.call(self)
+    }
+
+    /// Runs a chain through the body filters.
+    pub fn output(&mut self, chain: Chain) -> FilterResult {
+        if self.last_sent {
+            return Ok(FilterStatus::Ok);
+        }
+        let http = self.http.clone();
+        NextBody { rest: &http.body_filters }.call(self, chain)
+    }
+
+    /// Sends a whole response from memory: status, content type, body.
+    pub fn send_response(&mut self, status: u16, content_type: Option<Bytes>, body: Bytes) -> FilterResult {
+        self.headers_out.status = status;
+        if content_type.is_some() {
+            self.headers_out.content_type = content_type;
+        }
+        self.headers_out.content_length = Some(body.len() as u64);
+        self.send_header()?;
+        let mut chain = Chain::new();
+        if !body.is_empty() && !self.header_only {
+            chain.push(sluice_core::Buf::mem(body));
+        }
+        chain.push(sluice_core::Buf::last());
+        self.output(chain)
+    }
+
+    /// The effective default content type of the location (`default_type`).
+    pub fn default_type(&self) -> Bytes {
+        Bytes::from(self.core_loc().default_type.clone().unwrap_or_default())
+    }
+
+    /// The HTTP version as text (`HTTP/1.1`).
+    pub fn protocol(&self) -> &'static str {
+        match self.head.version {
+            (1, 1) => "HTTP/1.1",
+            (1, 0) => "HTTP/1.0",
+            (0, 9) => "HTTP/0.9",
+            _ => "HTTP/1.1",
+        }
+    }
+
+    /// True when all output, including `last_buf`, reached the socket.
+    pub(crate) fn response_complete(&self) -> bool {
+        self.last_sent && self.conn.out.is_empty()
+    }
+
+    /// The connection number, for log lines.
+    pub fn log_id(&self) -> Option<u64> {
+        Some(self.conn.id)
+    }
+}

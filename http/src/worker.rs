@@ -1,0 +1,288 @@
+//! A worker: one thread, one `mio::Poll`, its own listening sockets
+//! (SO_REUSEPORT) and its own connections. Nothing is shared on the hot
+//! path; the master talks to a worker through [`WorkerShared`] (a command
+//! word and a waker).
+//!
+//! The loop: wait for events until the earliest timer; accept until
+//! WouldBlock (pausing on EMFILE-class errors instead of spinning); drive
+//! each ready connection; fire expired timers; obey commands.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Waker};
+use sluice_core::event::{token, token_parts, Slab, TimerId, Timers, ROLE_CLIENT, ROLE_LISTENER, ROLE_WAKER};
+use sluice_core::log::Level;
+use sluice_core::{log_error, Chain};
+
+use crate::config::HttpConfig;
+use crate::connection::{self, Event, Next, Slot};
+use crate::request::Conn;
+
+/// No command.
+const CMD_NONE: u8 = 0;
+/// Stop accepting, close idle connections, finish the others, exit.
+pub const CMD_QUIT: u8 = 1;
+/// Exit now.
+pub const CMD_STOP: u8 = 2;
+
+/// What the master shares with a worker.
+#[derive(Debug)]
+pub struct WorkerShared {
+    waker: Waker,
+    cmd: AtomicU8,
+}
+
+impl WorkerShared {
+    /// Sends a command and wakes the worker.
+    pub fn command(&self, cmd: u8) {
+        self.cmd.store(cmd, Ordering::SeqCst);
+        let _ = self.waker.wake();
+    }
+}
+
+static CONNECTION_IDS: AtomicU64 = AtomicU64::new(1);
+
+struct Entry {
+    slot: Option<Slot>,
+    timer: Option<TimerId>,
+}
+
+/// A worker, ready to run on its thread.
+pub struct Worker {
+    poll: Poll,
+    http: Arc<HttpConfig>,
+    listeners: Vec<(TcpListener, usize)>,
+    conns: Slab<Entry>,
+    timers: Timers,
+    max_conns: usize,
+    shared: Arc<WorkerShared>,
+    accept_paused_until: Option<Instant>,
+    quitting: bool,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("connections", &self.conns.len()).finish()
+    }
+}
+
+impl Worker {
+    /// A worker for `http`, with one bound listener per listen site (same
+    /// order as `http.listens`).
+    pub fn new(http: Arc<HttpConfig>, listeners: Vec<TcpListener>, max_conns: usize) -> io::Result<(Worker, Arc<WorkerShared>)> {
+        let poll = Poll::new()?;
+        let waker = Waker::new(poll.registry(), token(0, ROLE_WAKER, 0))?;
+        let shared = Arc::new(WorkerShared {
+            waker,
+            cmd: AtomicU8::new(CMD_NONE),
+        });
+        let mut ls = Vec::new();
+        for (i, mut l) in listeners.into_iter().enumerate() {
+            poll.registry().register(&mut l, token(i, ROLE_LISTENER, 0), Interest::READABLE)?;
+            ls.push((l, i));
+        }
+        Ok((
+            Worker {
+                poll,
+                http,
+                listeners: ls,
+                conns: Slab::new(),
+                timers: Timers::new(),
+                max_conns,
+                shared: shared.clone(),
+                accept_paused_until: None,
+                quitting: false,
+            },
+            shared,
+        ))
+    }
+
+    /// Runs until told to stop (or to quit and all connections are done).
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(512);
+        loop {
+            let timeout = self.timers.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
+            let timeout = match (timeout, self.accept_paused_until) {
+                (Some(t), Some(p)) => Some(t.min(p.saturating_duration_since(Instant::now()))),
+                (None, Some(p)) => Some(p.saturating_duration_since(Instant::now())),
+                (t, None) => t,
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log_error!(Level::Alert, None, "epoll_wait() failed ({})", sluice_core::log::os_error(&e));
+                    return;
+                }
+            }
+            for ev in events.iter() {
+                let (slot, role, gen) = token_parts(ev.token());
+                match role {
+                    ROLE_WAKER => {}
+                    ROLE_LISTENER => self.accept(slot),
+                    ROLE_CLIENT => {
+                        let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                        let writable = ev.is_writable() || ev.is_write_closed();
+                        self.drive(slot, gen, Event::Ready { readable, writable });
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(p) = self.accept_paused_until {
+                if Instant::now() >= p {
+                    self.accept_paused_until = None;
+                    for i in 0..self.listeners.len() {
+                        self.accept(i);
+                    }
+                }
+            }
+            let now = Instant::now();
+            while let Some((_, tok)) = self.timers.pop_expired(now) {
+                let (slot, _, gen) = token_parts(tok);
+                if let Some(e) = self.conns.get_mut(slot, gen) {
+                    e.timer = None;
+                }
+                self.drive(slot, gen, Event::Timeout);
+            }
+            match self.shared.cmd.load(Ordering::SeqCst) {
+                CMD_STOP => return,
+                CMD_QUIT if !self.quitting => self.start_quit(),
+                _ => {}
+            }
+            if self.quitting && self.conns.is_empty() {
+                return;
+            }
+        }
+    }
+
+    fn start_quit(&mut self) {
+        self.quitting = true;
+        // Take what is already queued, then close the listeners.
+        for i in 0..self.listeners.len() {
+            self.accept(i);
+        }
+        for (mut l, _) in self.listeners.drain(..) {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        // Idle keep-alive connections are closed at once.
+        for (slot, gen) in self.conns.slots() {
+            let idle = matches!(
+                self.conns.get_mut(slot, gen).and_then(|e| e.slot.as_ref()),
+                Some(Slot::Head { conn, keepalive: true }) if conn.rbuf.is_empty()
+            );
+            if idle {
+                self.close(slot, gen);
+            }
+        }
+    }
+
+    fn accept(&mut self, index: usize) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            let Some((listener, site)) = self.listeners.get(index) else { return };
+            let site = *site;
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    if self.conns.len() >= self.max_conns {
+                        log_error!(Level::Alert, None, "{} worker_connections are not enough", self.max_conns);
+                        drop(stream);
+                        continue;
+                    }
+                    self.add_connection(stream, peer, site);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if sluice_core::net::accept_error_is_resource_limit(&e) => {
+                    log_error!(Level::Crit, None, "accept4() failed ({})", sluice_core::log::os_error(&e));
+                    self.accept_paused_until = Some(Instant::now() + Duration::from_millis(500));
+                    return;
+                }
+                Err(e) => {
+                    log_error!(Level::Error, None, "accept4() failed ({})", sluice_core::log::os_error(&e));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn add_connection(&mut self, mut stream: mio::net::TcpStream, peer: SocketAddr, site: usize) {
+        let local = stream.local_addr().unwrap_or(self.http.listens[site].addr);
+        let id = CONNECTION_IDS.fetch_add(1, Ordering::Relaxed);
+        let (slot, gen) = self.conns.insert(Entry { slot: None, timer: None });
+        if let Err(e) = self.poll.registry().register(&mut stream, token(slot, ROLE_CLIENT, gen), Interest::READABLE | Interest::WRITABLE) {
+            log_error!(Level::Alert, Some(id), "epoll_ctl() failed ({})", sluice_core::log::os_error(&e));
+            self.conns.remove(slot);
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        let conn = Conn {
+            stream,
+            id,
+            peer,
+            local,
+            rbuf: BytesMut::new(),
+            requests: 0,
+            out: Chain::new(),
+            write_blocked: false,
+            broken: false,
+            http: self.http.clone(),
+            site,
+        };
+        let next = connection::read_head(conn, false);
+        self.settle(slot, gen, next);
+    }
+
+    fn drive(&mut self, slot: usize, gen: u16, ev: Event) {
+        let Some(entry) = self.conns.get_mut(slot, gen) else { return };
+        let Some(state) = entry.slot.take() else { return };
+        let next = connection::drive(state, ev);
+        self.settle(slot, gen, next);
+    }
+
+    fn settle(&mut self, slot: usize, gen: u16, next: Next) {
+        let tok = token(slot, ROLE_CLIENT, gen);
+        match next {
+            Next::Close => self.close(slot, gen),
+            Next::Wait(state, deadline) => {
+                let quit_idle = self.quitting && matches!(&state, Slot::Head { conn, keepalive: true } if conn.rbuf.is_empty());
+                let Some(entry) = self.conns.get_mut(slot, gen) else { return };
+                if let Some(t) = entry.timer.take() {
+                    self.timers.cancel(t, tok);
+                }
+                entry.slot = Some(state);
+                if let Some(d) = deadline {
+                    let id = self.timers.add(d, tok);
+                    if let Some(entry) = self.conns.get_mut(slot, gen) {
+                        entry.timer = Some(id);
+                    }
+                }
+                if quit_idle {
+                    self.close(slot, gen);
+                }
+            }
+        }
+    }
+
+    fn close(&mut self, slot: usize, gen: u16) {
+        let tok = token(slot, ROLE_CLIENT, gen);
+        if let Some(entry) = self.conns.get_mut(slot, gen) {
+            if let Some(t) = entry.timer.take() {
+                self.timers.cancel(t, tok);
+            }
+            if let Some(state) = entry.slot.take() {
+                let mut stream = match state {
+                    Slot::Head { conn, .. } | Slot::Lingering { conn, .. } => conn.stream,
+                    Slot::Active(r) => r.conn.stream,
+                };
+                let _ = self.poll.registry().deregister(&mut stream);
+            }
+        }
+        self.conns.remove(slot);
+    }
+}
