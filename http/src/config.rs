@@ -20,7 +20,9 @@ use std::sync::Arc;
 
 use sluice_core::conf::{ConfError, Contexts, Directive, Level, Origin, SetError, Statement};
 
-use crate::core_module::{self, CoreLocConf, CoreMainConf, CoreSrvConf, LocationBuild, ServerBuild};
+use crate::core_module::{
+    self, CoreLocConf, CoreMainConf, CoreSrvConf, LocationBuild, ServerBuild,
+};
 use crate::listen::{self, ListenSite};
 use crate::location::{LocMatch, Location, LocationTree};
 use crate::module::{AnyConf, BodyFilter, HeaderFilter, HttpModule, Phase, PhaseHandler};
@@ -36,7 +38,9 @@ pub struct Modules {
 
 impl std::fmt::Debug for Modules {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.list.iter().map(|m| m.name())).finish()
+        f.debug_list()
+            .entries(self.list.iter().map(|m| m.name()))
+            .finish()
     }
 }
 
@@ -58,7 +62,11 @@ impl Modules {
             }
             tables.push(table);
         }
-        Ok(Arc::new(Modules { list, tables, by_name }))
+        Ok(Arc::new(Modules {
+            list,
+            tables,
+            by_name,
+        }))
     }
 
     /// The modules, in order.
@@ -89,7 +97,9 @@ pub struct HttpConfCx {
 
 impl std::fmt::Debug for HttpConfCx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpConfCx").field("prefix", &self.prefix).finish()
+        f.debug_struct("HttpConfCx")
+            .field("prefix", &self.prefix)
+            .finish()
     }
 }
 
@@ -101,7 +111,10 @@ impl HttpConfCx {
             let Some(candidates) = modules.by_name.get(stmt.name.as_str()) else {
                 return Err(stmt.error(format!("unknown directive \"{}\"", stmt.name)));
             };
-            let Some(&(m, d)) = candidates.iter().find(|&&(m, d)| modules.tables[m][d].contexts.contains(ctx)) else {
+            let Some(&(m, d)) = candidates
+                .iter()
+                .find(|&&(m, d)| modules.tables[m][d].contexts.contains(ctx))
+            else {
                 return Err(stmt.error(format!("\"{}\" directive is not allowed here", stmt.name)));
             };
             let row = &modules.tables[m][d];
@@ -134,16 +147,27 @@ impl HttpConfCx {
 
     /// Fresh server confs of every module.
     pub(crate) fn create_srv_confs(&self) -> Vec<AnyConf> {
-        self.modules.list.iter().map(|m| m.create_srv_conf()).collect()
+        self.modules
+            .list
+            .iter()
+            .map(|m| m.create_srv_conf())
+            .collect()
     }
 
     /// Fresh location confs of every module.
     pub(crate) fn create_loc_confs(&self) -> Vec<AnyConf> {
-        self.modules.list.iter().map(|m| m.create_loc_conf()).collect()
+        self.modules
+            .list
+            .iter()
+            .map(|m| m.create_loc_conf())
+            .collect()
     }
 
     /// Reads a `server { }` block with fresh server and location confs.
-    pub(crate) fn read_server(&mut self, block: &[Statement]) -> Result<(Vec<AnyConf>, Vec<AnyConf>), ConfError> {
+    pub(crate) fn read_server(
+        &mut self,
+        block: &[Statement],
+    ) -> Result<(Vec<AnyConf>, Vec<AnyConf>), ConfError> {
         self.srv.push(self.create_srv_confs());
         self.loc.push(self.create_loc_confs());
         let r = self.parse_block(block, Contexts::HTTP_SRV);
@@ -269,7 +293,10 @@ pub struct HttpConfig {
 
 impl std::fmt::Debug for HttpConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpConfig").field("modules", &self.modules).field("listens", &self.listens.len()).finish()
+        f.debug_struct("HttpConfig")
+            .field("modules", &self.modules)
+            .field("listens", &self.listens.len())
+            .finish()
     }
 }
 
@@ -285,7 +312,12 @@ impl HttpConfig {
     }
 }
 
-fn merge_module_locs(modules: &Modules, parent: &[AnyConf], child: &mut [AnyConf], origin: &Origin) -> Result<(), ConfError> {
+fn merge_module_locs(
+    modules: &Modules,
+    parent: &[AnyConf],
+    child: &mut [AnyConf],
+    origin: &Origin,
+) -> Result<(), ConfError> {
     for (i, m) in modules.list.iter().enumerate() {
         m.merge_loc_conf(parent[i].as_ref() as &dyn Any, child[i].as_mut())
             .map_err(|e| ConfError::at(e, origin))?;
@@ -294,24 +326,43 @@ fn merge_module_locs(modules: &Modules, parent: &[AnyConf], child: &mut [AnyConf
 }
 
 /// Merges and freezes a location and its nested locations.
-fn freeze_location(modules: &Modules, parent: &[AnyConf], mut build: LocationBuild) -> Result<Arc<Location>, ConfError> {
+fn freeze_location(
+    modules: &Modules,
+    parent: &[AnyConf],
+    mut build: LocationBuild,
+) -> Result<Arc<Location>, ConfError> {
     merge_module_locs(modules, parent, &mut build.confs, &build.origin)?;
     let core: &mut CoreLocConf = crate::module::downcast_mut(build.confs[0].as_mut());
     let children = std::mem::take(&mut core.locations);
     let mut nested = Vec::with_capacity(children.len());
     for child in children {
-        if matches!(child.matcher, LocMatch::Named(_)) && !matches!(build.matcher, LocMatch::ServerLevel) {
+        if matches!(child.matcher, LocMatch::Named(_))
+            && !matches!(build.matcher, LocMatch::ServerLevel)
+        {
             return Err(ConfError::at(
-                format!("named location \"{}\" can be on the server level only", child.matcher.name()),
+                format!(
+                    "named location \"{}\" can be on the server level only",
+                    child.matcher.name()
+                ),
                 &child.origin,
             ));
         }
         nested.push(freeze_location(modules, &build.confs, child)?);
     }
-    Ok(Arc::new(Location::new(build.matcher, build.confs, LocationTree::new(nested), build.origin)))
+    Ok(Arc::new(Location::new(
+        build.matcher,
+        build.confs,
+        LocationTree::new(nested),
+        build.origin,
+    )))
 }
 
-fn freeze_server(modules: &Modules, http_srv: &[AnyConf], http_loc: &[AnyConf], mut sb: ServerBuild) -> Result<Server, ConfError> {
+fn freeze_server(
+    modules: &Modules,
+    http_srv: &[AnyConf],
+    http_loc: &[AnyConf],
+    mut sb: ServerBuild,
+) -> Result<Server, ConfError> {
     for (i, m) in modules.list.iter().enumerate() {
         m.merge_srv_conf(http_srv[i].as_ref() as &dyn Any, sb.srv_confs[i].as_mut())
             .map_err(|e| ConfError::at(e, &sb.origin))?;
@@ -336,11 +387,16 @@ fn freeze_server(modules: &Modules, http_srv: &[AnyConf], http_loc: &[AnyConf], 
 }
 
 /// Reads an `http { }` block and builds the configuration.
-pub fn load_http(modules: &Arc<Modules>, stmt: &Statement, prefix: &Path) -> Result<HttpConfig, ConfError> {
+pub fn load_http(
+    modules: &Arc<Modules>,
+    stmt: &Statement,
+    prefix: &Path,
+) -> Result<HttpConfig, ConfError> {
     let block = stmt.block.as_deref().unwrap_or(&[]);
     let mut vars = Variables::new();
     for m in &modules.list {
-        m.preconfiguration(&mut PreConf { vars: &mut vars }).map_err(|e| stmt.error(e))?;
+        m.preconfiguration(&mut PreConf { vars: &mut vars })
+            .map_err(|e| stmt.error(e))?;
     }
     let mut cx = HttpConfCx {
         prefix: prefix.to_path_buf(),
@@ -357,7 +413,8 @@ pub fn load_http(modules: &Arc<Modules>, stmt: &Statement, prefix: &Path) -> Res
     let http_srv = cx.srv.pop().expect("pushed above");
     let mut main = std::mem::take(&mut cx.main);
     for (i, m) in modules.list.iter().enumerate() {
-        m.init_main_conf(main[i].as_mut()).map_err(|e| stmt.error(e))?;
+        m.init_main_conf(main[i].as_mut())
+            .map_err(|e| stmt.error(e))?;
     }
     let core_main: &mut CoreMainConf = crate::module::downcast_mut(main[0].as_mut());
     let builds = std::mem::take(&mut core_main.servers);

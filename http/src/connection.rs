@@ -37,6 +37,9 @@ pub enum Slot {
 }
 
 /// What the worker does next with the connection.
+// A transient return value, moved once: boxing the slot would cost an
+// allocation per event for no memory saved.
+#[allow(clippy::large_enum_variant)]
 pub enum Next {
     /// Keep it; wait for an event or until the deadline (if any).
     Wait(Slot, Option<Instant>),
@@ -88,8 +91,17 @@ pub(crate) fn drive(slot: Slot, ev: Event) -> Next {
         Slot::Active(mut r) => {
             match ev {
                 Event::Timeout => {
-                    let what = if r.body_pending() { "reading client request body" } else { "sending to client" };
-                    log_error!(Level::Info, r.log_id(), "client timed out (110: Connection timed out) while {}", what);
+                    let what = if r.body_pending() {
+                        "reading client request body"
+                    } else {
+                        "sending to client"
+                    };
+                    log_error!(
+                        Level::Info,
+                        r.log_id(),
+                        "client timed out (110: Connection timed out) while {}",
+                        what
+                    );
                     return Next::Close;
                 }
                 Event::Ready { readable, writable } => {
@@ -116,7 +128,9 @@ pub(crate) fn drive(slot: Slot, ev: Event) -> Next {
 }
 
 fn resume_task(r: &mut Request, why: Resume) {
-    let Some(mut task) = r.task.take() else { return };
+    let Some(mut task) = r.task.take() else {
+        return;
+    };
     match task.resume(r, why) {
         Flow::Again => {
             if r.task.is_none() {
@@ -141,7 +155,9 @@ pub(crate) fn read_head(mut conn: Conn, keepalive: bool) -> Next {
                     let _ = conn.rbuf.split_to(head.head_len);
                     return start_request(conn, head);
                 }
-                Ok(None) if conn.rbuf.len() >= max_head => return head_error(conn, HeadError::HeaderTooLarge),
+                Ok(None) if conn.rbuf.len() >= max_head => {
+                    return head_error(conn, HeadError::HeaderTooLarge)
+                }
                 Ok(None) => {}
                 Err(e) => return head_error(conn, e),
             }
@@ -151,7 +167,12 @@ pub(crate) fn read_head(mut conn: Conn, keepalive: bool) -> Next {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 let timeout = if keepalive && conn.rbuf.is_empty() {
-                    let core = conn.site().names_for(conn.local).default_server().root.confs[0]
+                    let core = conn
+                        .site()
+                        .names_for(conn.local)
+                        .default_server()
+                        .root
+                        .confs[0]
                         .downcast_ref::<crate::core_module::CoreLocConf>()
                         .and_then(|c| c.keepalive_timeout)
                         .map(|(t, _)| t)
@@ -161,7 +182,10 @@ pub(crate) fn read_head(mut conn: Conn, keepalive: bool) -> Next {
                 } else {
                     timeout
                 };
-                return Next::Wait(Slot::Head { conn, keepalive }, Some(Instant::now() + timeout));
+                return Next::Wait(
+                    Slot::Head { conn, keepalive },
+                    Some(Instant::now() + timeout),
+                );
             }
             Err(_) => return Next::Close,
         }
@@ -172,7 +196,14 @@ pub(crate) fn read_head(mut conn: Conn, keepalive: bool) -> Next {
 /// line and nginx's page, then a lingering close.
 fn head_error(mut conn: Conn, e: HeadError) -> Next {
     let status = e.status();
-    log_error!(Level::Info, Some(conn.id), "client sent invalid request: {} ({}), client: {}", e, status, conn.peer.ip());
+    log_error!(
+        Level::Info,
+        Some(conn.id),
+        "client sent invalid request: {} ({}), client: {}",
+        e,
+        status,
+        conn.peer.ip()
+    );
     let wire = if status == 494 { 400 } else { status };
     let body = special::page(status, crate::core_module::ServerTokens::On).unwrap_or_default();
     let mut head = format!(
@@ -186,7 +217,10 @@ fn head_error(mut conn: Conn, e: HeadError) -> Next {
         head.push_str(std::str::from_utf8(d).unwrap_or(""));
         head.push_str("\r\n");
     });
-    head.push_str(&format!("Content-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()));
+    head.push_str(&format!(
+        "Content-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    ));
     conn.out.push(Buf::mem(Bytes::from(head)));
     conn.out.push(Buf::mem(body));
     let _ = conn.send_pending(false);
@@ -200,10 +234,20 @@ fn start_request(conn: Conn, head: parse::RequestHead) -> Next {
         Ok(Some(h)) => names.find(h).clone(),
         _ => names.default_server().clone(),
     };
-    let mut r = Box::new(Request::new(conn, head, server, host.clone().ok().flatten().unwrap_or_default()));
+    let mut r = Box::new(Request::new(
+        conn,
+        head,
+        server,
+        host.clone().ok().flatten().unwrap_or_default(),
+    ));
     r.conn.requests += 1;
     if let Err(e) = host {
-        log_error!(Level::Info, r.log_id(), "client sent invalid host header: {}", e);
+        log_error!(
+            Level::Info,
+            r.log_id(),
+            "client sent invalid host header: {}",
+            e
+        );
         r.body.init(parse::BodyFraming::None);
         phase::finalize(&mut r, Flow::Status(e.status()));
         return after_request_event(r);
@@ -211,7 +255,12 @@ fn start_request(conn: Conn, head: parse::RequestHead) -> Next {
     match parse::body_framing(&r.head) {
         Ok(f) => r.body.init(f),
         Err(e) => {
-            log_error!(Level::Info, r.log_id(), "client sent invalid request: {}", e);
+            log_error!(
+                Level::Info,
+                r.log_id(),
+                "client sent invalid request: {}",
+                e
+            );
             r.body.init(parse::BodyFraming::None);
             phase::finalize(&mut r, Flow::Status(e.status()));
             return after_request_event(r);
@@ -225,7 +274,10 @@ fn start_request(conn: Conn, head: parse::RequestHead) -> Next {
 fn wants_keepalive(r: &Request) -> bool {
     let conn_hdr = r.header("connection");
     let has = |word: &[u8]| {
-        conn_hdr.is_some_and(|v| v.split(|&c| c == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(word)))
+        conn_hdr.is_some_and(|v| {
+            v.split(|&c| c == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(word))
+        })
     };
     let by_version = match r.head.version {
         (1, 1) => !has(b"close"),
@@ -233,7 +285,10 @@ fn wants_keepalive(r: &Request) -> bool {
         _ => false,
     };
     let core = r.core_loc();
-    let timeout_on = core.keepalive_timeout.map(|(t, _)| !t.is_zero()).unwrap_or(true);
+    let timeout_on = core
+        .keepalive_timeout
+        .map(|(t, _)| !t.is_zero())
+        .unwrap_or(true);
     by_version && timeout_on && r.conn.requests < core.keepalive_requests.unwrap_or(1000)
 }
 
@@ -255,7 +310,10 @@ fn after_request_event(mut r: Box<Request>) -> Next {
             }
             r.discard_body();
             if r.body_pending() {
-                let t = r.core_loc().client_body_timeout.unwrap_or(Duration::from_secs(60));
+                let t = r
+                    .core_loc()
+                    .client_body_timeout
+                    .unwrap_or(Duration::from_secs(60));
                 return Next::Wait(Slot::Active(r), Some(Instant::now() + t));
             }
         }
@@ -264,7 +322,12 @@ fn after_request_event(mut r: Box<Request>) -> Next {
     let deadline = if r.conn.write_blocked {
         Some(Instant::now() + r.core_loc().send_timeout.unwrap_or(Duration::from_secs(60)))
     } else if r.body_pending() {
-        Some(Instant::now() + r.core_loc().client_body_timeout.unwrap_or(Duration::from_secs(60)))
+        Some(
+            Instant::now()
+                + r.core_loc()
+                    .client_body_timeout
+                    .unwrap_or(Duration::from_secs(60)),
+        )
     } else {
         None
     };
@@ -298,7 +361,14 @@ fn complete(mut r: Box<Request>) -> Next {
 fn start_lingering(conn: Conn) -> Next {
     let _ = conn.stream.shutdown(std::net::Shutdown::Write);
     let until = Instant::now() + Duration::from_secs(30);
-    linger(conn, until, Event::Ready { readable: true, writable: false })
+    linger(
+        conn,
+        until,
+        Event::Ready {
+            readable: true,
+            writable: false,
+        },
+    )
 }
 
 fn linger(mut conn: Conn, until: Instant, ev: Event) -> Next {

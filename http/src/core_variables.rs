@@ -20,7 +20,11 @@ fn http_header(r: &Request, name: &str) -> Option<Bytes> {
     if rest.is_empty() {
         return Some(first);
     }
-    let sep: &[u8] = if wanted.eq_ignore_ascii_case("cookie") { b"; " } else { b", " };
+    let sep: &[u8] = if wanted.eq_ignore_ascii_case("cookie") {
+        b"; "
+    } else {
+        b", "
+    };
     let mut out = first.to_vec();
     for v in rest {
         out.extend_from_slice(sep);
@@ -67,7 +71,9 @@ pub fn register(v: &mut Variables) -> Result<(), String> {
     v.add("document_uri", |r, _| Some(r.uri.clone()))?;
     v.add("args", |r, _| Some(r.args.clone()))?;
     v.add("query_string", |r, _| Some(r.args.clone()))?;
-    v.add("is_args", |r, _| b(if r.args.is_empty() { "" } else { "?" }))?;
+    v.add("is_args", |r, _| {
+        b(if r.args.is_empty() { "" } else { "?" })
+    })?;
     v.add("request_uri", |r, _| Some(r.head.unparsed_uri.clone()))?;
     v.add("request", |r, _| Some(r.head.request_line.clone()))?;
     v.add("request_method", |r, _| Some(r.head.method_name.clone()))?;
@@ -75,11 +81,13 @@ pub fn register(v: &mut Variables) -> Result<(), String> {
     v.add("scheme", |_, _| b("http"))?;
     v.add("https", |_, _| b(""))?;
     v.add("host", |r, _| {
-        Some(if r.host.is_empty() { Bytes::from(r.server.name.clone()) } else { r.host.clone() })
+        Some(if r.host.is_empty() {
+            Bytes::from(r.server.name.clone())
+        } else {
+            r.host.clone()
+        })
     })?;
-    v.add("hostname", |_, _| {
-        nix_hostname()
-    })?;
+    v.add("hostname", |_, _| nix_hostname())?;
     v.add("server_name", |r, _| b(r.server.name.clone()))?;
     v.add("remote_addr", |r, _| b(r.conn.peer.ip().to_string()))?;
     v.add("binary_remote_addr", |r, _| {
@@ -94,25 +102,35 @@ pub fn register(v: &mut Variables) -> Result<(), String> {
     v.add("content_length", |r, _| r.header("content-length").cloned())?;
     v.add("content_type", |r, _| r.header("content-type").cloned())?;
     v.add("request_body", |r, _| r.body.in_memory())?;
-    v.add("request_body_file", |r, _| r.body_file().map(|p| Bytes::from(p.display().to_string())))?;
-    v.add("request_length", |r, _| b((r.head.head_len as u64 + r.body.received).to_string()))?;
+    v.add("request_body_file", |r, _| {
+        r.body_file().map(|p| Bytes::from(p.display().to_string()))
+    })?;
+    v.add("request_length", |r, _| {
+        b((r.head.head_len as u64 + r.body.received).to_string())
+    })?;
     v.add("status", |r, _| b(format!("{:03}", r.headers_out.status)))?;
     v.add("connection", |r, _| b(r.conn.id.to_string()))?;
     v.add("connection_requests", |r, _| b(r.conn.requests.to_string()))?;
     v.add("bytes_sent", |r, _| b(r.bytes_sent.to_string()))?;
-    v.add("body_bytes_sent", |r, _| b(r.bytes_sent.saturating_sub(r.header_bytes).to_string()))?;
+    v.add("body_bytes_sent", |r, _| {
+        b(r.bytes_sent.saturating_sub(r.header_bytes).to_string())
+    })?;
     v.add("request_time", |r, _| {
         let t = r.start.elapsed();
         b(format!("{}.{:03}", t.as_secs(), t.subsec_millis()))
     })?;
     v.add("msec", |_, _| {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
         b(format!("{}.{:03}", t.as_secs(), t.subsec_millis()))
     })?;
     v.add("pid", |_, _| b(std::process::id().to_string()))?;
     v.add("nginx_version", |_, _| b("1.27.0"))?;
     v.add("sluice_version", |_, _| b(env!("CARGO_PKG_VERSION")))?;
-    v.add("document_root", |r, _| r.core_loc().root.as_ref().map(|cv| cv.eval(r)))?;
+    v.add("document_root", |r, _| {
+        r.core_loc().root.as_ref().map(|cv| cv.eval(r))
+    })?;
     v.add_prefix("http_", http_header)?;
     v.add_prefix("sent_http_", sent_http)?;
     v.add_prefix("arg_", |r, name| arg(&r.args, name))?;
@@ -121,7 +139,9 @@ pub fn register(v: &mut Variables) -> Result<(), String> {
 }
 
 fn nix_hostname() -> Option<Bytes> {
-    nix::unistd::gethostname().ok().map(|h| Bytes::from(h.to_string_lossy().into_owned()))
+    nix::unistd::gethostname()
+        .ok()
+        .map(|h| Bytes::from(h.to_string_lossy().into_owned()))
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sluice_core::conf::directive::{self, custom, Args, Contexts as C, Directive, Level};
-use sluice_core::conf::{parse_file, parse_str, value, ConfError, ConfFiles, Contexts, SetError, Statement};
+use sluice_core::conf::{
+    parse_file, parse_str, value, ConfError, ConfFiles, Contexts, SetError, Statement,
+};
 use sluice_core::log::{Level as LogLevel, Target};
 
 use crate::config::{load_http, HttpConfig, Modules};
@@ -69,67 +71,157 @@ fn path_in(prefix: &Path, p: &str) -> PathBuf {
 fn main_directives() -> Vec<Directive<MainCx>> {
     use Level::Main;
     vec![
-        Directive::new("daemon", C::MAIN, Args::FLAG, Main, directive::flag(|c: &mut CoreConf| &mut c.daemon)),
-        Directive::new("master_process", C::MAIN, Args::FLAG, Main, directive::flag(|c: &mut CoreConf| &mut c.master_process)),
-        Directive::new("worker_processes", C::MAIN, Args::TAKE1, Main, custom(|_, c: &mut CoreConf, s: &Statement| {
-            if c.worker_processes.is_some() {
-                return Err(directive::duplicate(s).into());
-            }
-            let n = if s.arg(0) == "auto" {
-                std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-            } else {
-                value::parse_number(s.arg(0)).filter(|n| *n > 0).ok_or_else(|| format!("invalid value \"{}\" in \"{}\" directive", s.arg(0), s.name))? as usize
-            };
-            c.worker_processes = Some(n);
-            Ok(())
-        })),
-        Directive::new("pid", C::MAIN, Args::TAKE1, Main, custom(|cx: &mut MainCx, c: &mut CoreConf, s: &Statement| {
-            if c.pid.is_some() {
-                return Err(directive::duplicate(s).into());
-            }
-            c.pid = Some(path_in(&cx.prefix, s.arg(0)));
-            Ok(())
-        })),
-        Directive::new("error_log", C::MAIN, Args::TAKE12, Main, custom(|cx: &mut MainCx, c: &mut CoreConf, s: &Statement| {
-            let target = if s.arg(0) == "stderr" { Target::Stderr } else { Target::File(path_in(&cx.prefix, s.arg(0))) };
-            let level = match s.args.get(1) {
-                Some(l) => LogLevel::parse(l.as_str()).ok_or_else(|| format!("invalid log level \"{}\"", l.as_str()))?,
-                None => LogLevel::Error,
-            };
-            c.error_log.push((target, level));
-            Ok(())
-        })),
-        Directive::new("user", C::MAIN, Args::TAKE12, Main, custom(|_, c: &mut CoreConf, s: &Statement| {
-            if c.user.is_some() {
-                return Err(directive::duplicate(s).into());
-            }
-            c.user = Some((s.arg(0).to_string(), s.args.get(1).map(|a| a.value.clone())));
-            Ok(())
-        })),
-        Directive::new("worker_rlimit_nofile", C::MAIN, Args::TAKE1, Main, directive::number(|c: &mut CoreConf| &mut c.worker_rlimit_nofile)),
-        Directive::new("events", C::MAIN, Args::BLOCK | Args::NOARGS, Main, custom(|cx: &mut MainCx, c: &mut CoreConf, s: &Statement| {
-            if c.events_seen {
-                return Err(directive::duplicate(s).into());
-            }
-            c.events_seen = true;
-            dispatch(cx, c, s.block.as_deref().unwrap_or(&[]), C::EVENTS).map_err(SetError::Located)
-        })),
-        Directive::new("worker_connections", C::EVENTS, Args::TAKE1, Main, directive::number(|c: &mut CoreConf| &mut c.worker_connections)),
-        Directive::new("multi_accept", C::EVENTS, Args::FLAG, Main, custom(|_, _: &mut CoreConf, s: &Statement| {
-            // Workers always accept until the listen queue is empty.
-            value::parse_flag(s.arg(0)).map(|_| ()).ok_or_else(|| format!("invalid value \"{}\" in \"{}\" directive, it must be \"on\" or \"off\"", s.arg(0), s.name).into())
-        })),
-        Directive::new("http", C::MAIN, Args::BLOCK | Args::NOARGS, Main, custom(|cx: &mut MainCx, _: &mut CoreConf, s: &Statement| {
-            if cx.http.is_some() {
-                return Err(directive::duplicate(s).into());
-            }
-            cx.http = Some(Arc::new(load_http(&cx.modules, s, &cx.prefix)?));
-            Ok(())
-        })),
+        Directive::new(
+            "daemon",
+            C::MAIN,
+            Args::FLAG,
+            Main,
+            directive::flag(|c: &mut CoreConf| &mut c.daemon),
+        ),
+        Directive::new(
+            "master_process",
+            C::MAIN,
+            Args::FLAG,
+            Main,
+            directive::flag(|c: &mut CoreConf| &mut c.master_process),
+        ),
+        Directive::new(
+            "worker_processes",
+            C::MAIN,
+            Args::TAKE1,
+            Main,
+            custom(|_, c: &mut CoreConf, s: &Statement| {
+                if c.worker_processes.is_some() {
+                    return Err(directive::duplicate(s).into());
+                }
+                let n = if s.arg(0) == "auto" {
+                    std::thread::available_parallelism()
+                        .map(|n| n.get())
+                        .unwrap_or(1)
+                } else {
+                    value::parse_number(s.arg(0))
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| {
+                            format!("invalid value \"{}\" in \"{}\" directive", s.arg(0), s.name)
+                        })? as usize
+                };
+                c.worker_processes = Some(n);
+                Ok(())
+            }),
+        ),
+        Directive::new(
+            "pid",
+            C::MAIN,
+            Args::TAKE1,
+            Main,
+            custom(|cx: &mut MainCx, c: &mut CoreConf, s: &Statement| {
+                if c.pid.is_some() {
+                    return Err(directive::duplicate(s).into());
+                }
+                c.pid = Some(path_in(&cx.prefix, s.arg(0)));
+                Ok(())
+            }),
+        ),
+        Directive::new(
+            "error_log",
+            C::MAIN,
+            Args::TAKE12,
+            Main,
+            custom(|cx: &mut MainCx, c: &mut CoreConf, s: &Statement| {
+                let target = if s.arg(0) == "stderr" {
+                    Target::Stderr
+                } else {
+                    Target::File(path_in(&cx.prefix, s.arg(0)))
+                };
+                let level = match s.args.get(1) {
+                    Some(l) => LogLevel::parse(l.as_str())
+                        .ok_or_else(|| format!("invalid log level \"{}\"", l.as_str()))?,
+                    None => LogLevel::Error,
+                };
+                c.error_log.push((target, level));
+                Ok(())
+            }),
+        ),
+        Directive::new(
+            "user",
+            C::MAIN,
+            Args::TAKE12,
+            Main,
+            custom(|_, c: &mut CoreConf, s: &Statement| {
+                if c.user.is_some() {
+                    return Err(directive::duplicate(s).into());
+                }
+                c.user = Some((s.arg(0).to_string(), s.args.get(1).map(|a| a.value.clone())));
+                Ok(())
+            }),
+        ),
+        Directive::new(
+            "worker_rlimit_nofile",
+            C::MAIN,
+            Args::TAKE1,
+            Main,
+            directive::number(|c: &mut CoreConf| &mut c.worker_rlimit_nofile),
+        ),
+        Directive::new(
+            "events",
+            C::MAIN,
+            Args::BLOCK | Args::NOARGS,
+            Main,
+            custom(|cx: &mut MainCx, c: &mut CoreConf, s: &Statement| {
+                if c.events_seen {
+                    return Err(directive::duplicate(s).into());
+                }
+                c.events_seen = true;
+                dispatch(cx, c, s.block.as_deref().unwrap_or(&[]), C::EVENTS)
+                    .map_err(SetError::Located)
+            }),
+        ),
+        Directive::new(
+            "worker_connections",
+            C::EVENTS,
+            Args::TAKE1,
+            Main,
+            directive::number(|c: &mut CoreConf| &mut c.worker_connections),
+        ),
+        Directive::new(
+            "multi_accept",
+            C::EVENTS,
+            Args::FLAG,
+            Main,
+            custom(|_, _: &mut CoreConf, s: &Statement| {
+                // Workers always accept until the listen queue is empty.
+                value::parse_flag(s.arg(0)).map(|_| ()).ok_or_else(|| {
+                    format!(
+                        "invalid value \"{}\" in \"{}\" directive, it must be \"on\" or \"off\"",
+                        s.arg(0),
+                        s.name
+                    )
+                    .into()
+                })
+            }),
+        ),
+        Directive::new(
+            "http",
+            C::MAIN,
+            Args::BLOCK | Args::NOARGS,
+            Main,
+            custom(|cx: &mut MainCx, _: &mut CoreConf, s: &Statement| {
+                if cx.http.is_some() {
+                    return Err(directive::duplicate(s).into());
+                }
+                cx.http = Some(Arc::new(load_http(&cx.modules, s, &cx.prefix)?));
+                Ok(())
+            }),
+        ),
     ]
 }
 
-fn dispatch(cx: &mut MainCx, conf: &mut CoreConf, stmts: &[Statement], ctx: Contexts) -> Result<(), ConfError> {
+fn dispatch(
+    cx: &mut MainCx,
+    conf: &mut CoreConf,
+    stmts: &[Statement],
+    ctx: Contexts,
+) -> Result<(), ConfError> {
     let table = main_directives();
     for stmt in stmts {
         let Some(row) = table.iter().find(|d| d.name == stmt.name) else {
@@ -151,8 +243,17 @@ fn dispatch(cx: &mut MainCx, conf: &mut CoreConf, stmts: &[Statement], ctx: Cont
 
 impl Cycle {
     /// Reads the configuration: the main file, then `-g` directives.
-    pub fn load(modules: &Arc<Modules>, conf_path: &Path, prefix: &Path, globals: Option<&str>, embedded: Option<&str>) -> Result<Cycle, ConfError> {
-        let conf_dir = conf_path.parent().map(Path::to_path_buf).unwrap_or_else(|| prefix.to_path_buf());
+    pub fn load(
+        modules: &Arc<Modules>,
+        conf_path: &Path,
+        prefix: &Path,
+        globals: Option<&str>,
+        embedded: Option<&str>,
+    ) -> Result<Cycle, ConfError> {
+        let conf_dir = conf_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| prefix.to_path_buf());
         let mut text = match embedded {
             Some(t) => parse_str(t, conf_path, &conf_dir)?,
             None => parse_file(conf_path, &conf_dir)?,
@@ -160,7 +261,9 @@ impl Cycle {
         if let Some(g) = globals {
             let extra = parse_str(g, Path::new("command line"), &conf_dir)?;
             if extra.statements.iter().any(|s| s.block.is_some()) {
-                return Err(ConfError::new("block directives are not supported in -g option"));
+                return Err(ConfError::new(
+                    "block directives are not supported in -g option",
+                ));
             }
             text.statements.extend(extra.statements);
         }
@@ -182,7 +285,10 @@ impl Cycle {
 
     /// The pid file.
     pub fn pid_path(&self) -> PathBuf {
-        self.core.pid.clone().unwrap_or_else(|| self.prefix.join("logs/sluice.pid"))
+        self.core
+            .pid
+            .clone()
+            .unwrap_or_else(|| self.prefix.join("logs/sluice.pid"))
     }
 
     /// Worker threads.

@@ -31,7 +31,7 @@ pub mod worker;
 
 pub use config::{HttpConfCx, Modules, PostConf, PreConf};
 pub use module::{
-    AnyConf, BodyFilter, ConfKey, FilterError, FilterResult, FilterStatus, Flow, HeaderFilter, HttpModule, ModuleIndex, NextBody,
-    NextHeader, Phase, PhaseHandler, Resume, Task,
+    AnyConf, BodyFilter, ConfKey, FilterError, FilterResult, FilterStatus, Flow, HeaderFilter,
+    HttpModule, ModuleIndex, NextBody, NextHeader, Phase, PhaseHandler, Resume, Task,
 };
 pub use request::Request;

@@ -44,12 +44,22 @@ fn is_wildcard(a: &SocketAddr) -> bool {
 }
 
 /// Groups the servers' `listen` directives into sockets.
+/// One distinct listening address while grouping.
+#[derive(Clone)]
+struct AddrEntry {
+    addr: SocketAddr,
+    servers: Vec<Arc<Server>>,
+    default: Option<usize>,
+    opts: ListenOpts,
+    bind: bool,
+}
+
+/// Groups the servers' `listen` directives into sockets.
 pub fn group(servers: &[Arc<Server>]) -> Result<Vec<ListenSite>, String> {
-    // Every distinct address with its servers (in order) and its default.
-    let mut addrs: Vec<(SocketAddr, Vec<Arc<Server>>, Option<usize>, ListenOpts, bool)> = Vec::new();
+    let mut addrs: Vec<AddrEntry> = Vec::new();
     for s in servers {
         for l in &s.core().listen {
-            let pos = match addrs.iter().position(|a| a.0 == l.addr) {
+            let pos = match addrs.iter().position(|a| a.addr == l.addr) {
                 Some(p) => p,
                 None => {
                     let opts = ListenOpts {
@@ -57,35 +67,50 @@ pub fn group(servers: &[Arc<Server>]) -> Result<Vec<ListenSite>, String> {
                         reuseport: true,
                         ipv6only: l.ipv6only,
                     };
-                    addrs.push((l.addr, Vec::new(), None, opts, false));
+                    addrs.push(AddrEntry {
+                        addr: l.addr,
+                        servers: Vec::new(),
+                        default: None,
+                        opts,
+                        bind: false,
+                    });
                     addrs.len() - 1
                 }
             };
             let entry = &mut addrs[pos];
             if l.default_server {
-                if entry.2.is_some() {
+                if entry.default.is_some() {
                     return Err(format!("a duplicate default server for {}", l.addr));
                 }
-                entry.2 = Some(entry.1.len());
+                entry.default = Some(entry.servers.len());
             }
             if let Some(b) = l.backlog {
-                entry.3.backlog = b;
+                entry.opts.backlog = b;
             }
-            entry.4 |= l.bind;
-            if !entry.1.iter().any(|x| Arc::ptr_eq(x, s)) {
-                entry.1.push(s.clone());
+            entry.bind |= l.bind;
+            if !entry.servers.iter().any(|x| Arc::ptr_eq(x, s)) {
+                entry.servers.push(s.clone());
             }
         }
     }
     let mut sites: Vec<ListenSite> = Vec::new();
     let mut folded: Vec<(SocketAddr, ServerNames)> = Vec::new();
-    for (addr, list, default, opts, bind) in addrs.iter().cloned().map(|(a, l, d, o, b)| (a, l, d, o, b)) {
+    for AddrEntry {
+        addr,
+        servers: list,
+        default,
+        opts,
+        bind,
+    } in addrs.iter().cloned()
+    {
         let names = ServerNames::build(list, default.unwrap_or(0))?;
         let covered = !is_wildcard(&addr)
             && !bind
-            && addrs
-                .iter()
-                .any(|(w, ..)| is_wildcard(w) && w.port() == addr.port() && w.is_ipv4() == addr.is_ipv4());
+            && addrs.iter().any(|w| {
+                is_wildcard(&w.addr)
+                    && w.addr.port() == addr.port()
+                    && w.addr.is_ipv4() == addr.is_ipv4()
+            });
         if covered {
             folded.push((addr, names));
         } else {
@@ -99,7 +124,11 @@ pub fn group(servers: &[Arc<Server>]) -> Result<Vec<ListenSite>, String> {
     for (addr, names) in folded {
         let site = sites
             .iter_mut()
-            .find(|s| is_wildcard(&s.addr) && s.addr.port() == addr.port() && s.addr.is_ipv4() == addr.is_ipv4())
+            .find(|s| {
+                is_wildcard(&s.addr)
+                    && s.addr.port() == addr.port()
+                    && s.addr.is_ipv4() == addr.is_ipv4()
+            })
             .expect("a covering wildcard exists");
         site.groups.insert(0, (addr, names));
     }

@@ -41,14 +41,32 @@ struct Generation {
 }
 
 /// Loads the configuration the way a start does.
-pub fn load(modules: &Arc<Modules>, opts: &StartOpts) -> Result<Cycle, sluice_core::conf::ConfError> {
-    let embedded = if opts.conf_path.exists() { None } else { opts.embedded };
-    Cycle::load(modules, &opts.conf_path, &opts.prefix, opts.globals.as_deref(), embedded)
+pub fn load(
+    modules: &Arc<Modules>,
+    opts: &StartOpts,
+) -> Result<Cycle, sluice_core::conf::ConfError> {
+    let embedded = if opts.conf_path.exists() {
+        None
+    } else {
+        opts.embedded
+    };
+    Cycle::load(
+        modules,
+        &opts.conf_path,
+        &opts.prefix,
+        opts.globals.as_deref(),
+        embedded,
+    )
 }
 
 fn open_logs(cycle: &Cycle, opts: &StartOpts) -> std::io::Result<ErrorLog> {
     let targets = if cycle.core.error_log.is_empty() {
-        vec![(opts.error_log.clone().unwrap_or_else(|| Target::File(cycle.prefix.join("logs/error.log"))), Level::Error)]
+        vec![(
+            opts.error_log
+                .clone()
+                .unwrap_or_else(|| Target::File(cycle.prefix.join("logs/error.log"))),
+            Level::Error,
+        )]
     } else {
         cycle.core.error_log.clone()
     };
@@ -66,7 +84,9 @@ fn open_logs(cycle: &Cycle, opts: &StartOpts) -> std::io::Result<ErrorLog> {
 
 fn start_generation(cycle: &Cycle) -> Result<Generation, String> {
     let Some(http) = cycle.http.clone() else {
-        return Ok(Generation { workers: Vec::new() });
+        return Ok(Generation {
+            workers: Vec::new(),
+        });
     };
     let max_conns = cycle.core.worker_connections.unwrap_or(512) as usize;
     let mut bound = Vec::new();
@@ -122,10 +142,12 @@ fn switch_user(user: &str, group: Option<&str>) -> Result<(), String> {
         .map_err(|e| format!("getpwnam(\"{user}\") failed ({e})"))?
         .ok_or_else(|| format!("getpwnam(\"{user}\") failed"))?;
     let gid = match group {
-        Some(g) => Group::from_name(g)
-            .map_err(|e| format!("getgrnam(\"{g}\") failed ({e})"))?
-            .ok_or_else(|| format!("getgrnam(\"{g}\") failed"))?
-            .gid,
+        Some(g) => {
+            Group::from_name(g)
+                .map_err(|e| format!("getgrnam(\"{g}\") failed ({e})"))?
+                .ok_or_else(|| format!("getgrnam(\"{g}\") failed"))?
+                .gid
+        }
         None => u.gid,
     };
     setgid(gid).map_err(|e| format!("setgid({gid}) failed ({e})"))?;
@@ -152,7 +174,10 @@ pub fn run(modules: Arc<Modules>, opts: StartOpts) -> i32 {
     match open_logs(&cycle, &opts) {
         Ok(l) => log::install(l),
         Err(e) => {
-            eprintln!("sluice: [emerg] could not open error log file: {}", log::os_error(&e));
+            eprintln!(
+                "sluice: [emerg] could not open error log file: {}",
+                log::os_error(&e)
+            );
             return 1;
         }
     }
@@ -182,11 +207,23 @@ pub fn run(modules: Arc<Modules>, opts: StartOpts) -> i32 {
     }
     let pid_path = cycle.pid_path();
     if let Err(e) = process::write_pid_file(&pid_path) {
-        log_error!(Level::Emerg, None, "open() \"{}\" failed ({})", pid_path.display(), log::os_error(&e));
+        log_error!(
+            Level::Emerg,
+            None,
+            "open() \"{}\" failed ({})",
+            pid_path.display(),
+            log::os_error(&e)
+        );
         let _ = stop_generation(current, CMD_STOP).join();
         return 1;
     }
-    log_error!(Level::Notice, None, "sluice/{} started, {} worker(s)", env!("CARGO_PKG_VERSION"), cycle.workers());
+    log_error!(
+        Level::Notice,
+        None,
+        "sluice/{} started, {} worker(s)",
+        env!("CARGO_PKG_VERSION"),
+        cycle.workers()
+    );
     let mut draining: Vec<JoinHandle<()>> = Vec::new();
     let mut pid_path = pid_path;
     loop {
@@ -196,33 +233,63 @@ pub fn run(modules: Arc<Modules>, opts: StartOpts) -> i32 {
         };
         match sig {
             Signal::Reload => {
-                log_error!(Level::Notice, None, "signal 1 (SIGHUP) received, reconfiguring");
-                match load(&modules, &opts).and_then(|c| Ok((open_logs(&c, &opts).map_err(|e| sluice_core::conf::ConfError::new(format!("could not open error log file: {}", log::os_error(&e))))?, c))) {
+                log_error!(
+                    Level::Notice,
+                    None,
+                    "signal 1 (SIGHUP) received, reconfiguring"
+                );
+                match load(&modules, &opts).and_then(|c| {
+                    Ok((
+                        open_logs(&c, &opts).map_err(|e| {
+                            sluice_core::conf::ConfError::new(format!(
+                                "could not open error log file: {}",
+                                log::os_error(&e)
+                            ))
+                        })?,
+                        c,
+                    ))
+                }) {
                     Err(e) => log_error!(Level::Emerg, None, "{}", e),
                     Ok((log_file, next)) => match start_generation(&next) {
                         Err(e) => log_error!(Level::Emerg, None, "{}", e),
                         Ok(gen) => {
                             log::install(log_file);
-                            draining.push(stop_generation(std::mem::replace(&mut current, gen), CMD_QUIT));
+                            draining.push(stop_generation(
+                                std::mem::replace(&mut current, gen),
+                                CMD_QUIT,
+                            ));
                             let new_pid = next.pid_path();
                             if new_pid != pid_path {
                                 process::remove_pid_file(&pid_path);
                                 let _ = process::write_pid_file(&new_pid);
                                 pid_path = new_pid;
                             }
-                            log_error!(Level::Notice, None, "reconfigured, {} worker(s)", next.workers());
+                            log_error!(
+                                Level::Notice,
+                                None,
+                                "reconfigured, {} worker(s)",
+                                next.workers()
+                            );
                         }
                     },
                 }
             }
             Signal::Reopen => {
-                log_error!(Level::Notice, None, "signal 10 (SIGUSR1) received, reopening logs");
+                log_error!(
+                    Level::Notice,
+                    None,
+                    "signal 10 (SIGUSR1) received, reopening logs"
+                );
                 if let Err(e) = log::reopen() {
                     log_error!(Level::Alert, None, "reopen failed ({})", log::os_error(&e));
                 }
             }
             Signal::Quit => {
-                log_error!(Level::Notice, None, "signal 3 (SIGQUIT) received, shutting down gracefully");
+                log_error!(
+                    Level::Notice,
+                    None,
+                    "signal 3 (SIGQUIT) received, shutting down gracefully"
+                );
                 draining.push(stop_generation(current, CMD_QUIT));
                 for h in draining {
                     let _ = h.join();

@@ -53,17 +53,21 @@ impl Default for ModuleIndex {
     }
 }
 
+type ConfTypes<M, S, L> = PhantomData<fn() -> (M, S, L)>;
+
 /// The typed key of a module's confs: main `M`, server `S`, location `L`.
 /// A module declares one as a `static` and returns its index from
 /// [`HttpModule::index`].
 pub struct ConfKey<M, S, L> {
     index: ModuleIndex,
-    _confs: PhantomData<fn() -> (M, S, L)>,
+    _confs: ConfTypes<M, S, L>,
 }
 
 impl<M, S, L> std::fmt::Debug for ConfKey<M, S, L> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConfKey").field("index", &self.index.get()).finish()
+        f.debug_struct("ConfKey")
+            .field("index", &self.index.get())
+            .finish()
     }
 }
 

@@ -48,7 +48,10 @@ pub struct Conn {
 
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Conn").field("id", &self.id).field("peer", &self.peer).finish()
+        f.debug_struct("Conn")
+            .field("id", &self.id)
+            .field("peer", &self.peer)
+            .finish()
     }
 }
 
@@ -93,8 +96,14 @@ impl HeadersOut {
             "content-type" => self.content_type.clone(),
             "content-length" => self.content_length.map(|n| Bytes::from(n.to_string())),
             "location" => self.location.clone(),
-            "last-modified" => self.last_modified.map(|t| Bytes::from(sluice_core::time::http_date(t))),
-            _ => self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v.clone()),
+            "last-modified" => self
+                .last_modified
+                .map(|t| Bytes::from(sluice_core::time::http_date(t))),
+            _ => self
+                .headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+                .map(|(_, v)| v.clone()),
         }
     }
 }
@@ -292,8 +301,17 @@ impl Request {
         self.capture(*i)
     }
 
-    pub(crate) fn set_captures(&mut self, subject: Bytes, groups: Vec<Option<Range<usize>>>, names: Vec<(String, usize)>) {
-        self.captures = Captures { subject, groups, names };
+    pub(crate) fn set_captures(
+        &mut self,
+        subject: Bytes,
+        groups: Vec<Option<Range<usize>>>,
+        names: Vec<(String, usize)>,
+    ) {
+        self.captures = Captures {
+            subject,
+            groups,
+            names,
+        };
     }
 
     /// True once the response head went to the filters.
@@ -311,7 +329,10 @@ impl Request {
             self.headers_out.status = 200;
         }
         let http = self.http.clone();
-        NextHeader { rest: &http.header_filters }.call(self)
+        NextHeader {
+            rest: &http.header_filters,
+        }
+        .call(self)
     }
 
     /// Runs a chain through the body filters.
@@ -320,11 +341,19 @@ impl Request {
             return Ok(FilterStatus::Ok);
         }
         let http = self.http.clone();
-        NextBody { rest: &http.body_filters }.call(self, chain)
+        NextBody {
+            rest: &http.body_filters,
+        }
+        .call(self, chain)
     }
 
     /// Sends a whole response from memory: status, content type, body.
-    pub fn send_response(&mut self, status: u16, content_type: Option<Bytes>, body: Bytes) -> FilterResult {
+    pub fn send_response(
+        &mut self,
+        status: u16,
+        content_type: Option<Bytes>,
+        body: Bytes,
+    ) -> FilterResult {
         self.headers_out.status = status;
         if content_type.is_some() {
             self.headers_out.content_type = content_type;

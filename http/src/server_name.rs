@@ -28,7 +28,10 @@ impl ServerNames {
     /// Builds the look-up for servers listed in configuration order;
     /// `default` is the index of the `default_server` (or 0).
     pub fn build(servers: Vec<Arc<Server>>, default: usize) -> Result<ServerNames, String> {
-        let mut t = ServerNames { default, ..Default::default() };
+        let mut t = ServerNames {
+            default,
+            ..Default::default()
+        };
         for (i, s) in servers.iter().enumerate() {
             for name in &s.core().server_names {
                 if let Some(re) = name.strip_prefix('~') {
@@ -47,8 +50,8 @@ impl ServerNames {
                 }
             }
         }
-        t.front.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
-        t.back.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        t.front.sort_by_key(|e| std::cmp::Reverse(e.0.len()));
+        t.back.sort_by_key(|e| std::cmp::Reverse(e.0.len()));
         t.servers = servers;
         Ok(t)
     }

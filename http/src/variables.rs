@@ -148,10 +148,9 @@ impl ComplexValue {
             }
             i += 1;
             let (name, next) = if b.get(i) == Some(&b'{') {
-                let end = b[i + 1..]
-                    .iter()
-                    .position(|&c| c == b'}')
-                    .ok_or_else(|| format!("the closing bracket in \"{text}\" variable is missing"))?;
+                let end = b[i + 1..].iter().position(|&c| c == b'}').ok_or_else(|| {
+                    format!("the closing bracket in \"{text}\" variable is missing")
+                })?;
                 (&text[i + 1..i + 1 + end], i + end + 2)
             } else {
                 let n = b[i..].iter().take_while(|&&c| is_name_char(c)).count();
@@ -164,9 +163,14 @@ impl ComplexValue {
                 parts.push(Part::Lit(Bytes::from(std::mem::take(&mut lit))));
             }
             if name.bytes().all(|c| c.is_ascii_digit()) {
-                parts.push(Part::Capture(name.parse().map_err(|_| format!("invalid variable name in \"{text}\""))?));
+                parts
+                    .push(Part::Capture(name.parse().map_err(|_| {
+                        format!("invalid variable name in \"{text}\"")
+                    })?));
             } else {
-                let v = vars.resolve(name).ok_or_else(|| format!("unknown \"{name}\" variable"))?;
+                let v = vars
+                    .resolve(name)
+                    .ok_or_else(|| format!("unknown \"{name}\" variable"))?;
                 parts.push(Part::Var(v));
             }
             i = next;
@@ -228,8 +232,10 @@ mod tests {
 
     fn reg() -> Variables {
         let mut v = Variables::new();
-        v.add("uri", |_, _| Some(Bytes::from_static(b"/x"))).unwrap();
-        v.add_prefix("arg_", |_, s| Some(Bytes::copy_from_slice(s.as_bytes()))).unwrap();
+        v.add("uri", |_, _| Some(Bytes::from_static(b"/x")))
+            .unwrap();
+        v.add_prefix("arg_", |_, s| Some(Bytes::copy_from_slice(s.as_bytes())))
+            .unwrap();
         v
     }
 
@@ -239,10 +245,25 @@ mod tests {
         let cv = ComplexValue::compile("a $uri ${uri}b $arg_foo $1", &v).unwrap();
         assert_eq!(cv.parts.len(), 8);
         assert!(cv.has_variables());
-        assert_eq!(ComplexValue::compile("plain", &v).unwrap().as_literal().unwrap(), &Bytes::from_static(b"plain"));
-        assert_eq!(ComplexValue::compile("", &v).unwrap().as_literal().unwrap(), &Bytes::new());
-        assert_eq!(ComplexValue::compile("$nope", &v).unwrap_err(), "unknown \"nope\" variable");
-        assert_eq!(ComplexValue::compile("a $", &v).unwrap_err(), "invalid variable name in \"a $\"");
+        assert_eq!(
+            ComplexValue::compile("plain", &v)
+                .unwrap()
+                .as_literal()
+                .unwrap(),
+            &Bytes::from_static(b"plain")
+        );
+        assert_eq!(
+            ComplexValue::compile("", &v).unwrap().as_literal().unwrap(),
+            &Bytes::new()
+        );
+        assert_eq!(
+            ComplexValue::compile("$nope", &v).unwrap_err(),
+            "unknown \"nope\" variable"
+        );
+        assert_eq!(
+            ComplexValue::compile("a $", &v).unwrap_err(),
+            "invalid variable name in \"a $\""
+        );
         assert!(ComplexValue::compile("${uri", &v).is_err());
         assert!(v.resolve("ARG_X").is_some());
         assert!(v.resolve("arg_").is_none());

@@ -18,7 +18,10 @@ use sluice_core::conf::directive::{custom, Args, Contexts as C, Directive, Level
 use sluice_core::conf::{SetError, Statement};
 use sluice_http::module::{downcast, downcast_mut};
 use sluice_http::variables::ComplexValue;
-use sluice_http::{AnyConf, ConfKey, FilterResult, HeaderFilter, HttpConfCx, HttpModule, ModuleIndex, NextHeader, PostConf, Request};
+use sluice_http::{
+    AnyConf, ConfKey, FilterResult, HeaderFilter, HttpConfCx, HttpModule, ModuleIndex, NextHeader,
+    PostConf, Request,
+};
 
 /// One `add_header` / `add_trailer` line.
 #[derive(Clone)]
@@ -56,7 +59,10 @@ fn parse_entry(cx: &mut HttpConfCx, stmt: &Statement) -> Result<Entry, SetError>
 }
 
 fn status_gets_headers(status: u16) -> bool {
-    matches!(status, 200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308)
+    matches!(
+        status,
+        200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308
+    )
 }
 
 /// The header filter.
@@ -101,16 +107,28 @@ impl HttpModule for HeadersModule {
     fn directives(&self) -> Vec<Directive<HttpConfCx>> {
         let ctx = C::HTTP_ANY | C::HTTP_LIF;
         vec![
-            Directive::new("add_header", ctx, Args::TAKE23, Level::Loc, custom(|cx, c: &mut HeadersLocConf, s| {
-                let e = parse_entry(cx, s)?;
-                c.headers.get_or_insert_with(Vec::new).push(e);
-                Ok(())
-            })),
-            Directive::new("add_trailer", ctx, Args::TAKE23, Level::Loc, custom(|cx, c: &mut HeadersLocConf, s| {
-                let e = parse_entry(cx, s)?;
-                c.trailers.get_or_insert_with(Vec::new).push(e);
-                Ok(())
-            })),
+            Directive::new(
+                "add_header",
+                ctx,
+                Args::TAKE23,
+                Level::Loc,
+                custom(|cx, c: &mut HeadersLocConf, s| {
+                    let e = parse_entry(cx, s)?;
+                    c.headers.get_or_insert_with(Vec::new).push(e);
+                    Ok(())
+                }),
+            ),
+            Directive::new(
+                "add_trailer",
+                ctx,
+                Args::TAKE23,
+                Level::Loc,
+                custom(|cx, c: &mut HeadersLocConf, s| {
+                    let e = parse_entry(cx, s)?;
+                    c.trailers.get_or_insert_with(Vec::new).push(e);
+                    Ok(())
+                }),
+            ),
         ]
     }
 
@@ -118,7 +136,11 @@ impl HttpModule for HeadersModule {
         Box::new(HeadersLocConf::default())
     }
 
-    fn merge_loc_conf(&self, parent: &dyn std::any::Any, child: &mut dyn std::any::Any) -> Result<(), String> {
+    fn merge_loc_conf(
+        &self,
+        parent: &dyn std::any::Any,
+        child: &mut dyn std::any::Any,
+    ) -> Result<(), String> {
         let p: &HeadersLocConf = downcast(parent);
         let c: &mut HeadersLocConf = downcast_mut(child);
         if c.headers.is_none() {

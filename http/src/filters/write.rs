@@ -40,7 +40,10 @@ impl BodyFilter for WriteFilter {
 /// Sends what the connection has queued. Again when the socket is full.
 pub(crate) fn flush_conn(r: &mut Request) -> FilterResult {
     let sendfile = r.core_loc().sendfile.unwrap_or(false);
-    let sent = r.conn.send_pending(sendfile).map_err(|e| FilterError(format!("writev() failed ({e})")))?;
+    let sent = r
+        .conn
+        .send_pending(sendfile)
+        .map_err(|e| FilterError(format!("writev() failed ({e})")))?;
     r.bytes_sent += sent;
     if r.conn.out.is_empty() {
         Ok(FilterStatus::Ok)
@@ -62,7 +65,7 @@ impl crate::request::Conn {
             Ok(s) => {
                 self.write_blocked = s.blocked;
                 // Flag-only bufs left after the payload went out.
-                if self.out.len() == 0 {
+                if self.out.is_empty() {
                     self.out = Chain::new();
                 }
                 Ok(s.bytes)
