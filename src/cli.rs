@@ -184,9 +184,7 @@ impl Signal {
 
     /// The signal named `name`, as accepted by `-s` (exact, lower case).
     fn from_name(name: &[u8]) -> Option<Signal> {
-        [Signal::Stop, Signal::Quit, Signal::Reopen, Signal::Reload]
-            .into_iter()
-            .find(|s| s.name().as_bytes() == name)
+        [Signal::Stop, Signal::Quit, Signal::Reopen, Signal::Reload].into_iter().find(|s| s.name().as_bytes() == name)
     }
 }
 
@@ -266,10 +264,7 @@ fn set_value(cli: &mut Cli, letter: u8, value: &OsStr) -> Result<(), String> {
         }
         _ => {
             let Some(signal) = Signal::from_name(value.as_bytes()) else {
-                return Err(format!(
-                    "invalid option: \"-s {}\"",
-                    lossy(value.as_bytes())
-                ));
+                return Err(format!("invalid option: \"-s {}\"", lossy(value.as_bytes())));
             };
             cli.signal = Some(signal);
         }
@@ -343,30 +338,19 @@ fn build_lines(modules: &[&str], missing_nginx_modules: &[&str]) -> String {
     for name in missing_nginx_modules {
         configure.push_str(&format!(" --without-http_{name}_module"));
     }
-    format!(
-        "built with sluice's own Rust modules: {}\n{configure}\n",
-        modules.join(", ")
-    )
+    format!("built with sluice's own Rust modules: {}\n{configure}\n", modules.join(", "))
 }
 
 /// The stock nginx http modules (built by default in nginx) whose names are
 /// not among `present`. A present name may be given bare (`rewrite`) or in
 /// nginx's spelling (`ngx_http_rewrite_module`, `http_rewrite`).
 pub fn nginx_modules_missing(present: &[&str]) -> Vec<&'static str> {
-    DEFAULT_NGINX_MODULES
-        .iter()
-        .copied()
-        .filter(|name| !is_present(name, present))
-        .collect()
+    DEFAULT_NGINX_MODULES.iter().copied().filter(|name| !is_present(name, present)).collect()
 }
 
 /// Optional nginx modules (`--with-http_X_module`) that sluice has.
 fn nginx_modules_present_optional(present: &[&str]) -> Vec<&'static str> {
-    OPTIONAL_NGINX_MODULES
-        .iter()
-        .copied()
-        .filter(|name| is_present(name, present))
-        .collect()
+    OPTIONAL_NGINX_MODULES.iter().copied().filter(|name| is_present(name, present)).collect()
 }
 
 /// Whether the nginx module `name` is among `present`.
@@ -422,11 +406,7 @@ mod tests {
 
     #[test]
     fn combined_flags_in_any_order() {
-        let expected = Cli {
-            test: true,
-            quiet: true,
-            ..Cli::default()
-        };
+        let expected = Cli { test: true, quiet: true, ..Cli::default() };
         assert_eq!(ok(&["-tq"]), expected);
         assert_eq!(ok(&["-qt"]), expected);
         assert_eq!(ok(&["-q", "-t"]), expected);
@@ -437,25 +417,8 @@ mod tests {
 
     #[test]
     fn values_attached_or_separate() {
-        let attached = ok(&[
-            "-p/srv/",
-            "-cfile.conf",
-            "-elogs/e.log",
-            "-gdaemon off;",
-            "-sreload",
-        ]);
-        let separate = ok(&[
-            "-p",
-            "/srv/",
-            "-c",
-            "file.conf",
-            "-e",
-            "logs/e.log",
-            "-g",
-            "daemon off;",
-            "-s",
-            "reload",
-        ]);
+        let attached = ok(&["-p/srv/", "-cfile.conf", "-elogs/e.log", "-gdaemon off;", "-sreload"]);
+        let separate = ok(&["-p", "/srv/", "-c", "file.conf", "-e", "logs/e.log", "-g", "daemon off;", "-s", "reload"]);
         assert_eq!(attached, separate);
         assert_eq!(attached.prefix, Some(PathBuf::from("/srv/")));
         assert_eq!(attached.conf, Some(PathBuf::from("file.conf")));
@@ -498,10 +461,7 @@ mod tests {
         assert_eq!(cli.conf, Some(PathBuf::from("nginx.conf")));
         assert_eq!(cli.error_log, Some(PathBuf::from("error.log")));
         assert!(!cli.error_log_is_stderr());
-        assert_eq!(
-            cli.globals.as_deref(),
-            Some("pid /tmp/t/nginx.pid; error_log /tmp/t/error.log debug;")
-        );
+        assert_eq!(cli.globals.as_deref(), Some("pid /tmp/t/nginx.pid; error_log /tmp/t/error.log debug;"));
         let dump = ok(&["-T", "-p", "/tmp/t/", "-c", "nginx.conf", "-e", "error.log"]);
         assert!(dump.test && dump.test_dump);
     }
@@ -579,16 +539,7 @@ mod tests {
     fn usage_lists_every_option_and_the_defaults() {
         let text = usage();
         assert!(text.starts_with("Usage: sluice [-?hvVtTq] [-s signal] [-p prefix]\n"));
-        for opt in [
-            "-?,-h",
-            "-v ",
-            "-V ",
-            "-t ",
-            "-T ",
-            "-q ",
-            "-s signal",
-            "-p prefix",
-        ] {
+        for opt in ["-?,-h", "-v ", "-V ", "-t ", "-T ", "-q ", "-s signal", "-p prefix"] {
             assert!(text.contains(&format!("\n  {opt}")), "{opt} missing");
         }
         for opt in ["-e filename", "-c filename", "-g directives"] {
@@ -604,10 +555,7 @@ mod tests {
     #[test]
     fn short_version_is_one_line() {
         let text = version_text(false, &["rewrite"], &["gzip"]);
-        assert_eq!(
-            text,
-            format!("nginx version: nginx/1.27.0 (sluice/{SLUICE_VERSION})\n")
-        );
+        assert_eq!(text, format!("nginx version: nginx/1.27.0 (sluice/{SLUICE_VERSION})\n"));
     }
 
     #[test]
@@ -618,15 +566,9 @@ mod tests {
         assert_eq!(lines.len(), 3);
         // has_version(): m!nginx version: nginx/([0-9.]+)!
         let version = lines[0].strip_prefix("nginx version: nginx/").unwrap();
-        let digits: String = version
-            .chars()
-            .take_while(|c| c.is_ascii_digit() || *c == '.')
-            .collect();
+        let digits: String = version.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
         assert_eq!(digits, NGINX_COMPAT_VERSION);
-        assert_eq!(
-            lines[1],
-            "built with sluice's own Rust modules: rewrite, proxy, return"
-        );
+        assert_eq!(lines[1], "built with sluice's own Rust modules: rewrite, proxy, return");
         assert!(lines[2].starts_with("configure arguments: --without-http_charset_module"));
         assert!(lines[2].contains(" --without-http_gzip_module"));
         assert!(lines[2].contains(" --without-http_upstream_keepalive_module"));
@@ -638,8 +580,7 @@ mod tests {
     #[test]
     fn verbose_version_announces_optional_modules_sluice_has() {
         let text = version_text(true, &["sub", "realip", "return"], &[]);
-        assert!(text
-            .ends_with("configure arguments: --with-http_realip_module --with-http_sub_module\n"));
+        assert!(text.ends_with("configure arguments: --with-http_realip_module --with-http_sub_module\n"));
     }
 
     #[test]
@@ -653,8 +594,7 @@ mod tests {
         let all = nginx_modules_missing(&[]);
         assert_eq!(all.len(), DEFAULT_NGINX_MODULES.len());
         assert!(all.contains(&"upstream_zone") && all.contains(&"split_clients"));
-        let some =
-            nginx_modules_missing(&["rewrite", "ngx_http_proxy_module", "http_gzip", "index"]);
+        let some = nginx_modules_missing(&["rewrite", "ngx_http_proxy_module", "http_gzip", "index"]);
         assert!(!some.contains(&"rewrite"));
         assert!(!some.contains(&"proxy"));
         assert!(!some.contains(&"gzip"));

@@ -20,6 +20,7 @@ use sluice_http::HttpModule;
 /// The compiled-in modules, in order (see the module doc for why).
 pub fn modules() -> Vec<Arc<dyn HttpModule>> {
     vec![
+        Arc::new(sluice_modules::log::LogModule),
         Arc::new(sluice_modules::rewrite::RewriteModule),
         Arc::new(sluice_modules::headers::HeadersModule),
     ]
@@ -54,10 +55,7 @@ pub fn run_with(args: Vec<std::ffi::OsString>, modules: Vec<Arc<dyn HttpModule>>
             return 0;
         }
     }
-    let prefix = cli
-        .prefix
-        .clone()
-        .unwrap_or_else(|| std::path::PathBuf::from("./"));
+    let prefix = cli.prefix.clone().unwrap_or_else(|| std::path::PathBuf::from("./"));
     let conf_path = match &cli.conf {
         Some(c) if c.is_absolute() => c.clone(),
         Some(c) => prefix.join(c),
@@ -77,11 +75,7 @@ pub fn run_with(args: Vec<std::ffi::OsString>, modules: Vec<Arc<dyn HttpModule>>
         prefix: prefix.clone(),
         globals: cli.globals.clone(),
         error_log,
-        embedded: if cli.conf.is_none() {
-            Some(DEFAULT_CONF)
-        } else {
-            None
-        },
+        embedded: if cli.conf.is_none() { Some(DEFAULT_CONF) } else { None },
     };
     if let Some(sig) = cli.signal {
         let pid_path = match sluice_http::master::load(&modules, &opts) {
@@ -103,14 +97,8 @@ pub fn run_with(args: Vec<std::ffi::OsString>, modules: Vec<Arc<dyn HttpModule>>
         return match sluice_http::master::load(&modules, &opts) {
             Ok(c) => {
                 if !cli.quiet {
-                    eprintln!(
-                        "sluice: the configuration file {} syntax is ok",
-                        conf_path.display()
-                    );
-                    eprintln!(
-                        "sluice: configuration file {} test is successful",
-                        conf_path.display()
-                    );
+                    eprintln!("sluice: the configuration file {} syntax is ok", conf_path.display());
+                    eprintln!("sluice: configuration file {} test is successful", conf_path.display());
                 }
                 if cli.test_dump {
                     for (path, text) in &c.files {
@@ -122,10 +110,7 @@ pub fn run_with(args: Vec<std::ffi::OsString>, modules: Vec<Arc<dyn HttpModule>>
             }
             Err(e) => {
                 eprintln!("sluice: [emerg] {e}");
-                eprintln!(
-                    "sluice: configuration file {} test failed",
-                    conf_path.display()
-                );
+                eprintln!("sluice: configuration file {} test failed", conf_path.display());
                 1
             }
         };

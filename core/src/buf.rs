@@ -37,10 +37,7 @@ pub struct FileRegion {
 
 impl fmt::Debug for FileRegion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FileRegion")
-            .field("offset", &self.offset)
-            .field("len", &self.len)
-            .finish()
+        f.debug_struct("FileRegion").field("offset", &self.offset).field("len", &self.len).finish()
     }
 }
 
@@ -69,22 +66,12 @@ pub struct Buf {
 impl Buf {
     /// A memory buf, no flags.
     pub fn mem(bytes: impl Into<Bytes>) -> Buf {
-        Buf {
-            payload: Payload::Mem(bytes.into()),
-            flush: false,
-            last_buf: false,
-            last_in_chain: false,
-        }
+        Buf { payload: Payload::Mem(bytes.into()), flush: false, last_buf: false, last_in_chain: false }
     }
 
     /// A static memory buf, no flags; never allocates.
     pub const fn from_static(bytes: &'static [u8]) -> Buf {
-        Buf {
-            payload: Payload::Mem(Bytes::from_static(bytes)),
-            flush: false,
-            last_buf: false,
-            last_in_chain: false,
-        }
+        Buf { payload: Payload::Mem(Bytes::from_static(bytes)), flush: false, last_buf: false, last_in_chain: false }
     }
 
     /// A file region buf, no flags.
@@ -175,22 +162,13 @@ impl Buf {
         let head = match &mut self.payload {
             Payload::Mem(b) => Payload::Mem(b.split_to(at as usize)),
             Payload::File(r) => {
-                let head = FileRegion {
-                    file: r.file.clone(),
-                    offset: r.offset,
-                    len: at,
-                };
+                let head = FileRegion { file: r.file.clone(), offset: r.offset, len: at };
                 r.offset += at;
                 r.len -= at;
                 Payload::File(head)
             }
         };
-        Buf {
-            payload: head,
-            flush: false,
-            last_buf: false,
-            last_in_chain: false,
-        }
+        Buf { payload: head, flush: false, last_buf: false, last_in_chain: false }
     }
 }
 
@@ -203,9 +181,7 @@ pub struct Chain {
 impl Chain {
     /// An empty chain.
     pub fn new() -> Chain {
-        Chain {
-            bufs: SmallVec::new(),
-        }
+        Chain { bufs: SmallVec::new() }
     }
 
     /// A chain of one buf.
@@ -363,9 +339,7 @@ impl<'a> IntoIterator for &'a Chain {
 
 impl FromIterator<Buf> for Chain {
     fn from_iter<I: IntoIterator<Item = Buf>>(iter: I) -> Chain {
-        Chain {
-            bufs: iter.into_iter().collect(),
-        }
+        Chain { bufs: iter.into_iter().collect() }
     }
 }
 

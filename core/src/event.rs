@@ -37,9 +37,7 @@ pub const ROLE_WAKER: Role = 0xff;
 /// Builds a token from its parts.
 pub fn token(slot: usize, role: Role, generation: u16) -> Token {
     debug_assert!((slot as u64) < (1u64 << SLOT_BITS));
-    Token(
-        ((generation as usize) << (SLOT_BITS + ROLE_BITS)) | ((role as usize) << SLOT_BITS) | slot,
-    )
+    Token(((generation as usize) << (SLOT_BITS + ROLE_BITS)) | ((role as usize) << SLOT_BITS) | slot)
 }
 
 /// Splits a token into slot, role and generation.
@@ -77,11 +75,7 @@ impl<T> Default for Slab<T> {
 impl<T> Slab<T> {
     /// An empty slab.
     pub fn new() -> Self {
-        Slab {
-            entries: Vec::new(),
-            free: Vec::new(),
-            len: 0,
-        }
+        Slab { entries: Vec::new(), free: Vec::new(), len: 0 }
     }
 
     /// Stores a value; returns its slot and generation.
@@ -93,10 +87,7 @@ impl<T> Slab<T> {
             e.value = Some(value);
             (slot, e.generation)
         } else {
-            self.entries.push(Entry {
-                generation: 0,
-                value: Some(value),
-            });
+            self.entries.push(Entry { generation: 0, value: Some(value) });
             (self.entries.len() - 1, 0)
         }
     }
@@ -111,10 +102,7 @@ impl<T> Slab<T> {
 
     /// The generation a slot has now.
     pub fn generation(&self, slot: usize) -> Option<u16> {
-        self.entries
-            .get(slot)
-            .filter(|e| e.value.is_some())
-            .map(|e| e.generation)
+        self.entries.get(slot).filter(|e| e.value.is_some()).map(|e| e.generation)
     }
 
     /// Removes and returns the value in `slot`.
@@ -139,12 +127,7 @@ impl<T> Slab<T> {
 
     /// Slots in use, with their generations.
     pub fn slots(&self) -> Vec<(usize, u16)> {
-        self.entries
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.value.is_some())
-            .map(|(i, e)| (i, e.generation))
-            .collect()
+        self.entries.iter().enumerate().filter(|(_, e)| e.value.is_some()).map(|(i, e)| (i, e.generation)).collect()
     }
 }
 
@@ -222,11 +205,7 @@ mod tests {
 
     #[test]
     fn token_round_trip() {
-        for (slot, role, gen) in [
-            (0usize, 0u8, 0u16),
-            (12345, 3, 65535),
-            ((1 << 32) - 1, 0xfe, 7),
-        ] {
+        for (slot, role, gen) in [(0usize, 0u8, 0u16), (12345, 3, 65535), ((1 << 32) - 1, 0xfe, 7)] {
             assert_eq!(token_parts(token(slot, role, gen)), (slot, role, gen));
         }
     }
@@ -254,8 +233,7 @@ mod tests {
         t.cancel(a, Token(1));
         assert_eq!(t.next_deadline(), Some(now + Duration::from_millis(10)));
         let later = now + Duration::from_millis(40);
-        let fired: Vec<Token> =
-            std::iter::from_fn(|| t.pop_expired(later).map(|(_, k)| k)).collect();
+        let fired: Vec<Token> = std::iter::from_fn(|| t.pop_expired(later).map(|(_, k)| k)).collect();
         assert_eq!(fired, vec![Token(2), Token(3)]);
         assert!(t.is_empty());
     }

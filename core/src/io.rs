@@ -146,22 +146,14 @@ fn write_mem(fd: BorrowedFd<'_>, chain: &Chain, budget: u64) -> io::Result<Step>
         iov.push(IoSlice::new(&mem[..take]));
         total += take as u64;
     }
-    debug_assert!(
-        total > 0,
-        "send_chain calls write_mem with payload at the front"
-    );
+    debug_assert!(total > 0, "send_chain calls write_mem with payload at the front");
     let done = uninterrupted(|| nix::sys::uio::writev(fd, &iov))?;
     to_step(done, write_zero)
 }
 
 /// Sends (part of) a file region: `sendfile` when allowed and accepted,
 /// else one bounded `pread` + `write`.
-fn send_region(
-    fd: BorrowedFd<'_>,
-    region: &FileRegion,
-    budget: u64,
-    sendfile: &mut bool,
-) -> io::Result<Step> {
+fn send_region(fd: BorrowedFd<'_>, region: &FileRegion, budget: u64, sendfile: &mut bool) -> io::Result<Step> {
     let count = region.len.min(budget);
     if *sendfile {
         match sendfile_once(fd, region, count.min(SENDFILE_MAX_COUNT)) {
@@ -241,17 +233,13 @@ fn write_zero() -> io::Error {
 
 /// A region offset as the kernel's `off_t`.
 fn file_offset(offset: u64) -> io::Result<libc::off_t> {
-    libc::off_t::try_from(offset)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file offset too large"))
+    libc::off_t::try_from(offset).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file offset too large"))
 }
 
 /// The error for a file that ended before its region did; the caller adds
 /// the file name, as nginx's "sendfile() reported that ... was truncated".
 fn truncated(call: &str, offset: u64) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::UnexpectedEof,
-        format!("{call}() reported that the file was truncated at {offset}"),
-    )
+    io::Error::new(io::ErrorKind::UnexpectedEof, format!("{call}() reported that the file was truncated at {offset}"))
 }
 
 /// Sets or clears `TCP_NODELAY` (the `tcp_nodelay` directive): small writes
@@ -292,20 +280,18 @@ pub mod bench_support {
     /// of bytes it received.
     pub fn discard_pair() -> io::Result<(UnixStream, JoinHandle<u64>)> {
         let (ours, mut theirs) = UnixStream::pair()?;
-        let reader = thread::Builder::new()
-            .name("discard".into())
-            .spawn(move || {
-                let mut buf = vec![0u8; 256 * 1024];
-                let mut total = 0u64;
-                loop {
-                    match theirs.read(&mut buf) {
-                        Ok(0) => return total,
-                        Ok(n) => total += n as u64,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => return total,
-                    }
+        let reader = thread::Builder::new().name("discard".into()).spawn(move || {
+            let mut buf = vec![0u8; 256 * 1024];
+            let mut total = 0u64;
+            loop {
+                match theirs.read(&mut buf) {
+                    Ok(0) => return total,
+                    Ok(n) => total += n as u64,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return total,
                 }
-            })?;
+            }
+        })?;
         Ok((ours, reader))
     }
 }

@@ -17,9 +17,7 @@ use nix::fcntl::{fcntl, FcntlArg, OFlag};
 
 /// Deterministic bytes that differ with `seed`, so a misplaced byte shows.
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
-    (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-        .collect()
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
 }
 
 /// An open, already unlinked file holding `data`.
@@ -84,17 +82,8 @@ fn mixed_chain() -> (Chain, Vec<u8>) {
 fn send_blocking<F: AsFd>(fd: &F, chain: &mut Chain, opts: &SendOpts) -> u64 {
     let total = chain.len();
     let sent = send_chain(fd, chain, opts).unwrap();
-    assert_eq!(
-        sent,
-        Sent {
-            bytes: total,
-            blocked: false
-        }
-    );
-    assert!(
-        chain.is_empty(),
-        "flag-only bufs are dropped too: {chain:?}"
-    );
+    assert_eq!(sent, Sent { bytes: total, blocked: false });
+    assert!(chain.is_empty(), "flag-only bufs are dropped too: {chain:?}");
     sent.bytes
 }
 
@@ -173,10 +162,7 @@ fn sendfile_refused_falls_back_to_copying() {
 
     let got = reader(r);
     let (mut chain, want) = mixed_chain();
-    let opts = SendOpts {
-        sendfile: true,
-        limit: 0,
-    };
+    let opts = SendOpts { sendfile: true, limit: 0 };
     assert_eq!(send_blocking(&w, &mut chain, &opts), want.len() as u64);
     drop(w);
     assert_eq!(got.join().unwrap(), want);
@@ -266,13 +252,7 @@ fn limit_caps_every_call() {
         let mut calls = 0;
         while !chain.is_empty() {
             let sent = send_chain(&w, &mut chain, &opts).unwrap();
-            assert_eq!(
-                sent,
-                Sent {
-                    bytes: left.min(limit),
-                    blocked: false
-                }
-            );
+            assert_eq!(sent, Sent { bytes: left.min(limit), blocked: false });
             left -= sent.bytes;
             assert_eq!(chain.len(), left);
             calls += 1;
@@ -286,21 +266,10 @@ fn limit_caps_every_call() {
 #[test]
 fn small_limit_splits_a_memory_buf() {
     let (w, mut r) = UnixStream::pair().unwrap();
-    let mut chain: Chain = [Buf::from_static(b"hello"), Buf::from_static(b"world")]
-        .into_iter()
-        .collect();
-    let opts = SendOpts {
-        sendfile: false,
-        limit: 7,
-    };
+    let mut chain: Chain = [Buf::from_static(b"hello"), Buf::from_static(b"world")].into_iter().collect();
+    let opts = SendOpts { sendfile: false, limit: 7 };
     let sent = send_chain(&w, &mut chain, &opts).unwrap();
-    assert_eq!(
-        sent,
-        Sent {
-            bytes: 7,
-            blocked: false
-        }
-    );
+    assert_eq!(sent, Sent { bytes: 7, blocked: false });
     assert_eq!(chain.to_vec().unwrap(), b"rld");
     let mut got = [0u8; 7];
     r.read_exact(&mut got).unwrap();
@@ -312,24 +281,12 @@ fn flag_only_bufs_cost_no_system_call() {
     // The pipe's reader is gone: any write would fail with EPIPE.
     let (r, w) = pipe();
     drop(r);
-    let mut chain: Chain = [
-        Buf::flush(),
-        Buf::mem(Bytes::new()),
-        Buf::file(temp_file(b"abc"), 1, 0),
-        Buf::last(),
-    ]
-    .into_iter()
-    .collect();
+    let mut chain: Chain =
+        [Buf::flush(), Buf::mem(Bytes::new()), Buf::file(temp_file(b"abc"), 1, 0), Buf::last()].into_iter().collect();
     for sendfile in [true, false] {
         let mut c = chain.clone();
         let sent = send_chain(&w, &mut c, &SendOpts { sendfile, limit: 0 }).unwrap();
-        assert_eq!(
-            sent,
-            Sent {
-                bytes: 0,
-                blocked: false
-            }
-        );
+        assert_eq!(sent, Sent { bytes: 0, blocked: false });
         assert!(c.is_empty());
     }
     // The same descriptor with one byte of payload does fail.
@@ -346,13 +303,7 @@ fn peer_gone_is_an_error() {
         drop(r);
         let mut chain = Chain::one(Buf::file(temp_file(b"payload"), 0, 7));
         let err = send_chain(&w, &mut chain, &SendOpts { sendfile, limit: 0 }).unwrap_err();
-        assert!(
-            matches!(
-                err.raw_os_error(),
-                Some(libc::EPIPE) | Some(libc::ECONNRESET)
-            ),
-            "{err}"
-        );
+        assert!(matches!(err.raw_os_error(), Some(libc::EPIPE) | Some(libc::ECONNRESET)), "{err}");
         assert_eq!(chain.len(), 7);
     }
 }
@@ -381,13 +332,7 @@ fn tcp_option(s: &TcpStream, name: libc::c_int) -> libc::c_int {
     // SAFETY: the socket is open for the call; value and len are live locals
     // and len holds value's size.
     let rc = unsafe {
-        libc::getsockopt(
-            s.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            name,
-            std::ptr::from_mut(&mut value).cast(),
-            &mut len,
-        )
+        libc::getsockopt(s.as_raw_fd(), libc::IPPROTO_TCP, name, std::ptr::from_mut(&mut value).cast(), &mut len)
     };
     assert_eq!(rc, 0);
     value
@@ -420,14 +365,7 @@ fn cork_and_nodelay_set_and_clear() {
 fn discard_pair_counts_what_it_swallows() {
     let (w, counter) = bench_support::discard_pair().unwrap();
     let (mut chain, want) = mixed_chain();
-    send_blocking(
-        &w,
-        &mut chain,
-        &SendOpts {
-            sendfile: true,
-            limit: 0,
-        },
-    );
+    send_blocking(&w, &mut chain, &SendOpts { sendfile: true, limit: 0 });
     drop(w);
     assert_eq!(counter.join().unwrap(), want.len() as u64);
 }

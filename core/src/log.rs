@@ -59,21 +59,11 @@ pub enum Level {
     Debug,
 }
 
-const LEVEL_NAMES: [&str; 8] = [
-    "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug",
-];
+const LEVEL_NAMES: [&str; 8] = ["emerg", "alert", "crit", "error", "warn", "notice", "info", "debug"];
 
 impl Level {
-    const ALL: [Level; 8] = [
-        Level::Emerg,
-        Level::Alert,
-        Level::Crit,
-        Level::Error,
-        Level::Warn,
-        Level::Notice,
-        Level::Info,
-        Level::Debug,
-    ];
+    const ALL: [Level; 8] =
+        [Level::Emerg, Level::Alert, Level::Crit, Level::Error, Level::Warn, Level::Notice, Level::Info, Level::Debug];
 
     /// The level named as in `error_log file warn;`, or `None`.
     pub fn parse(s: &str) -> Option<Level> {
@@ -128,11 +118,7 @@ pub struct ErrorLog {
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o644)
-        .open(path)
+    OpenOptions::new().append(true).create(true).mode(0o644).open(path)
 }
 
 impl ErrorLog {
@@ -145,28 +131,18 @@ impl ErrorLog {
         for (target, level) in targets {
             let out = match target {
                 Target::Stderr => Out::Stderr,
-                Target::File(path) => Out::File {
-                    path: path.clone(),
-                    file: open_append(path)?,
-                },
+                Target::File(path) => Out::File { path: path.clone(), file: open_append(path)? },
             };
             sinks.push(Sink { level: *level, out });
         }
         let max = sinks.iter().map(|s| s.level).max().unwrap_or(Level::Emerg);
-        Ok(ErrorLog {
-            sinks,
-            max,
-            stderr_redirected: AtomicBool::new(false),
-        })
+        Ok(ErrorLog { sinks, max, stderr_redirected: AtomicBool::new(false) })
     }
 
     /// A log to stderr only, at `level`.
     pub fn stderr(level: Level) -> ErrorLog {
         ErrorLog {
-            sinks: vec![Sink {
-                level,
-                out: Out::Stderr,
-            }],
+            sinks: vec![Sink { level, out: Out::Stderr }],
             max: level,
             stderr_redirected: AtomicBool::new(false),
         }
@@ -252,9 +228,7 @@ thread_local! {
 
 fn push_stamp(out: &mut String) {
     let now = SystemTime::now();
-    let sec = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let sec = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     STAMP.with(|s| {
         let mut s = s.borrow_mut();
         if s.0 != sec {
@@ -383,9 +357,7 @@ mod tests {
 
     /// Replaces digits with '9' so a local-time stamp can be checked by shape.
     fn shape(s: &str) -> String {
-        s.chars()
-            .map(|c| if c.is_ascii_digit() { '9' } else { c })
-            .collect()
+        s.chars().map(|c| if c.is_ascii_digit() { '9' } else { c }).collect()
     }
 
     #[test]
@@ -425,11 +397,7 @@ mod tests {
     fn line_format_is_nginx_s() {
         let path = temp_path("error.log");
         let log = ErrorLog::open(&[(Target::File(path.clone()), Level::Error)]).unwrap();
-        log.write(
-            Level::Error,
-            Some(7),
-            format_args!("open() \"{}\" failed", "/x"),
-        );
+        log.write(Level::Error, Some(7), format_args!("open() \"{}\" failed", "/x"));
         log.write(Level::Crit, None, format_args!("no connection"));
         let text = read(&path);
         let lines: Vec<&str> = text.lines().collect();
@@ -438,14 +406,8 @@ mod tests {
         let (pid, tid) = (std::process::id(), nix::unistd::gettid());
         let (stamp, rest) = lines[0].split_at(19);
         assert_eq!(shape(stamp), "9999/99/99 99:99:99");
-        assert_eq!(
-            rest,
-            format!(" [error] {pid}#{tid}: *7 open() \"/x\" failed")
-        );
-        assert_eq!(
-            &lines[1][19..],
-            format!(" [crit] {pid}#{tid}: no connection")
-        );
+        assert_eq!(rest, format!(" [error] {pid}#{tid}: *7 open() \"/x\" failed"));
+        assert_eq!(&lines[1][19..], format!(" [crit] {pid}#{tid}: no connection"));
     }
 
     #[test]
@@ -455,11 +417,7 @@ mod tests {
         let long = "é".repeat(MAX_LINE);
         log.write(Level::Error, None, format_args!("{long}"));
         let text = read(&path);
-        assert!(
-            text.len() <= MAX_LINE && text.len() > MAX_LINE - 4,
-            "{}",
-            text.len()
-        );
+        assert!(text.len() <= MAX_LINE && text.len() > MAX_LINE - 4, "{}", text.len());
         assert!(text.ends_with("é\n"));
         assert_eq!(text.lines().count(), 1);
     }
@@ -467,26 +425,18 @@ mod tests {
     #[test]
     fn each_target_filters_by_its_level() {
         let (errors, infos) = (temp_path("errors.log"), temp_path("infos.log"));
-        let log = ErrorLog::open(&[
-            (Target::File(errors.clone()), Level::Error),
-            (Target::File(infos.clone()), Level::Info),
-        ])
-        .unwrap();
+        let log =
+            ErrorLog::open(&[(Target::File(errors.clone()), Level::Error), (Target::File(infos.clone()), Level::Info)])
+                .unwrap();
         assert_eq!(log.level(), Level::Info);
         for level in Level::ALL {
             log.write(level, None, format_args!("at {level}"));
         }
         let names = |path: &Path| -> Vec<String> {
-            read(path)
-                .lines()
-                .map(|l| l.split(" at ").nth(1).unwrap().to_string())
-                .collect()
+            read(path).lines().map(|l| l.split(" at ").nth(1).unwrap().to_string()).collect()
         };
         assert_eq!(names(&errors), ["emerg", "alert", "crit", "error"]);
-        assert_eq!(
-            names(&infos),
-            ["emerg", "alert", "crit", "error", "warn", "notice", "info"]
-        );
+        assert_eq!(names(&infos), ["emerg", "alert", "crit", "error", "warn", "notice", "info"]);
     }
 
     #[test]
@@ -565,11 +515,7 @@ mod tests {
         let count = || evaluated.fetch_add(1, Ordering::Relaxed);
         crate::log_error!(Level::Warn, Some(3), "warned {}", count());
         crate::log_error!(Level::Info, None, "dropped {}", count());
-        assert_eq!(
-            evaluated.load(Ordering::Relaxed),
-            1,
-            "disabled args evaluated"
-        );
+        assert_eq!(evaluated.load(Ordering::Relaxed), 1, "disabled args evaluated");
         std::fs::rename(&path, &rotated).unwrap();
         reopen().unwrap();
         crate::log_error!(Level::Error, None, "after reopen");

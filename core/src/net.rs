@@ -18,8 +18,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use nix::errno::Errno;
 use nix::libc;
 use nix::sys::socket::{
-    bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
-    SockaddrStorage,
+    bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage,
 };
 
 /// nginx's default listen backlog on Linux (`NGX_LISTEN_BACKLOG`).
@@ -41,11 +40,7 @@ pub struct ListenOpts {
 
 impl Default for ListenOpts {
     fn default() -> ListenOpts {
-        ListenOpts {
-            backlog: DEFAULT_BACKLOG,
-            reuseport: false,
-            ipv6only: true,
-        }
+        ListenOpts { backlog: DEFAULT_BACKLOG, reuseport: false, ipv6only: true }
     }
 }
 
@@ -58,9 +53,7 @@ pub fn bind_listener(addr: SocketAddr, opts: &ListenOpts) -> io::Result<mio::net
     let fd = listen_socket(addr, opts)?;
     bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
     listen(&fd, backlog(opts.backlog)?)?;
-    Ok(mio::net::TcpListener::from_std(
-        std::net::TcpListener::from(fd),
-    ))
+    Ok(mio::net::TcpListener::from_std(std::net::TcpListener::from(fd)))
 }
 
 /// A new non-blocking TCP socket for `addr`'s family with the options set,
@@ -173,10 +166,7 @@ mod tests {
 
     #[test]
     fn reuseport_lets_every_worker_bind_the_same_address() {
-        let opts = ListenOpts {
-            reuseport: true,
-            ..ListenOpts::default()
-        };
+        let opts = ListenOpts { reuseport: true, ..ListenOpts::default() };
         let first = bind_listener(localhost(), &opts).unwrap();
         let addr = first.local_addr().unwrap();
         let second = bind_listener(addr, &opts).unwrap();
@@ -207,10 +197,7 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
         assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
         // Asking for reuseport does not help while the first socket has not.
-        let opts = ListenOpts {
-            reuseport: true,
-            ..ListenOpts::default()
-        };
+        let opts = ListenOpts { reuseport: true, ..ListenOpts::default() };
         let err = bind_listener(addr, &opts).unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EADDRINUSE));
     }
@@ -218,17 +205,11 @@ mod tests {
     #[test]
     fn ipv6_only_follows_the_option() {
         for ipv6only in [true, false] {
-            let opts = ListenOpts {
-                ipv6only,
-                ..ListenOpts::default()
-            };
+            let opts = ListenOpts { ipv6only, ..ListenOpts::default() };
             let fd = listen_socket((Ipv6Addr::LOCALHOST, 0).into(), &opts).unwrap();
             assert_eq!(getsockopt(&fd, sockopt::Ipv6V6Only).unwrap(), ipv6only);
             let fd = listen_socket(localhost(), &opts).unwrap();
-            assert!(
-                getsockopt(&fd, sockopt::Ipv6V6Only).is_err(),
-                "IPv4 has no such option"
-            );
+            assert!(getsockopt(&fd, sockopt::Ipv6V6Only).is_err(), "IPv4 has no such option");
         }
     }
 
@@ -245,10 +226,7 @@ mod tests {
     fn v4_mapped_address_needs_ipv6only_off() {
         let mapped: SocketAddr = (Ipv4Addr::LOCALHOST.to_ipv6_mapped(), 0).into();
         assert!(bind_listener(mapped, &ListenOpts::default()).is_err());
-        let opts = ListenOpts {
-            ipv6only: false,
-            ..ListenOpts::default()
-        };
+        let opts = ListenOpts { ipv6only: false, ..ListenOpts::default() };
         let l = bind_listener(mapped, &opts).unwrap();
         // An IPv4 client reaches the IPv6 socket.
         let port = l.local_addr().unwrap().port();
@@ -261,10 +239,7 @@ mod tests {
         assert_eq!(i32::from(backlog(511).unwrap()), 511);
         assert_eq!(i32::from(backlog(65_535).unwrap()), -1);
         assert!(backlog(-5).is_err());
-        let opts = ListenOpts {
-            backlog: 100_000,
-            ..ListenOpts::default()
-        };
+        let opts = ListenOpts { backlog: 100_000, ..ListenOpts::default() };
         bind_listener(localhost(), &opts).unwrap();
     }
 

@@ -35,12 +35,7 @@ use crate::log::{os_error, Level};
 /// Writes this process's id as `<pid>\n`, creating the file 0644 or
 /// truncating an old one.
 pub fn write_pid_file(path: &Path) -> io::Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .open(path)?;
+    let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(path)?;
     file.write_all(format!("{}\n", std::process::id()).as_bytes())
 }
 
@@ -50,22 +45,14 @@ pub fn write_pid_file(path: &Path) -> io::Result<()> {
 pub fn read_pid_file(path: &Path) -> io::Result<Pid> {
     load_pid(path).map_err(|e| match e {
         PidFileError::Open(e) | PidFileError::Read(e) => e,
-        invalid @ PidFileError::Invalid(_) => {
-            io::Error::new(io::ErrorKind::InvalidData, invalid.message(path))
-        }
+        invalid @ PidFileError::Invalid(_) => io::Error::new(io::ErrorKind::InvalidData, invalid.message(path)),
     })
 }
 
 /// Removes the pid file at exit; a failure is logged (alert), as nginx does.
 pub fn remove_pid_file(path: &Path) {
     if let Err(e) = std::fs::remove_file(path) {
-        crate::log_error!(
-            Level::Alert,
-            None,
-            "unlink() \"{}\" failed ({})",
-            path.display(),
-            os_error(&e)
-        );
+        crate::log_error!(Level::Alert, None, "unlink() \"{}\" failed ({})", path.display(), os_error(&e));
     }
 }
 
@@ -96,9 +83,7 @@ const PID_FILE_MAX: u64 = 22;
 fn load_pid(path: &Path) -> Result<Pid, PidFileError> {
     let file = File::open(path).map_err(PidFileError::Open)?;
     let mut buf = Vec::with_capacity(PID_FILE_MAX as usize);
-    file.take(PID_FILE_MAX)
-        .read_to_end(&mut buf)
-        .map_err(PidFileError::Read)?;
+    file.take(PID_FILE_MAX).read_to_end(&mut buf).map_err(PidFileError::Read)?;
     while matches!(buf.last(), Some(b'\r' | b'\n')) {
         buf.pop();
     }
@@ -151,10 +136,7 @@ pub fn daemonize() -> io::Result<()> {
         nix::unistd::ForkResult::Child => {}
     }
     nix::unistd::setsid()?;
-    let null = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")?;
+    let null = OpenOptions::new().read(true).write(true).open("/dev/null")?;
     nix::unistd::dup2(null.as_raw_fd(), io::stdin().as_raw_fd())?;
     nix::unistd::dup2(null.as_raw_fd(), io::stdout().as_raw_fd())?;
     Ok(())
@@ -231,13 +213,7 @@ impl SignalWaiter {
     /// whole process.
     pub fn install() -> io::Result<SignalWaiter> {
         let mut set = SigSet::empty();
-        for sig in [
-            Sig::SIGHUP,
-            Sig::SIGQUIT,
-            Sig::SIGTERM,
-            Sig::SIGINT,
-            Sig::SIGUSR1,
-        ] {
+        for sig in [Sig::SIGHUP, Sig::SIGQUIT, Sig::SIGTERM, Sig::SIGINT, Sig::SIGUSR1] {
             set.add(sig);
         }
         // SAFETY: SIG_IGN installs no handler code, so nothing can run in
@@ -326,14 +302,7 @@ mod tests {
     fn bad_pid_files_read_like_nginx() {
         let path = temp_path("sluice.pid");
         let p = path.display();
-        for (content, shown) in [
-            ("", ""),
-            ("\n", ""),
-            ("abc\n", "abc"),
-            ("-5", "-5"),
-            ("0\n", "0"),
-            (" 12", " 12"),
-        ] {
+        for (content, shown) in [("", ""), ("\n", ""), ("abc\n", "abc"), ("-5", "-5"), ("0\n", "0"), (" 12", " 12")] {
             std::fs::write(&path, content).unwrap();
             let want = format!("invalid PID number \"{shown}\" in \"{p}\"");
             assert_eq!(send_signal(&path, "reload"), Err(want.clone()));
@@ -348,10 +317,7 @@ mod tests {
         let path = temp_path("absent.pid");
         assert_eq!(
             send_signal(&path, "quit"),
-            Err(format!(
-                "open() \"{}\" failed (2: No such file or directory)",
-                path.display()
-            ))
+            Err(format!("open() \"{}\" failed (2: No such file or directory)", path.display()))
         );
         assert_eq!(read_pid_file(&path).unwrap_err().raw_os_error(), Some(2));
     }
@@ -361,28 +327,19 @@ mod tests {
         let path = temp_path("sluice.pid");
         // Above any pid_max, so no such process can exist.
         std::fs::write(&path, "2147483647\n").unwrap();
-        assert_eq!(
-            send_signal(&path, "reload"),
-            Err("kill(2147483647, 1) failed (3: No such process)".to_string())
-        );
+        assert_eq!(send_signal(&path, "reload"), Err("kill(2147483647, 1) failed (3: No such process)".to_string()));
     }
 
     #[test]
     fn unknown_signal_name_is_refused() {
         let path = temp_path("sluice.pid");
-        assert_eq!(
-            send_signal(&path, "restart"),
-            Err("invalid option: \"-s restart\"".to_string())
-        );
+        assert_eq!(send_signal(&path, "restart"), Err("invalid option: \"-s restart\"".to_string()));
     }
 
     #[test]
     fn stop_terminates_the_process_in_the_pid_file() {
         use std::os::unix::process::ExitStatusExt;
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .unwrap();
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
         let path = temp_path("sluice.pid");
         std::fs::write(&path, format!("{}\n", child.id())).unwrap();
         send_signal(&path, "stop").unwrap();
@@ -413,11 +370,7 @@ mod tests {
         ];
         for (sig, want) in cases {
             nix_signal::raise(sig).unwrap();
-            assert_eq!(
-                waiter.wait_timeout(Duration::from_secs(5)),
-                Some(want),
-                "{sig}"
-            );
+            assert_eq!(waiter.wait_timeout(Duration::from_secs(5)), Some(want), "{sig}");
         }
         nix_signal::raise(Sig::SIGHUP).unwrap();
         assert_eq!(waiter.wait(), Signal::Reload);

@@ -17,9 +17,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Datelike, Local, Offset, TimeZone, Timelike, Utc};
 
 const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
 /// Formats `t` as an RFC 9110 IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub fn http_date(t: SystemTime) -> String {
@@ -57,15 +55,7 @@ pub fn time_iso8601(t: SystemTime) -> String {
 }
 
 fn fmt_log_time<Tz: TimeZone>(dt: &DateTime<Tz>) -> String {
-    format!(
-        "{:04}/{:02}/{:02} {:02}:{:02}:{:02}",
-        dt.year(),
-        dt.month(),
-        dt.day(),
-        dt.hour(),
-        dt.minute(),
-        dt.second()
-    )
+    format!("{:04}/{:02}/{:02} {:02}:{:02}:{:02}", dt.year(), dt.month(), dt.day(), dt.hour(), dt.minute(), dt.second())
 }
 
 fn fmt_time_local<Tz: TimeZone>(dt: &DateTime<Tz>) -> String {
@@ -168,10 +158,8 @@ pub fn parse_http_date(s: &str) -> Option<SystemTime> {
     };
     // chrono refuses what is not a real date or time (31 Nov, 29 Feb 1900,
     // 24:00:00); nginx refuses the same.
-    let secs = chrono::NaiveDate::from_ymd_opt(year as i32, month, day)?
-        .and_hms_opt(hour, min, sec)?
-        .and_utc()
-        .timestamp();
+    let secs =
+        chrono::NaiveDate::from_ymd_opt(year as i32, month, day)?.and_hms_opt(hour, min, sec)?.and_utc().timestamp();
     Some(if secs >= 0 {
         UNIX_EPOCH + Duration::from_secs(secs as u64)
     } else {
@@ -252,10 +240,7 @@ impl CachedClock {
     /// A clock primed with the current second.
     pub fn new() -> CachedClock {
         let now = SystemTime::now();
-        CachedClock {
-            sec: unix_secs(now),
-            http_date: Bytes::from(http_date(now)),
-        }
+        CachedClock { sec: unix_secs(now), http_date: Bytes::from(http_date(now)) }
     }
 
     /// Reads the system clock (a vDSO call, not a syscall, on Linux) and
@@ -332,9 +317,7 @@ mod tests {
     }
 
     fn shape(s: &str) -> String {
-        s.chars()
-            .map(|c| if c.is_ascii_digit() { '9' } else { c })
-            .collect()
+        s.chars().map(|c| if c.is_ascii_digit() { '9' } else { c }).collect()
     }
 
     #[test]
@@ -342,10 +325,7 @@ mod tests {
         assert_eq!(shape(&log_time_local(at(T))), "9999/99/99 99:99:99");
         let tl = shape(&time_local(at(T)));
         assert!(tl.starts_with("99/"), "{tl}");
-        assert!(
-            tl.ends_with(":99:99:99 +9999") || tl.ends_with(":99:99:99 -9999"),
-            "{tl}"
-        );
+        assert!(tl.ends_with(":99:99:99 +9999") || tl.ends_with(":99:99:99 -9999"), "{tl}");
         assert_eq!(tl.len(), "22/Nov/2026:00:30:00 +0000".len());
         let iso = shape(&time_iso8601(at(T)));
         assert!(iso.starts_with("9999-99-99T99:99:99"), "{iso}");
@@ -367,19 +347,10 @@ mod tests {
         // Weekday unchecked, extra spaces after the comma, trailing text ignored.
         assert_eq!(parse_http_date("Xyz,   06 Nov 1994 08:49:37 GMT"), want);
         assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37"), want);
-        assert_eq!(
-            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT; length=12"),
-            want
-        );
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT; length=12"), want);
         // RFC 850 two-digit years pivot at 70.
-        assert_eq!(
-            parse_http_date("Thursday, 01-Jan-70 00:00:00 GMT"),
-            Some(at(0))
-        );
-        assert_eq!(
-            parse_http_date("Sunday, 22-Nov-26 00:30:00 GMT"),
-            Some(at(T))
-        );
+        assert_eq!(parse_http_date("Thursday, 01-Jan-70 00:00:00 GMT"), Some(at(0)));
+        assert_eq!(parse_http_date("Sunday, 22-Nov-26 00:30:00 GMT"), Some(at(T)));
     }
 
     #[test]
@@ -391,10 +362,7 @@ mod tests {
 
     #[test]
     fn parse_handles_dates_before_the_epoch() {
-        assert_eq!(
-            parse_http_date("Wed, 31 Dec 1969 23:59:59 GMT"),
-            Some(UNIX_EPOCH - Duration::from_secs(1))
-        );
+        assert_eq!(parse_http_date("Wed, 31 Dec 1969 23:59:59 GMT"), Some(UNIX_EPOCH - Duration::from_secs(1)));
     }
 
     #[test]

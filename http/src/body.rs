@@ -145,10 +145,7 @@ fn limits(r: &Request) -> Limits {
         max: c.client_max_body_size.unwrap_or(1 << 20),
         buffer: c.client_body_buffer_size.unwrap_or(16 * 1024),
         in_file: c.client_body_in_file_only.unwrap_or(BodyInFile::Off),
-        temp_dir: c
-            .client_body_temp_path
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("client_body_temp")),
+        temp_dir: c.client_body_temp_path.clone().unwrap_or_else(|| PathBuf::from("client_body_temp")),
     }
 }
 
@@ -158,9 +155,8 @@ impl RequestBody {
         if self.discard || data.is_empty() {
             return Ok(());
         }
-        let to_file = lim.in_file != BodyInFile::Off
-            || self.file.is_some()
-            || self.mem_len + data.len() as u64 > lim.buffer;
+        let to_file =
+            lim.in_file != BodyInFile::Off || self.file.is_some() || self.mem_len + data.len() as u64 > lim.buffer;
         if !to_file {
             self.mem_len += data.len() as u64;
             self.bufs.push(Buf::mem(data));
@@ -169,25 +165,14 @@ impl RequestBody {
         if self.file.is_none() {
             let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
             std::fs::create_dir_all(&lim.temp_dir)?;
-            let path = lim.temp_dir.join(format!(
-                "{:010}",
-                std::process::id() as u64 * 1_000_000 + seq
-            ));
-            let mut f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)?;
+            let path = lim.temp_dir.join(format!("{:010}", std::process::id() as u64 * 1_000_000 + seq));
+            let mut f = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
             for b in self.bufs.iter() {
                 if let Some(m) = b.as_bytes() {
                     f.write_all(m)?;
                 }
             }
-            self.file = Some(TempFile {
-                path,
-                file: Arc::new(f),
-                keep: lim.in_file == BodyInFile::On,
-            });
+            self.file = Some(TempFile { path, file: Arc::new(f), keep: lim.in_file == BodyInFile::On });
         }
         let tf = self.file.as_ref().expect("created above");
         (&*tf.file).write_all(&data)?;
@@ -215,15 +200,10 @@ impl RequestBody {
                 Ok(self.remaining == 0)
             }
             Some(BodyFraming::Chunked) => loop {
-                let step = self
-                    .decoder
-                    .as_mut()
-                    .expect("chunked framing has a decoder")
-                    .decode(rbuf);
+                let step = self.decoder.as_mut().expect("chunked framing has a decoder").decode(rbuf);
                 match step {
                     Ok(Decoded::Data(b)) => {
-                        if lim.max > 0 && self.received + b.len() as u64 > lim.max && !self.discard
-                        {
+                        if lim.max > 0 && self.received + b.len() as u64 > lim.max && !self.discard {
                             return Err(413);
                         }
                         self.store(b, lim).map_err(|_| 500u16)?;
@@ -284,11 +264,7 @@ pub(crate) fn pump(r: &mut Request) -> Pump {
         }
         match read_socket(&mut r.conn, READ_CHUNK) {
             Ok(0) => {
-                log_error!(
-                    Level::Info,
-                    r.log_id(),
-                    "client prematurely closed connection"
-                );
+                log_error!(Level::Info, r.log_id(), "client prematurely closed connection");
                 r.keepalive = false;
                 r.conn.broken = true;
                 r.body.state = BodyState::Done;
@@ -297,12 +273,7 @@ pub(crate) fn pump(r: &mut Request) -> Pump {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Pump::NeedMore,
             Err(e) => {
-                log_error!(
-                    Level::Info,
-                    r.log_id(),
-                    "recv() failed ({})",
-                    sluice_core::log::os_error(&e)
-                );
+                log_error!(Level::Info, r.log_id(), "recv() failed ({})", sluice_core::log::os_error(&e));
                 r.keepalive = false;
                 r.conn.broken = true;
                 r.body.state = BodyState::Done;
@@ -316,14 +287,10 @@ fn send_continue(r: &mut Request) {
     if r.body.continue_sent || r.head.version < (1, 1) {
         return;
     }
-    let expects = r
-        .header("Expect")
-        .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
+    let expects = r.header("Expect").is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
     r.body.continue_sent = true;
     if expects && r.conn.rbuf.is_empty() {
-        r.conn
-            .out
-            .push(Buf::from_static(b"HTTP/1.1 100 Continue\r\n\r\n"));
+        r.conn.out.push(Buf::from_static(b"HTTP/1.1 100 Continue\r\n\r\n"));
         let _ = r.conn.send_pending(false);
     }
 }
@@ -397,12 +364,7 @@ mod tests {
     use super::*;
 
     fn lim(buffer: u64, dir: &std::path::Path) -> Limits {
-        Limits {
-            max: 1 << 20,
-            buffer,
-            in_file: BodyInFile::Off,
-            temp_dir: dir.to_path_buf(),
-        }
+        Limits { max: 1 << 20, buffer, in_file: BodyInFile::Off, temp_dir: dir.to_path_buf() }
     }
 
     #[test]

@@ -276,11 +276,7 @@ impl ChunkedDecoder {
         if self.size == 0 {
             return Ok(State::TrailerStart);
         }
-        self.declared = self
-            .declared
-            .checked_add(self.size)
-            .filter(|&d| d <= MAX_CHUNK_SIZE)
-            .ok_or(SIZE_TOO_LARGE)?;
+        self.declared = self.declared.checked_add(self.size).filter(|&d| d <= MAX_CHUNK_SIZE).ok_or(SIZE_TOO_LARGE)?;
         Ok(State::Data)
     }
 
@@ -347,10 +343,7 @@ fn trailer_field(line: Bytes) -> Option<Header> {
     let rest = &line[colon + 1..];
     let start = colon + 1 + rest.iter().position(|b| !is_ows(b)).unwrap_or(rest.len());
     let end = colon + 1 + rest.iter().rposition(|b| !is_ows(b)).map_or(0, |p| p + 1);
-    Some(Header {
-        name: line.slice(..colon),
-        value: line.slice(start..end.max(start)),
-    })
+    Some(Header { name: line.slice(..colon), value: line.slice(start..end.max(start)) })
 }
 
 #[cfg(test)]

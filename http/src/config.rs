@@ -20,9 +20,7 @@ use std::sync::Arc;
 
 use sluice_core::conf::{ConfError, Contexts, Directive, Level, Origin, SetError, Statement};
 
-use crate::core_module::{
-    self, CoreLocConf, CoreMainConf, CoreSrvConf, LocationBuild, ServerBuild,
-};
+use crate::core_module::{self, CoreLocConf, CoreMainConf, CoreSrvConf, LocationBuild, ServerBuild};
 use crate::listen::{self, ListenSite};
 use crate::location::{LocMatch, Location, LocationTree};
 use crate::module::{AnyConf, BodyFilter, HeaderFilter, HttpModule, Phase, PhaseHandler};
@@ -38,9 +36,7 @@ pub struct Modules {
 
 impl std::fmt::Debug for Modules {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries(self.list.iter().map(|m| m.name()))
-            .finish()
+        f.debug_list().entries(self.list.iter().map(|m| m.name())).finish()
     }
 }
 
@@ -62,11 +58,7 @@ impl Modules {
             }
             tables.push(table);
         }
-        Ok(Arc::new(Modules {
-            list,
-            tables,
-            by_name,
-        }))
+        Ok(Arc::new(Modules { list, tables, by_name }))
     }
 
     /// The modules, in order.
@@ -97,9 +89,7 @@ pub struct HttpConfCx {
 
 impl std::fmt::Debug for HttpConfCx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpConfCx")
-            .field("prefix", &self.prefix)
-            .finish()
+        f.debug_struct("HttpConfCx").field("prefix", &self.prefix).finish()
     }
 }
 
@@ -111,10 +101,7 @@ impl HttpConfCx {
             let Some(candidates) = modules.by_name.get(stmt.name.as_str()) else {
                 return Err(stmt.error(format!("unknown directive \"{}\"", stmt.name)));
             };
-            let Some(&(m, d)) = candidates
-                .iter()
-                .find(|&&(m, d)| modules.tables[m][d].contexts.contains(ctx))
-            else {
+            let Some(&(m, d)) = candidates.iter().find(|&&(m, d)| modules.tables[m][d].contexts.contains(ctx)) else {
                 return Err(stmt.error(format!("\"{}\" directive is not allowed here", stmt.name)));
             };
             let row = &modules.tables[m][d];
@@ -147,27 +134,16 @@ impl HttpConfCx {
 
     /// Fresh server confs of every module.
     pub(crate) fn create_srv_confs(&self) -> Vec<AnyConf> {
-        self.modules
-            .list
-            .iter()
-            .map(|m| m.create_srv_conf())
-            .collect()
+        self.modules.list.iter().map(|m| m.create_srv_conf()).collect()
     }
 
     /// Fresh location confs of every module.
     pub(crate) fn create_loc_confs(&self) -> Vec<AnyConf> {
-        self.modules
-            .list
-            .iter()
-            .map(|m| m.create_loc_conf())
-            .collect()
+        self.modules.list.iter().map(|m| m.create_loc_conf()).collect()
     }
 
     /// Reads a `server { }` block with fresh server and location confs.
-    pub(crate) fn read_server(
-        &mut self,
-        block: &[Statement],
-    ) -> Result<(Vec<AnyConf>, Vec<AnyConf>), ConfError> {
+    pub(crate) fn read_server(&mut self, block: &[Statement]) -> Result<(Vec<AnyConf>, Vec<AnyConf>), ConfError> {
         self.srv.push(self.create_srv_confs());
         self.loc.push(self.create_loc_confs());
         let r = self.parse_block(block, Contexts::HTTP_SRV);
@@ -192,6 +168,16 @@ impl HttpConfCx {
             .ok_or("a content handler is set from inside the core module")?;
         core.content_handler = Some(handler);
         Ok(())
+    }
+
+    /// Runs `f` on a module's main conf (e.g. from a location-level
+    /// directive that registers something for the whole `http` block).
+    pub fn with_main_conf<M: 'static, S, L, R>(
+        &mut self,
+        key: &crate::module::ConfKey<M, S, L>,
+        f: impl FnOnce(&mut M) -> R,
+    ) -> R {
+        f(crate::module::downcast_mut(self.main[key.slot()].as_mut()))
     }
 
     /// Compiles text with variables.
@@ -223,6 +209,10 @@ pub struct PostConf<'a> {
     pub(crate) header_filters: &'a mut Vec<Arc<dyn HeaderFilter>>,
     pub(crate) body_filters: &'a mut Vec<Arc<dyn BodyFilter>>,
     main: &'a [AnyConf],
+    /// The configuration prefix.
+    pub prefix: &'a Path,
+    /// Variables, for compiling complex values.
+    pub vars: &'a Variables,
 }
 
 impl std::fmt::Debug for PostConf<'_> {
@@ -293,10 +283,7 @@ pub struct HttpConfig {
 
 impl std::fmt::Debug for HttpConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpConfig")
-            .field("modules", &self.modules)
-            .field("listens", &self.listens.len())
-            .finish()
+        f.debug_struct("HttpConfig").field("modules", &self.modules).field("listens", &self.listens.len()).finish()
     }
 }
 
@@ -310,6 +297,20 @@ impl HttpConfig {
     pub fn variables(&self) -> &Variables {
         &self.vars
     }
+
+    /// Asks every module to reopen its files (USR1). The first error is
+    /// returned after all modules were asked.
+    pub fn reopen_files(&self) -> std::io::Result<()> {
+        let mut first = Ok(());
+        for (i, m) in self.modules.list().iter().enumerate() {
+            if let Err(e) = m.reopen_files(self.main_confs[i].as_ref()) {
+                if first.is_ok() {
+                    first = Err(e);
+                }
+            }
+        }
+        first
+    }
 }
 
 fn merge_module_locs(
@@ -319,8 +320,7 @@ fn merge_module_locs(
     origin: &Origin,
 ) -> Result<(), ConfError> {
     for (i, m) in modules.list.iter().enumerate() {
-        m.merge_loc_conf(parent[i].as_ref() as &dyn Any, child[i].as_mut())
-            .map_err(|e| ConfError::at(e, origin))?;
+        m.merge_loc_conf(parent[i].as_ref() as &dyn Any, child[i].as_mut()).map_err(|e| ConfError::at(e, origin))?;
     }
     Ok(())
 }
@@ -336,25 +336,15 @@ fn freeze_location(
     let children = std::mem::take(&mut core.locations);
     let mut nested = Vec::with_capacity(children.len());
     for child in children {
-        if matches!(child.matcher, LocMatch::Named(_))
-            && !matches!(build.matcher, LocMatch::ServerLevel)
-        {
+        if matches!(child.matcher, LocMatch::Named(_)) && !matches!(build.matcher, LocMatch::ServerLevel) {
             return Err(ConfError::at(
-                format!(
-                    "named location \"{}\" can be on the server level only",
-                    child.matcher.name()
-                ),
+                format!("named location \"{}\" can be on the server level only", child.matcher.name()),
                 &child.origin,
             ));
         }
         nested.push(freeze_location(modules, &build.confs, child)?);
     }
-    Ok(Arc::new(Location::new(
-        build.matcher,
-        build.confs,
-        LocationTree::new(nested),
-        build.origin,
-    )))
+    Ok(Arc::new(Location::new(build.matcher, build.confs, LocationTree::new(nested), build.origin)))
 }
 
 fn freeze_server(
@@ -376,27 +366,18 @@ fn freeze_server(
     let mut named = HashMap::new();
     root.collect_named(&mut named);
     let core: &CoreSrvConf = crate::module::downcast(sb.srv_confs[0].as_ref());
+    // `$server_name`: the first name; `.example.com` reads "example.com".
     let name = core.server_names.first().cloned().unwrap_or_default();
-    Ok(Server {
-        srv_confs: sb.srv_confs,
-        root,
-        named,
-        name,
-        origin: sb.origin,
-    })
+    let name = name.strip_prefix('.').map(str::to_string).unwrap_or(name);
+    Ok(Server { srv_confs: sb.srv_confs, root, named, name, origin: sb.origin })
 }
 
 /// Reads an `http { }` block and builds the configuration.
-pub fn load_http(
-    modules: &Arc<Modules>,
-    stmt: &Statement,
-    prefix: &Path,
-) -> Result<HttpConfig, ConfError> {
+pub fn load_http(modules: &Arc<Modules>, stmt: &Statement, prefix: &Path) -> Result<HttpConfig, ConfError> {
     let block = stmt.block.as_deref().unwrap_or(&[]);
     let mut vars = Variables::new();
     for m in &modules.list {
-        m.preconfiguration(&mut PreConf { vars: &mut vars })
-            .map_err(|e| stmt.error(e))?;
+        m.preconfiguration(&mut PreConf { vars: &mut vars }).map_err(|e| stmt.error(e))?;
     }
     let mut cx = HttpConfCx {
         prefix: prefix.to_path_buf(),
@@ -413,8 +394,7 @@ pub fn load_http(
     let http_srv = cx.srv.pop().expect("pushed above");
     let mut main = std::mem::take(&mut cx.main);
     for (i, m) in modules.list.iter().enumerate() {
-        m.init_main_conf(main[i].as_mut())
-            .map_err(|e| stmt.error(e))?;
+        m.init_main_conf(main[i].as_mut()).map_err(|e| stmt.error(e))?;
     }
     let core_main: &mut CoreMainConf = crate::module::downcast_mut(main[0].as_mut());
     let builds = std::mem::take(&mut core_main.servers);
@@ -431,6 +411,8 @@ pub fn load_http(
             header_filters: &mut header_filters,
             body_filters: &mut body_filters,
             main: &main,
+            prefix,
+            vars: &cx.vars,
         };
         m.postconfiguration(&mut pc).map_err(|e| stmt.error(e))?;
     }

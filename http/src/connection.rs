@@ -82,7 +82,11 @@ pub(crate) fn drive(slot: Slot, ev: Event) -> Next {
         Slot::Head { conn, keepalive } => match ev {
             Event::Timeout => {
                 if !keepalive || !conn.rbuf.is_empty() {
-                    log_error!(Level::Info, Some(conn.id), "client timed out (110: Connection timed out) while reading client request line");
+                    log_error!(
+                        Level::Info,
+                        Some(conn.id),
+                        "client timed out (110: Connection timed out) while reading client request line"
+                    );
                 }
                 Next::Close
             }
@@ -91,17 +95,8 @@ pub(crate) fn drive(slot: Slot, ev: Event) -> Next {
         Slot::Active(mut r) => {
             match ev {
                 Event::Timeout => {
-                    let what = if r.body_pending() {
-                        "reading client request body"
-                    } else {
-                        "sending to client"
-                    };
-                    log_error!(
-                        Level::Info,
-                        r.log_id(),
-                        "client timed out (110: Connection timed out) while {}",
-                        what
-                    );
+                    let what = if r.body_pending() { "reading client request body" } else { "sending to client" };
+                    log_error!(Level::Info, r.log_id(), "client timed out (110: Connection timed out) while {}", what);
                     return Next::Close;
                 }
                 Event::Ready { readable, writable } => {
@@ -145,7 +140,13 @@ fn resume_task(r: &mut Request, why: Resume) {
 }
 
 /// Reads and parses a head; starts the request when it is complete.
-pub(crate) fn read_head(mut conn: Conn, keepalive: bool) -> Next {
+pub(crate) fn read_head(conn: Conn, keepalive: bool) -> Next {
+    read_head_with(conn, keepalive, None)
+}
+
+/// As [`read_head`], with the keep-alive timeout of the location that
+/// served the previous request (nginx waits as that location says).
+fn read_head_with(mut conn: Conn, keepalive: bool, idle_timeout: Option<Duration>) -> Next {
     let (limits, timeout) = head_limits(&conn);
     let max_head = limits.header_buffer + limits.large_buffer * limits.large_count;
     loop {
@@ -155,9 +156,7 @@ pub(crate) fn read_head(mut conn: Conn, keepalive: bool) -> Next {
                     let _ = conn.rbuf.split_to(head.head_len);
                     return start_request(conn, head);
                 }
-                Ok(None) if conn.rbuf.len() >= max_head => {
-                    return head_error(conn, HeadError::HeaderTooLarge)
-                }
+                Ok(None) if conn.rbuf.len() >= max_head => return head_error(conn, HeadError::HeaderTooLarge),
                 Ok(None) => {}
                 Err(e) => return head_error(conn, e),
             }
@@ -167,25 +166,12 @@ pub(crate) fn read_head(mut conn: Conn, keepalive: bool) -> Next {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 let timeout = if keepalive && conn.rbuf.is_empty() {
-                    let core = conn
-                        .site()
-                        .names_for(conn.local)
-                        .default_server()
-                        .root
-                        .confs[0]
-                        .downcast_ref::<crate::core_module::CoreLocConf>()
-                        .and_then(|c| c.keepalive_timeout)
-                        .map(|(t, _)| t)
-                        .unwrap_or(Duration::from_secs(75));
                     conn.rbuf = BytesMut::new();
-                    core
+                    idle_timeout.unwrap_or(Duration::from_secs(75))
                 } else {
                     timeout
                 };
-                return Next::Wait(
-                    Slot::Head { conn, keepalive },
-                    Some(Instant::now() + timeout),
-                );
+                return Next::Wait(Slot::Head { conn, keepalive }, Some(Instant::now() + timeout));
             }
             Err(_) => return Next::Close,
         }
@@ -217,10 +203,7 @@ fn head_error(mut conn: Conn, e: HeadError) -> Next {
         head.push_str(std::str::from_utf8(d).unwrap_or(""));
         head.push_str("\r\n");
     });
-    head.push_str(&format!(
-        "Content-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    ));
+    head.push_str(&format!("Content-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()));
     conn.out.push(Buf::mem(Bytes::from(head)));
     conn.out.push(Buf::mem(body));
     let _ = conn.send_pending(false);
@@ -234,20 +217,10 @@ fn start_request(conn: Conn, head: parse::RequestHead) -> Next {
         Ok(Some(h)) => names.find(h).clone(),
         _ => names.default_server().clone(),
     };
-    let mut r = Box::new(Request::new(
-        conn,
-        head,
-        server,
-        host.clone().ok().flatten().unwrap_or_default(),
-    ));
+    let mut r = Box::new(Request::new(conn, head, server, host.clone().ok().flatten().unwrap_or_default()));
     r.conn.requests += 1;
     if let Err(e) = host {
-        log_error!(
-            Level::Info,
-            r.log_id(),
-            "client sent invalid host header: {}",
-            e
-        );
+        log_error!(Level::Info, r.log_id(), "client sent invalid host header: {}", e);
         r.body.init(parse::BodyFraming::None);
         phase::finalize(&mut r, Flow::Status(e.status()));
         return after_request_event(r);
@@ -255,41 +228,69 @@ fn start_request(conn: Conn, head: parse::RequestHead) -> Next {
     match parse::body_framing(&r.head) {
         Ok(f) => r.body.init(f),
         Err(e) => {
-            log_error!(
-                Level::Info,
-                r.log_id(),
-                "client sent invalid request: {}",
-                e
-            );
+            log_error!(Level::Info, r.log_id(), "client sent invalid request: {}", e);
             r.body.init(parse::BodyFraming::None);
             phase::finalize(&mut r, Flow::Status(e.status()));
             return after_request_event(r);
         }
     }
     r.keepalive = wants_keepalive(&r);
+    apply_location_keepalive(&mut r);
     phase::start(&mut r);
     after_request_event(r)
 }
 
+/// Keep-alive as the request head asks for it (version and `Connection`);
+/// the location's limits are applied once it is known, see
+/// [`apply_location_keepalive`].
 fn wants_keepalive(r: &Request) -> bool {
     let conn_hdr = r.header("connection");
     let has = |word: &[u8]| {
-        conn_hdr.is_some_and(|v| {
-            v.split(|&c| c == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(word))
-        })
+        conn_hdr.is_some_and(|v| v.split(|&c| c == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(word)))
     };
-    let by_version = match r.head.version {
+    match r.head.version {
         (1, 1) => !has(b"close"),
         (1, 0) => has(b"keep-alive"),
         _ => false,
-    };
+    }
+}
+
+/// Turns keep-alive off when the location says so: `keepalive_timeout 0`,
+/// `keepalive_requests` reached, `keepalive_time` passed, or
+/// `keepalive_disable` matching the browser (nginx does this when the
+/// location is chosen).
+pub(crate) fn apply_location_keepalive(r: &mut Request) {
+    if !r.keepalive {
+        return;
+    }
     let core = r.core_loc();
-    let timeout_on = core
-        .keepalive_timeout
-        .map(|(t, _)| !t.is_zero())
-        .unwrap_or(true);
-    by_version && timeout_on && r.conn.requests < core.keepalive_requests.unwrap_or(1000)
+    let timeout_on = core.keepalive_timeout.map(|(t, _)| !t.is_zero()).unwrap_or(true);
+    let young = r.conn.accepted.elapsed() < core.keepalive_time.unwrap_or(Duration::from_secs(3600));
+    let under_limit = r.conn.requests < core.keepalive_requests.unwrap_or(1000);
+    if !(timeout_on && young && under_limit) || browser_disabled(r) {
+        r.keepalive = false;
+    }
+}
+
+/// `keepalive_disable`: old MSIE loses keep-alive on POST, Safari always.
+fn browser_disabled(r: &Request) -> bool {
+    let d = r.core_loc().keepalive_disable.unwrap_or_default();
+    let Some(ua) = r.header("user-agent") else { return false };
+    let find = |needle: &[u8]| memchr::memmem::find(ua, needle);
+    if d.msie6 && r.method() == crate::parse::Method::Post {
+        if let Some(i) = find(b"MSIE ") {
+            let v = &ua[i + 5..];
+            let old = v.first().is_some_and(|c| (b'1'..=b'5').contains(c)) && v.get(1) == Some(&b'.')
+                || v.starts_with(b"6.0") && find(b"SV1").is_none();
+            if old && find(b"Opera").is_none() {
+                return true;
+            }
+        }
+    }
+    d.safari
+        && find(b"Safari/").is_some()
+        && (find(b"Mac OS X").is_some() || find(b"iPhone").is_some())
+        && find(b"Chrome").is_none()
 }
 
 /// After any event of an active request: finish it, or wait with the right timer.
@@ -310,10 +311,7 @@ fn after_request_event(mut r: Box<Request>) -> Next {
             }
             r.discard_body();
             if r.body_pending() {
-                let t = r
-                    .core_loc()
-                    .client_body_timeout
-                    .unwrap_or(Duration::from_secs(60));
+                let t = r.core_loc().client_body_timeout.unwrap_or(Duration::from_secs(60));
                 return Next::Wait(Slot::Active(r), Some(Instant::now() + t));
             }
         }
@@ -322,12 +320,7 @@ fn after_request_event(mut r: Box<Request>) -> Next {
     let deadline = if r.conn.write_blocked {
         Some(Instant::now() + r.core_loc().send_timeout.unwrap_or(Duration::from_secs(60)))
     } else if r.body_pending() {
-        Some(
-            Instant::now()
-                + r.core_loc()
-                    .client_body_timeout
-                    .unwrap_or(Duration::from_secs(60)),
-        )
+        Some(Instant::now() + r.core_loc().client_body_timeout.unwrap_or(Duration::from_secs(60)))
     } else {
         None
     };
@@ -344,13 +337,14 @@ fn complete(mut r: Box<Request>) -> Next {
     phase::log_phase(&mut r);
     let keepalive = r.keepalive && !r.body_pending() && !r.conn.broken;
     let unread_body = r.body.expected() && r.body.state != crate::body::BodyState::Done;
+    let idle_timeout = r.core_loc().keepalive_timeout.map(|(t, _)| t);
     let Request { conn, .. } = *r;
     let mut conn = conn;
     if keepalive {
         if conn.rbuf.is_empty() {
             conn.rbuf = BytesMut::new();
         }
-        return read_head(conn, true);
+        return read_head_with(conn, true, idle_timeout);
     }
     if unread_body || !conn.rbuf.is_empty() {
         return start_lingering(conn);
@@ -361,14 +355,7 @@ fn complete(mut r: Box<Request>) -> Next {
 fn start_lingering(conn: Conn) -> Next {
     let _ = conn.stream.shutdown(std::net::Shutdown::Write);
     let until = Instant::now() + Duration::from_secs(30);
-    linger(
-        conn,
-        until,
-        Event::Ready {
-            readable: true,
-            writable: false,
-        },
-    )
+    linger(conn, until, Event::Ready { readable: true, writable: false })
 }
 
 fn linger(mut conn: Conn, until: Instant, ev: Event) -> Next {

@@ -28,9 +28,7 @@ use sluice_core::conf::{value, Origin, SetError, Statement};
 
 use crate::config::HttpConfCx;
 use crate::location::LocMatch;
-use crate::module::{
-    downcast, downcast_mut, AnyConf, ConfKey, HttpModule, ModuleIndex, PhaseHandler,
-};
+use crate::module::{downcast, downcast_mut, AnyConf, ConfKey, HttpModule, ModuleIndex, PhaseHandler};
 use crate::variables::ComplexValue;
 
 /// The key of the core module's confs.
@@ -54,6 +52,7 @@ pub(crate) struct LocationBuild {
 #[derive(Default)]
 pub struct CoreMainConf {
     pub(crate) servers: Vec<ServerBuild>,
+    hash_directives: std::collections::HashSet<String>,
 }
 
 /// One `listen` directive.
@@ -118,6 +117,15 @@ pub enum BodyInFile {
     Clean,
 }
 
+/// `keepalive_disable`: which browsers get no keep-alive.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeepaliveDisable {
+    /// Old MSIE (before 6.0 SP2), for POST requests.
+    pub msie6: bool,
+    /// Safari and Safari-like browsers on macOS and iOS.
+    pub safari: bool,
+}
+
 /// `server_tokens`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ServerTokens {
@@ -148,6 +156,11 @@ pub struct CoreLocConf {
     pub keepalive_timeout: Option<(Duration, Option<Duration>)>,
     /// `keepalive_requests` (1000).
     pub keepalive_requests: Option<u64>,
+    /// `keepalive_time` (1h): a connection older than this is closed after
+    /// its current request.
+    pub keepalive_time: Option<Duration>,
+    /// `keepalive_disable` (msie6): browsers that get no keep-alive.
+    pub keepalive_disable: Option<KeepaliveDisable>,
     /// `client_body_timeout` (60s).
     pub client_body_timeout: Option<Duration>,
     /// `client_max_body_size` (1m; 0 = unlimited).
@@ -194,16 +207,10 @@ pub struct CoreLocConf {
 #[derive(Debug)]
 pub struct CoreModule;
 
-static SERVER_TOKENS: &[(&str, ServerTokens)] = &[
-    ("off", ServerTokens::Off),
-    ("on", ServerTokens::On),
-    ("build", ServerTokens::Build),
-];
-static BODY_IN_FILE: &[(&str, BodyInFile)] = &[
-    ("off", BodyInFile::Off),
-    ("on", BodyInFile::On),
-    ("clean", BodyInFile::Clean),
-];
+static SERVER_TOKENS: &[(&str, ServerTokens)] =
+    &[("off", ServerTokens::Off), ("on", ServerTokens::On), ("build", ServerTokens::Build)];
+static BODY_IN_FILE: &[(&str, BodyInFile)] =
+    &[("off", BodyInFile::Off), ("on", BodyInFile::On), ("clean", BodyInFile::Clean)];
 
 /// The built-in types used when a level has no `types { }`.
 const DEFAULT_TYPES: &[(&str, &str)] = &[
@@ -222,273 +229,59 @@ fn any_loc() -> C {
     C::HTTP_ANY
 }
 
+// One row per directive, as nginx's command tables: kept on one line each.
+#[rustfmt::skip]
 fn directives() -> Vec<Directive<HttpConfCx>> {
     use Level::{Loc, Main, Srv};
     let srv_only = C::HTTP_MAIN | C::HTTP_SRV;
     vec![
-        Directive::new(
-            "server",
-            C::HTTP_MAIN,
-            Args::BLOCK | Args::NOARGS,
-            Main,
-            custom(set_server),
-        ),
+        Directive::new("server", C::HTTP_MAIN, Args::BLOCK | Args::NOARGS, Main, custom(set_server)),
         Directive::new("listen", C::HTTP_SRV, Args::MORE1, Srv, custom(set_listen)),
-        Directive::new(
-            "server_name",
-            C::HTTP_SRV,
-            Args::MORE1,
-            Srv,
-            custom(set_server_name),
-        ),
-        Directive::new(
-            "location",
-            C::HTTP_SRV | C::HTTP_LOC,
-            Args::BLOCK | Args::TAKE12,
-            Loc,
-            custom(set_location),
-        ),
-        Directive::new(
-            "root",
-            any_loc() | C::HTTP_LIF,
-            Args::TAKE1,
-            Loc,
-            custom(set_root),
-        ),
+        Directive::new("server_name", C::HTTP_SRV, Args::MORE1, Srv, custom(set_server_name)),
+        Directive::new("location", C::HTTP_SRV | C::HTTP_LOC, Args::BLOCK | Args::TAKE12, Loc, custom(set_location)),
+        Directive::new("root", any_loc() | C::HTTP_LIF, Args::TAKE1, Loc, custom(set_root)),
         Directive::new("alias", C::HTTP_LOC, Args::TAKE1, Loc, custom(set_alias)),
-        Directive::new(
-            "internal",
-            C::HTTP_LOC,
-            Args::NOARGS,
-            Loc,
-            custom(set_internal),
-        ),
-        Directive::new(
-            "default_type",
-            any_loc(),
-            Args::TAKE1,
-            Loc,
-            directive::string(|c: &mut CoreLocConf| &mut c.default_type),
-        ),
-        Directive::new(
-            "types",
-            any_loc(),
-            Args::BLOCK | Args::NOARGS,
-            Loc,
-            custom(set_types),
-        ),
-        Directive::new(
-            "keepalive_timeout",
-            any_loc(),
-            Args::TAKE12,
-            Loc,
-            custom(set_keepalive_timeout),
-        ),
-        Directive::new(
-            "keepalive_requests",
-            any_loc(),
-            Args::TAKE1,
-            Loc,
-            directive::number(|c: &mut CoreLocConf| &mut c.keepalive_requests),
-        ),
-        Directive::new(
-            "client_header_timeout",
-            srv_only,
-            Args::TAKE1,
-            Srv,
-            directive::time(|c: &mut CoreSrvConf| &mut c.client_header_timeout),
-        ),
-        Directive::new(
-            "client_header_buffer_size",
-            srv_only,
-            Args::TAKE1,
-            Srv,
-            directive::size(|c: &mut CoreSrvConf| &mut c.client_header_buffer_size),
-        ),
-        Directive::new(
-            "large_client_header_buffers",
-            srv_only,
-            Args::TAKE2,
-            Srv,
-            custom(set_large_buffers),
-        ),
-        Directive::new(
-            "merge_slashes",
-            srv_only,
-            Args::FLAG,
-            Srv,
-            directive::flag(|c: &mut CoreSrvConf| &mut c.merge_slashes),
-        ),
-        Directive::new(
-            "underscores_in_headers",
-            srv_only,
-            Args::FLAG,
-            Srv,
-            directive::flag(|c: &mut CoreSrvConf| &mut c.underscores_in_headers),
-        ),
-        Directive::new(
-            "ignore_invalid_headers",
-            srv_only,
-            Args::FLAG,
-            Srv,
-            directive::flag(|c: &mut CoreSrvConf| &mut c.ignore_invalid_headers),
-        ),
-        Directive::new(
-            "client_body_timeout",
-            any_loc(),
-            Args::TAKE1,
-            Loc,
-            directive::time(|c: &mut CoreLocConf| &mut c.client_body_timeout),
-        ),
-        Directive::new(
-            "client_max_body_size",
-            any_loc(),
-            Args::TAKE1,
-            Loc,
-            directive::offset(|c: &mut CoreLocConf| &mut c.client_max_body_size),
-        ),
-        Directive::new(
-            "client_body_buffer_size",
-            any_loc(),
-            Args::TAKE1,
-            Loc,
-            directive::size(|c: &mut CoreLocConf| &mut c.client_body_buffer_size),
-        ),
-        Directive::new(
-            "client_body_temp_path",
-            any_loc(),
-            Args::TAKE1234,
-            Loc,
-            custom(set_body_temp_path),
-        ),
-        Directive::new(
-            "client_body_in_file_only",
-            any_loc(),
-            Args::TAKE1,
-            Loc,
-            directive::enumeration(BODY_IN_FILE, |c: &mut CoreLocConf| {
-                &mut c.client_body_in_file_only
-            }),
-        ),
-        Directive::new(
-            "send_timeout",
-            any_loc(),
-            Args::TAKE1,
-            Loc,
-            directive::time(|c: &mut CoreLocConf| &mut c.send_timeout),
-        ),
-        Directive::new(
-            "sendfile",
-            any_loc() | C::HTTP_LIF,
-            Args::FLAG,
-            Loc,
-            directive::flag(|c: &mut CoreLocConf| &mut c.sendfile),
-        ),
-        Directive::new(
-            "tcp_nopush",
-            any_loc(),
-            Args::FLAG,
-            Loc,
-            directive::flag(|c: &mut CoreLocConf| &mut c.tcp_nopush),
-        ),
-        Directive::new(
-            "tcp_nodelay",
-            any_loc(),
-            Args::FLAG,
-            Loc,
-            directive::flag(|c: &mut CoreLocConf| &mut c.tcp_nodelay),
-        ),
-        Directive::new(
-            "postpone_output",
-            any_loc(),
-            Args::TAKE1,
-            Loc,
-            directive::size(|c: &mut CoreLocConf| &mut c.postpone_output),
-        ),
-        Directive::new(
-            "chunked_transfer_encoding",
-            any_loc(),
-            Args::FLAG,
-            Loc,
-            directive::flag(|c: &mut CoreLocConf| &mut c.chunked_transfer_encoding),
-        ),
-        Directive::new(
-            "absolute_redirect",
-            any_loc(),
-            Args::FLAG,
-            Loc,
-            directive::flag(|c: &mut CoreLocConf| &mut c.absolute_redirect),
-        ),
-        Directive::new(
-            "port_in_redirect",
-            any_loc(),
-            Args::FLAG,
-            Loc,
-            directive::flag(|c: &mut CoreLocConf| &mut c.port_in_redirect),
-        ),
-        Directive::new(
-            "server_name_in_redirect",
-            any_loc(),
-            Args::FLAG,
-            Loc,
-            directive::flag(|c: &mut CoreLocConf| &mut c.server_name_in_redirect),
-        ),
-        Directive::new(
-            "log_not_found",
-            any_loc(),
-            Args::FLAG,
-            Loc,
-            directive::flag(|c: &mut CoreLocConf| &mut c.log_not_found),
-        ),
-        Directive::new(
-            "server_tokens",
-            any_loc(),
-            Args::TAKE1,
-            Loc,
-            directive::enumeration(SERVER_TOKENS, |c: &mut CoreLocConf| &mut c.server_tokens),
-        ),
-        Directive::new(
-            "error_page",
-            any_loc() | C::HTTP_LIF,
-            Args::MORE2,
-            Loc,
-            custom(set_error_page),
-        ),
-        Directive::new(
-            "lingering_close",
-            any_loc(),
-            Args::TAKE1,
-            Loc,
-            directive::flag(|c: &mut CoreLocConf| &mut c.lingering_close),
-        ),
-        Directive::new(
-            "lingering_time",
-            any_loc(),
-            Args::TAKE1,
-            Loc,
-            directive::time(|c: &mut CoreLocConf| &mut c.lingering_time),
-        ),
-        Directive::new(
-            "lingering_timeout",
-            any_loc(),
-            Args::TAKE1,
-            Loc,
-            directive::time(|c: &mut CoreLocConf| &mut c.lingering_timeout),
-        ),
+        Directive::new("internal", C::HTTP_LOC, Args::NOARGS, Loc, custom(set_internal)),
+        Directive::new("default_type", any_loc(), Args::TAKE1, Loc, directive::string(|c: &mut CoreLocConf| &mut c.default_type)),
+        Directive::new("types", any_loc(), Args::BLOCK | Args::NOARGS, Loc, custom(set_types)),
+        Directive::new("keepalive_timeout", any_loc(), Args::TAKE12, Loc, custom(set_keepalive_timeout)),
+        Directive::new("keepalive_requests", any_loc(), Args::TAKE1, Loc, directive::number(|c: &mut CoreLocConf| &mut c.keepalive_requests)),
+        Directive::new("keepalive_time", any_loc(), Args::TAKE1, Loc, directive::time(|c: &mut CoreLocConf| &mut c.keepalive_time)),
+        Directive::new("keepalive_disable", any_loc(), Args::TAKE12, Loc, custom(set_keepalive_disable)),
+        Directive::new("server_names_hash_bucket_size", C::HTTP_MAIN, Args::TAKE1, Main, custom(set_names_hash)),
+        Directive::new("server_names_hash_max_size", C::HTTP_MAIN, Args::TAKE1, Main, custom(set_names_hash)),
+        Directive::new("client_header_timeout", srv_only, Args::TAKE1, Srv, directive::time(|c: &mut CoreSrvConf| &mut c.client_header_timeout)),
+        Directive::new("client_header_buffer_size", srv_only, Args::TAKE1, Srv, directive::size(|c: &mut CoreSrvConf| &mut c.client_header_buffer_size)),
+        Directive::new("large_client_header_buffers", srv_only, Args::TAKE2, Srv, custom(set_large_buffers)),
+        Directive::new("merge_slashes", srv_only, Args::FLAG, Srv, directive::flag(|c: &mut CoreSrvConf| &mut c.merge_slashes)),
+        Directive::new("underscores_in_headers", srv_only, Args::FLAG, Srv, directive::flag(|c: &mut CoreSrvConf| &mut c.underscores_in_headers)),
+        Directive::new("ignore_invalid_headers", srv_only, Args::FLAG, Srv, directive::flag(|c: &mut CoreSrvConf| &mut c.ignore_invalid_headers)),
+        Directive::new("client_body_timeout", any_loc(), Args::TAKE1, Loc, directive::time(|c: &mut CoreLocConf| &mut c.client_body_timeout)),
+        Directive::new("client_max_body_size", any_loc(), Args::TAKE1, Loc, directive::offset(|c: &mut CoreLocConf| &mut c.client_max_body_size)),
+        Directive::new("client_body_buffer_size", any_loc(), Args::TAKE1, Loc, directive::size(|c: &mut CoreLocConf| &mut c.client_body_buffer_size)),
+        Directive::new("client_body_temp_path", any_loc(), Args::TAKE1234, Loc, custom(set_body_temp_path)),
+        Directive::new("client_body_in_file_only", any_loc(), Args::TAKE1, Loc, directive::enumeration(BODY_IN_FILE, |c: &mut CoreLocConf| { &mut c.client_body_in_file_only })),
+        Directive::new("send_timeout", any_loc(), Args::TAKE1, Loc, directive::time(|c: &mut CoreLocConf| &mut c.send_timeout)),
+        Directive::new("sendfile", any_loc() | C::HTTP_LIF, Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.sendfile)),
+        Directive::new("tcp_nopush", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.tcp_nopush)),
+        Directive::new("tcp_nodelay", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.tcp_nodelay)),
+        Directive::new("postpone_output", any_loc(), Args::TAKE1, Loc, directive::size(|c: &mut CoreLocConf| &mut c.postpone_output)),
+        Directive::new("chunked_transfer_encoding", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.chunked_transfer_encoding)),
+        Directive::new("absolute_redirect", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.absolute_redirect)),
+        Directive::new("port_in_redirect", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.port_in_redirect)),
+        Directive::new("server_name_in_redirect", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.server_name_in_redirect)),
+        Directive::new("log_not_found", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.log_not_found)),
+        Directive::new("server_tokens", any_loc(), Args::TAKE1, Loc, directive::enumeration(SERVER_TOKENS, |c: &mut CoreLocConf| &mut c.server_tokens)),
+        Directive::new("error_page", any_loc() | C::HTTP_LIF, Args::MORE2, Loc, custom(set_error_page)),
+        Directive::new("lingering_close", any_loc(), Args::TAKE1, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.lingering_close)),
+        Directive::new("lingering_time", any_loc(), Args::TAKE1, Loc, directive::time(|c: &mut CoreLocConf| &mut c.lingering_time)),
+        Directive::new("lingering_timeout", any_loc(), Args::TAKE1, Loc, directive::time(|c: &mut CoreLocConf| &mut c.lingering_timeout)),
     ]
 }
 
-fn set_server(
-    cx: &mut HttpConfCx,
-    main: &mut CoreMainConf,
-    stmt: &Statement,
-) -> Result<(), SetError> {
+fn set_server(cx: &mut HttpConfCx, main: &mut CoreMainConf, stmt: &Statement) -> Result<(), SetError> {
     let (srv_confs, loc_confs) = cx.read_server(stmt.block.as_deref().unwrap_or(&[]))?;
-    main.servers.push(ServerBuild {
-        srv_confs,
-        loc_confs,
-        origin: stmt.origin.clone(),
-    });
+    main.servers.push(ServerBuild { srv_confs, loc_confs, origin: stmt.origin.clone() });
     Ok(())
 }
 
@@ -498,9 +291,7 @@ pub fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
         return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
     }
     if let Some(port) = s.strip_prefix("*:") {
-        let port = port
-            .parse::<u16>()
-            .map_err(|_| format!("invalid port in \"{s}\" of the \"listen\" directive"))?;
+        let port = port.parse::<u16>().map_err(|_| format!("invalid port in \"{s}\" of the \"listen\" directive"))?;
         return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
     }
     if let Ok(a) = s.parse::<SocketAddr>() {
@@ -516,9 +307,8 @@ pub fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
     }
     if let Some((host, port)) = s.rsplit_once(':') {
         if host == "localhost" {
-            let port = port
-                .parse::<u16>()
-                .map_err(|_| format!("invalid port in \"{s}\" of the \"listen\" directive"))?;
+            let port =
+                port.parse::<u16>().map_err(|_| format!("invalid port in \"{s}\" of the \"listen\" directive"))?;
             return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
         }
     }
@@ -526,25 +316,15 @@ pub fn parse_listen_addr(s: &str) -> Result<SocketAddr, String> {
         return Ok(SocketAddr::from(([127, 0, 0, 1], 80)));
     }
     if s.starts_with("unix:") {
-        return Err(format!(
-            "unix domain sockets are not supported in \"{s}\" of the \"listen\" directive"
-        ));
+        return Err(format!("unix domain sockets are not supported in \"{s}\" of the \"listen\" directive"));
     }
-    Err(format!(
-        "host not found in \"{s}\" of the \"listen\" directive"
-    ))
+    Err(format!("host not found in \"{s}\" of the \"listen\" directive"))
 }
 
 fn set_listen(_: &mut HttpConfCx, srv: &mut CoreSrvConf, stmt: &Statement) -> Result<(), SetError> {
     let addr = parse_listen_addr(stmt.arg(0))?;
-    let mut spec = ListenSpec {
-        addr,
-        default_server: false,
-        reuseport: false,
-        backlog: None,
-        ipv6only: true,
-        bind: false,
-    };
+    let mut spec =
+        ListenSpec { addr, default_server: false, reuseport: false, backlog: None, ipv6only: true, bind: false };
     for a in &stmt.args[1..] {
         let a = a.as_str();
         match a {
@@ -554,14 +334,8 @@ fn set_listen(_: &mut HttpConfCx, srv: &mut CoreSrvConf, stmt: &Statement) -> Re
             "ipv6only=on" => spec.ipv6only = true,
             "ipv6only=off" => spec.ipv6only = false,
             _ if a.starts_with("backlog=") => {
-                let n = a["backlog=".len()..]
-                    .parse::<i32>()
-                    .ok()
-                    .filter(|n| *n != 0);
-                spec.backlog =
-                    Some(n.ok_or_else(|| {
-                        format!("invalid backlog \"{}\"", &a["backlog=".len()..])
-                    })?);
+                let n = a["backlog=".len()..].parse::<i32>().ok().filter(|n| *n != 0);
+                spec.backlog = Some(n.ok_or_else(|| format!("invalid backlog \"{}\"", &a["backlog=".len()..]))?);
             }
             // Accepted for nginx configs; sluice speaks HTTP/1 on plain TCP
             // and has no per-socket tuning beyond the above.
@@ -570,10 +344,7 @@ fn set_listen(_: &mut HttpConfCx, srv: &mut CoreSrvConf, stmt: &Statement) -> Re
                 || a.starts_with("so_keepalive=")
                 || a == "deferred" =>
             {
-                return Err(format!(
-                    "the \"{a}\" parameter of the \"listen\" directive is not supported"
-                )
-                .into())
+                return Err(format!("the \"{a}\" parameter of the \"listen\" directive is not supported").into())
             }
             _ => return Err(format!("invalid parameter \"{a}\"").into()),
         }
@@ -585,32 +356,23 @@ fn set_listen(_: &mut HttpConfCx, srv: &mut CoreSrvConf, stmt: &Statement) -> Re
     Ok(())
 }
 
-fn set_server_name(
-    _: &mut HttpConfCx,
-    srv: &mut CoreSrvConf,
-    stmt: &Statement,
-) -> Result<(), SetError> {
+fn set_server_name(cx: &mut HttpConfCx, srv: &mut CoreSrvConf, stmt: &Statement) -> Result<(), SetError> {
     for a in &stmt.args {
         let name = a.as_str();
         if let Some(re) = name.strip_prefix('~') {
-            regex::bytes::Regex::new(re).map_err(|e| format!("invalid regex \"{re}\": {e}"))?;
+            let compiled = crate::regex_compat::compile(re, re.bytes().any(|c| c.is_ascii_uppercase()))?;
+            for (n, _) in crate::regex_compat::names(&compiled) {
+                cx.vars.add_capture(&n);
+            }
         } else if name.contains('/') {
             return Err(format!("server name \"{name}\" has suspicious symbols").into());
         }
-        srv.server_names.push(if name.starts_with('~') {
-            name.to_string()
-        } else {
-            name.to_ascii_lowercase()
-        });
+        srv.server_names.push(if name.starts_with('~') { name.to_string() } else { name.to_ascii_lowercase() });
     }
     Ok(())
 }
 
-fn set_location(
-    cx: &mut HttpConfCx,
-    parent: &mut CoreLocConf,
-    stmt: &Statement,
-) -> Result<(), SetError> {
+fn set_location(cx: &mut HttpConfCx, parent: &mut CoreLocConf, stmt: &Statement) -> Result<(), SetError> {
     let (modifier, name) = match stmt.args.len() {
         1 => {
             let a = stmt.arg(0);
@@ -629,23 +391,22 @@ fn set_location(
         _ => (stmt.arg(0), stmt.arg(1)),
     };
     let matcher = LocMatch::parse(modifier, name)?;
+    if let LocMatch::Regex { re, .. } = &matcher {
+        for (n, _) in crate::regex_compat::names(re) {
+            cx.vars.add_capture(&n);
+        }
+    }
     let confs = cx.read_location(stmt.block.as_deref().unwrap_or(&[]))?;
-    parent.locations.push(LocationBuild {
-        matcher,
-        confs,
-        origin: stmt.origin.clone(),
-    });
+    parent.locations.push(LocationBuild { matcher, confs, origin: stmt.origin.clone() });
     Ok(())
 }
 
 fn set_root(cx: &mut HttpConfCx, c: &mut CoreLocConf, stmt: &Statement) -> Result<(), SetError> {
     if c.root.is_some() || c.alias.is_some() {
         let which = if c.alias.is_some() { "alias" } else { "root" };
-        return Err(format!(
-            "\"{}\" directive is duplicate, \"{}\" directive was specified earlier",
-            stmt.name, which
-        )
-        .into());
+        return Err(
+            format!("\"{}\" directive is duplicate, \"{}\" directive was specified earlier", stmt.name, which).into()
+        );
     }
     c.root = Some(cx.compile(stmt.arg(0))?);
     Ok(())
@@ -654,11 +415,9 @@ fn set_root(cx: &mut HttpConfCx, c: &mut CoreLocConf, stmt: &Statement) -> Resul
 fn set_alias(cx: &mut HttpConfCx, c: &mut CoreLocConf, stmt: &Statement) -> Result<(), SetError> {
     if c.root.is_some() || c.alias.is_some() {
         let which = if c.alias.is_some() { "alias" } else { "root" };
-        return Err(format!(
-            "\"{}\" directive is duplicate, \"{}\" directive was specified earlier",
-            stmt.name, which
-        )
-        .into());
+        return Err(
+            format!("\"{}\" directive is duplicate, \"{}\" directive was specified earlier", stmt.name, which).into()
+        );
     }
     c.alias = Some(cx.compile(stmt.arg(0))?);
     Ok(())
@@ -682,9 +441,7 @@ fn set_types(_: &mut HttpConfCx, c: &mut CoreLocConf, stmt: &Statement) -> Resul
             return Err(entry.error("unexpected \"{\"").into());
         }
         if entry.args.is_empty() {
-            return Err(entry
-                .error("invalid number of arguments in \"types\" directive")
-                .into());
+            return Err(entry.error("invalid number of arguments in \"types\" directive").into());
         }
         for ext in &entry.args {
             map.insert(ext.as_str().to_ascii_lowercase(), entry.name.clone());
@@ -694,11 +451,7 @@ fn set_types(_: &mut HttpConfCx, c: &mut CoreLocConf, stmt: &Statement) -> Resul
     Ok(())
 }
 
-fn set_keepalive_timeout(
-    _: &mut HttpConfCx,
-    c: &mut CoreLocConf,
-    stmt: &Statement,
-) -> Result<(), SetError> {
+fn set_keepalive_timeout(_: &mut HttpConfCx, c: &mut CoreLocConf, stmt: &Statement) -> Result<(), SetError> {
     if c.keepalive_timeout.is_some() {
         return Err(directive::duplicate(stmt).into());
     }
@@ -712,11 +465,39 @@ fn set_keepalive_timeout(
     Ok(())
 }
 
-fn set_large_buffers(
-    _: &mut HttpConfCx,
-    c: &mut CoreSrvConf,
-    stmt: &Statement,
-) -> Result<(), SetError> {
+fn set_keepalive_disable(_: &mut HttpConfCx, c: &mut CoreLocConf, stmt: &Statement) -> Result<(), SetError> {
+    if c.keepalive_disable.is_some() {
+        return Err(directive::duplicate(stmt).into());
+    }
+    let mut d = KeepaliveDisable::default();
+    for a in &stmt.args {
+        match a.as_str() {
+            "none" => d = KeepaliveDisable::default(),
+            "msie6" => d.msie6 = true,
+            "safari" => d.safari = true,
+            other => return Err(format!("invalid value \"{other}\"").into()),
+        }
+    }
+    c.keepalive_disable = Some(d);
+    Ok(())
+}
+
+/// `server_names_hash_bucket_size` / `server_names_hash_max_size`: nginx
+/// sizes a static hash with them and refuses to start when names do not
+/// fit. sluice's name table grows by itself, so the values are checked
+/// (a size for the bucket, a number for the maximum) and otherwise change
+/// nothing; they are accepted so that nginx configurations load unchanged.
+fn set_names_hash(_: &mut HttpConfCx, main: &mut CoreMainConf, stmt: &Statement) -> Result<(), SetError> {
+    if !main.hash_directives.insert(stmt.name.clone()) {
+        return Err(directive::duplicate(stmt).into());
+    }
+    value::parse_size(stmt.arg(0))
+        .filter(|n| *n > 0)
+        .map(|_| ())
+        .ok_or_else(|| SetError::Msg(format!("\"{}\" directive invalid value", stmt.name)))
+}
+
+fn set_large_buffers(_: &mut HttpConfCx, c: &mut CoreSrvConf, stmt: &Statement) -> Result<(), SetError> {
     if c.large_client_header_buffers.is_some() {
         return Err(directive::duplicate(stmt).into());
     }
@@ -731,11 +512,7 @@ fn set_large_buffers(
     }
 }
 
-fn set_body_temp_path(
-    cx: &mut HttpConfCx,
-    c: &mut CoreLocConf,
-    stmt: &Statement,
-) -> Result<(), SetError> {
+fn set_body_temp_path(cx: &mut HttpConfCx, c: &mut CoreLocConf, stmt: &Statement) -> Result<(), SetError> {
     if c.client_body_temp_path.is_some() {
         return Err(directive::duplicate(stmt).into());
     }
@@ -757,11 +534,7 @@ fn parse_status(s: &str) -> Option<u16> {
     s.parse::<u16>().ok().filter(|c| (300..=599).contains(c))
 }
 
-fn set_error_page(
-    cx: &mut HttpConfCx,
-    c: &mut CoreLocConf,
-    stmt: &Statement,
-) -> Result<(), SetError> {
+fn set_error_page(cx: &mut HttpConfCx, c: &mut CoreLocConf, stmt: &Statement) -> Result<(), SetError> {
     let n = stmt.args.len();
     let target = stmt.args[n - 1].as_str();
     let mut codes = Vec::new();
@@ -775,17 +548,11 @@ fn set_error_page(
             overwrite = Some(if rest.is_empty() {
                 None
             } else {
-                Some(
-                    rest.parse::<u16>()
-                        .ok()
-                        .filter(|c| *c < 1000)
-                        .ok_or_else(|| format!("invalid value \"{a}\""))?,
-                )
+                Some(rest.parse::<u16>().ok().filter(|c| *c < 1000).ok_or_else(|| format!("invalid value \"{a}\""))?)
             });
             continue;
         }
-        let code =
-            parse_status(a).ok_or_else(|| format!("value \"{a}\" must be between 300 and 599"))?;
+        let code = parse_status(a).ok_or_else(|| format!("value \"{a}\" must be between 300 and 599"))?;
         if code == 499 {
             return Err(format!("value \"{a}\" must be between 300 and 599").into());
         }
@@ -794,11 +561,7 @@ fn set_error_page(
     if codes.is_empty() {
         return Err(format!("invalid number of arguments in \"{}\" directive", stmt.name).into());
     }
-    let page = ErrorPage {
-        codes,
-        overwrite,
-        target: cx.compile(target)?,
-    };
+    let page = ErrorPage { codes, overwrite, target: cx.compile(target)? };
     c.error_pages.get_or_insert_with(Vec::new).push(page);
     Ok(())
 }
@@ -816,12 +579,7 @@ fn merge_opt<T: Clone>(child: &mut Option<T>, parent: &Option<T>) {
 }
 
 fn default_types() -> Arc<HashMap<String, String>> {
-    Arc::new(
-        DEFAULT_TYPES
-            .iter()
-            .map(|(e, t)| (e.to_string(), t.to_string()))
-            .collect(),
-    )
+    Arc::new(DEFAULT_TYPES.iter().map(|(e, t)| (e.to_string(), t.to_string())).collect())
 }
 
 impl HttpModule for CoreModule {
@@ -854,11 +612,7 @@ impl HttpModule for CoreModule {
         Box::new(CoreSrvConf::default())
     }
 
-    fn merge_srv_conf(
-        &self,
-        parent: &dyn std::any::Any,
-        child: &mut dyn std::any::Any,
-    ) -> Result<(), String> {
+    fn merge_srv_conf(&self, parent: &dyn std::any::Any, child: &mut dyn std::any::Any) -> Result<(), String> {
         let p: &CoreSrvConf = downcast(parent);
         let c: &mut CoreSrvConf = downcast_mut(child);
         if c.listen.is_empty() {
@@ -874,38 +628,15 @@ impl HttpModule for CoreModule {
         if c.server_names.is_empty() {
             c.server_names.push(String::new());
         }
-        merge(
-            &mut c.client_header_timeout,
-            &p.client_header_timeout,
-            Duration::from_secs(60),
-        );
-        merge(
-            &mut c.client_header_buffer_size,
-            &p.client_header_buffer_size,
-            1024,
-        );
-        merge(
-            &mut c.large_client_header_buffers,
-            &p.large_client_header_buffers,
-            (4, 8192),
-        );
+        merge(&mut c.client_header_timeout, &p.client_header_timeout, Duration::from_secs(60));
+        merge(&mut c.client_header_buffer_size, &p.client_header_buffer_size, 1024);
+        merge(&mut c.large_client_header_buffers, &p.large_client_header_buffers, (4, 8192));
         merge(&mut c.merge_slashes, &p.merge_slashes, true);
-        merge(
-            &mut c.underscores_in_headers,
-            &p.underscores_in_headers,
-            false,
-        );
-        merge(
-            &mut c.ignore_invalid_headers,
-            &p.ignore_invalid_headers,
-            true,
-        );
+        merge(&mut c.underscores_in_headers, &p.underscores_in_headers, false);
+        merge(&mut c.ignore_invalid_headers, &p.ignore_invalid_headers, true);
         let (_, large) = c.large_client_header_buffers.unwrap_or((4, 8192));
         if large < c.client_header_buffer_size.unwrap_or(1024) && large < 1024 {
-            return Err(
-                "the \"large_client_header_buffers\" size must be equal to or greater than 1k"
-                    .into(),
-            );
+            return Err("the \"large_client_header_buffers\" size must be equal to or greater than 1k".into());
         }
         Ok(())
     }
@@ -914,95 +645,41 @@ impl HttpModule for CoreModule {
         Box::new(CoreLocConf::default())
     }
 
-    fn merge_loc_conf(
-        &self,
-        parent: &dyn std::any::Any,
-        child: &mut dyn std::any::Any,
-    ) -> Result<(), String> {
+    fn merge_loc_conf(&self, parent: &dyn std::any::Any, child: &mut dyn std::any::Any) -> Result<(), String> {
         let p: &CoreLocConf = downcast(parent);
         let c: &mut CoreLocConf = downcast_mut(child);
         if c.root.is_none() && c.alias.is_none() {
-            c.root = Some(
-                p.root
-                    .clone()
-                    .unwrap_or_else(|| ComplexValue::literal("html")),
-            );
+            c.root = Some(p.root.clone().unwrap_or_else(|| ComplexValue::literal("html")));
         }
         merge(&mut c.internal, &None, false);
-        merge(
-            &mut c.default_type,
-            &p.default_type,
-            "text/plain".to_string(),
-        );
+        merge(&mut c.default_type, &p.default_type, "text/plain".to_string());
         if c.types.is_none() {
             c.types = Some(p.types.clone().unwrap_or_else(default_types));
         }
-        merge(
-            &mut c.keepalive_timeout,
-            &p.keepalive_timeout,
-            (Duration::from_secs(75), None),
-        );
+        merge(&mut c.keepalive_timeout, &p.keepalive_timeout, (Duration::from_secs(75), None));
         merge(&mut c.keepalive_requests, &p.keepalive_requests, 1000);
-        merge(
-            &mut c.client_body_timeout,
-            &p.client_body_timeout,
-            Duration::from_secs(60),
-        );
-        merge(
-            &mut c.client_max_body_size,
-            &p.client_max_body_size,
-            1024 * 1024,
-        );
-        merge(
-            &mut c.client_body_buffer_size,
-            &p.client_body_buffer_size,
-            16 * 1024,
-        );
-        merge(
-            &mut c.client_body_temp_path,
-            &p.client_body_temp_path,
-            PathBuf::from("client_body_temp"),
-        );
-        merge(
-            &mut c.client_body_in_file_only,
-            &p.client_body_in_file_only,
-            BodyInFile::Off,
-        );
-        merge(
-            &mut c.send_timeout,
-            &p.send_timeout,
-            Duration::from_secs(60),
-        );
+        merge(&mut c.keepalive_time, &p.keepalive_time, Duration::from_secs(3600));
+        merge(&mut c.keepalive_disable, &p.keepalive_disable, KeepaliveDisable { msie6: true, safari: false });
+        merge(&mut c.client_body_timeout, &p.client_body_timeout, Duration::from_secs(60));
+        merge(&mut c.client_max_body_size, &p.client_max_body_size, 1024 * 1024);
+        merge(&mut c.client_body_buffer_size, &p.client_body_buffer_size, 16 * 1024);
+        merge(&mut c.client_body_temp_path, &p.client_body_temp_path, PathBuf::from("client_body_temp"));
+        merge(&mut c.client_body_in_file_only, &p.client_body_in_file_only, BodyInFile::Off);
+        merge(&mut c.send_timeout, &p.send_timeout, Duration::from_secs(60));
         merge(&mut c.sendfile, &p.sendfile, false);
         merge(&mut c.tcp_nopush, &p.tcp_nopush, false);
         merge(&mut c.tcp_nodelay, &p.tcp_nodelay, true);
         merge(&mut c.postpone_output, &p.postpone_output, 1460);
-        merge(
-            &mut c.chunked_transfer_encoding,
-            &p.chunked_transfer_encoding,
-            true,
-        );
+        merge(&mut c.chunked_transfer_encoding, &p.chunked_transfer_encoding, true);
         merge(&mut c.absolute_redirect, &p.absolute_redirect, true);
         merge(&mut c.port_in_redirect, &p.port_in_redirect, true);
-        merge(
-            &mut c.server_name_in_redirect,
-            &p.server_name_in_redirect,
-            false,
-        );
+        merge(&mut c.server_name_in_redirect, &p.server_name_in_redirect, false);
         merge(&mut c.log_not_found, &p.log_not_found, true);
         merge(&mut c.server_tokens, &p.server_tokens, ServerTokens::On);
         merge_opt(&mut c.error_pages, &p.error_pages);
         merge(&mut c.lingering_close, &p.lingering_close, true);
-        merge(
-            &mut c.lingering_time,
-            &p.lingering_time,
-            Duration::from_secs(30),
-        );
-        merge(
-            &mut c.lingering_timeout,
-            &p.lingering_timeout,
-            Duration::from_secs(5),
-        );
+        merge(&mut c.lingering_time, &p.lingering_time, Duration::from_secs(30));
+        merge(&mut c.lingering_timeout, &p.lingering_timeout, Duration::from_secs(5));
         Ok(())
     }
 }
@@ -1018,30 +695,12 @@ mod tests {
 
     #[test]
     fn listen_addresses() {
-        assert_eq!(
-            parse_listen_addr("8080").unwrap(),
-            "0.0.0.0:8080".parse().unwrap()
-        );
-        assert_eq!(
-            parse_listen_addr("127.0.0.1:81").unwrap(),
-            "127.0.0.1:81".parse().unwrap()
-        );
-        assert_eq!(
-            parse_listen_addr("*:82").unwrap(),
-            "0.0.0.0:82".parse().unwrap()
-        );
-        assert_eq!(
-            parse_listen_addr("[::1]:83").unwrap(),
-            "[::1]:83".parse().unwrap()
-        );
-        assert_eq!(
-            parse_listen_addr("127.0.0.1").unwrap(),
-            "127.0.0.1:80".parse().unwrap()
-        );
-        assert_eq!(
-            parse_listen_addr("localhost:84").unwrap(),
-            "127.0.0.1:84".parse().unwrap()
-        );
+        assert_eq!(parse_listen_addr("8080").unwrap(), "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(parse_listen_addr("127.0.0.1:81").unwrap(), "127.0.0.1:81".parse().unwrap());
+        assert_eq!(parse_listen_addr("*:82").unwrap(), "0.0.0.0:82".parse().unwrap());
+        assert_eq!(parse_listen_addr("[::1]:83").unwrap(), "[::1]:83".parse().unwrap());
+        assert_eq!(parse_listen_addr("127.0.0.1").unwrap(), "127.0.0.1:80".parse().unwrap());
+        assert_eq!(parse_listen_addr("localhost:84").unwrap(), "127.0.0.1:84".parse().unwrap());
         assert!(parse_listen_addr("nowhere.invalid:80").is_err());
     }
 }

@@ -20,11 +20,7 @@ fn http_header(r: &Request, name: &str) -> Option<Bytes> {
     if rest.is_empty() {
         return Some(first);
     }
-    let sep: &[u8] = if wanted.eq_ignore_ascii_case("cookie") {
-        b"; "
-    } else {
-        b", "
-    };
+    let sep: &[u8] = if wanted.eq_ignore_ascii_case("cookie") { b"; " } else { b", " };
     let mut out = first.to_vec();
     for v in rest {
         out.extend_from_slice(sep);
@@ -61,8 +57,25 @@ fn cookie(r: &Request, name: &str) -> Option<Bytes> {
     None
 }
 
+/// `$sent_http_NAME`: a response header; `Connection`, `Keep-Alive` and
+/// `Transfer-Encoding` are decided by the header writer and chunked filter,
+/// so they are derived from the request's state as those write them.
 fn sent_http(r: &Request, name: &str) -> Option<Bytes> {
-    r.headers_out.get(&name.replace('_', "-"))
+    match name {
+        "connection" => b(if r.headers_out.status == 101 {
+            "upgrade"
+        } else if r.keepalive {
+            "keep-alive"
+        } else {
+            "close"
+        }),
+        "keep_alive" => match r.core_loc().keepalive_timeout {
+            Some((_, Some(h))) if r.keepalive => b(format!("timeout={}", h.as_secs())),
+            _ => None,
+        },
+        "transfer_encoding" => r.headers_out.chunked.then(|| Bytes::from_static(b"chunked")),
+        _ => r.headers_out.get(&name.replace('_', "-")),
+    }
 }
 
 /// Registers the core variables.
@@ -71,22 +84,14 @@ pub fn register(v: &mut Variables) -> Result<(), String> {
     v.add("document_uri", |r, _| Some(r.uri.clone()))?;
     v.add("args", |r, _| Some(r.args.clone()))?;
     v.add("query_string", |r, _| Some(r.args.clone()))?;
-    v.add("is_args", |r, _| {
-        b(if r.args.is_empty() { "" } else { "?" })
-    })?;
+    v.add("is_args", |r, _| b(if r.args.is_empty() { "" } else { "?" }))?;
     v.add("request_uri", |r, _| Some(r.head.unparsed_uri.clone()))?;
     v.add("request", |r, _| Some(r.head.request_line.clone()))?;
     v.add("request_method", |r, _| Some(r.head.method_name.clone()))?;
     v.add("server_protocol", |r, _| b(r.protocol()))?;
     v.add("scheme", |_, _| b("http"))?;
     v.add("https", |_, _| b(""))?;
-    v.add("host", |r, _| {
-        Some(if r.host.is_empty() {
-            Bytes::from(r.server.name.clone())
-        } else {
-            r.host.clone()
-        })
-    })?;
+    v.add("host", |r, _| Some(if r.host.is_empty() { Bytes::from(r.server.name.clone()) } else { r.host.clone() }))?;
     v.add("hostname", |_, _| nix_hostname())?;
     v.add("server_name", |r, _| b(r.server.name.clone()))?;
     v.add("remote_addr", |r, _| b(r.conn.peer.ip().to_string()))?;
@@ -102,35 +107,32 @@ pub fn register(v: &mut Variables) -> Result<(), String> {
     v.add("content_length", |r, _| r.header("content-length").cloned())?;
     v.add("content_type", |r, _| r.header("content-type").cloned())?;
     v.add("request_body", |r, _| r.body.in_memory())?;
-    v.add("request_body_file", |r, _| {
-        r.body_file().map(|p| Bytes::from(p.display().to_string()))
-    })?;
-    v.add("request_length", |r, _| {
-        b((r.head.head_len as u64 + r.body.received).to_string())
-    })?;
+    v.add("request_body_file", |r, _| r.body_file().map(|p| Bytes::from(p.display().to_string())))?;
+    v.add("request_length", |r, _| b((r.head.head_len as u64 + r.body.received).to_string()))?;
     v.add("status", |r, _| b(format!("{:03}", r.headers_out.status)))?;
     v.add("connection", |r, _| b(r.conn.id.to_string()))?;
     v.add("connection_requests", |r, _| b(r.conn.requests.to_string()))?;
     v.add("bytes_sent", |r, _| b(r.bytes_sent.to_string()))?;
-    v.add("body_bytes_sent", |r, _| {
-        b(r.bytes_sent.saturating_sub(r.header_bytes).to_string())
-    })?;
+    v.add("body_bytes_sent", |r, _| b(r.bytes_sent.saturating_sub(r.header_bytes).to_string()))?;
     v.add("request_time", |r, _| {
         let t = r.start.elapsed();
         b(format!("{}.{:03}", t.as_secs(), t.subsec_millis()))
     })?;
     v.add("msec", |_, _| {
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         b(format!("{}.{:03}", t.as_secs(), t.subsec_millis()))
     })?;
     v.add("pid", |_, _| b(std::process::id().to_string()))?;
+    v.add("time_local", |_, _| b(sluice_core::time::time_local(std::time::SystemTime::now())))?;
+    v.add("time_iso8601", |_, _| b(sluice_core::time::time_iso8601(std::time::SystemTime::now())))?;
+    v.add("remote_user", remote_user)?;
+    v.add("connection_time", |r, _| {
+        let t = r.conn.accepted.elapsed();
+        b(format!("{}.{:03}", t.as_secs(), t.subsec_millis()))
+    })?;
     v.add("nginx_version", |_, _| b("1.27.0"))?;
     v.add("sluice_version", |_, _| b(env!("CARGO_PKG_VERSION")))?;
-    v.add("document_root", |r, _| {
-        r.core_loc().root.as_ref().map(|cv| cv.eval(r))
-    })?;
+    v.add("document_root", |r, _| r.core_loc().root.as_ref().map(|cv| cv.eval(r)))?;
     v.add_prefix("http_", http_header)?;
     v.add_prefix("sent_http_", sent_http)?;
     v.add_prefix("arg_", |r, name| arg(&r.args, name))?;
@@ -138,10 +140,21 @@ pub fn register(v: &mut Variables) -> Result<(), String> {
     Ok(())
 }
 
+/// `$remote_user`: the user name of Basic authorization, as sent.
+fn remote_user(r: &Request, _: &str) -> Option<Bytes> {
+    use base64::Engine as _;
+    let v = r.header("authorization")?;
+    let (scheme, cred) = v.split_at(memchr::memchr(b' ', v)?);
+    if !scheme.eq_ignore_ascii_case(b"basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD.decode(cred.trim_ascii()).ok()?;
+    let user = decoded.split(|&c| c == b':').next()?;
+    Some(Bytes::copy_from_slice(user))
+}
+
 fn nix_hostname() -> Option<Bytes> {
-    nix::unistd::gethostname()
-        .ok()
-        .map(|h| Bytes::from(h.to_string_lossy().into_owned()))
+    nix::unistd::gethostname().ok().map(|h| Bytes::from(h.to_string_lossy().into_owned()))
 }
 
 #[cfg(test)]

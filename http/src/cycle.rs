@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sluice_core::conf::directive::{self, custom, Args, Contexts as C, Directive, Level};
-use sluice_core::conf::{
-    parse_file, parse_str, value, ConfError, ConfFiles, Contexts, SetError, Statement,
-};
+use sluice_core::conf::{parse_file, parse_str, value, ConfError, ConfFiles, Contexts, SetError, Statement};
 use sluice_core::log::{Level as LogLevel, Target};
 
 use crate::config::{load_http, HttpConfig, Modules};
@@ -71,13 +69,7 @@ fn path_in(prefix: &Path, p: &str) -> PathBuf {
 fn main_directives() -> Vec<Directive<MainCx>> {
     use Level::Main;
     vec![
-        Directive::new(
-            "daemon",
-            C::MAIN,
-            Args::FLAG,
-            Main,
-            directive::flag(|c: &mut CoreConf| &mut c.daemon),
-        ),
+        Directive::new("daemon", C::MAIN, Args::FLAG, Main, directive::flag(|c: &mut CoreConf| &mut c.daemon)),
         Directive::new(
             "master_process",
             C::MAIN,
@@ -95,15 +87,12 @@ fn main_directives() -> Vec<Directive<MainCx>> {
                     return Err(directive::duplicate(s).into());
                 }
                 let n = if s.arg(0) == "auto" {
-                    std::thread::available_parallelism()
-                        .map(|n| n.get())
-                        .unwrap_or(1)
+                    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
                 } else {
                     value::parse_number(s.arg(0))
                         .filter(|n| *n > 0)
-                        .ok_or_else(|| {
-                            format!("invalid value \"{}\" in \"{}\" directive", s.arg(0), s.name)
-                        })? as usize
+                        .ok_or_else(|| format!("invalid value \"{}\" in \"{}\" directive", s.arg(0), s.name))?
+                        as usize
                 };
                 c.worker_processes = Some(n);
                 Ok(())
@@ -128,14 +117,12 @@ fn main_directives() -> Vec<Directive<MainCx>> {
             Args::TAKE12,
             Main,
             custom(|cx: &mut MainCx, c: &mut CoreConf, s: &Statement| {
-                let target = if s.arg(0) == "stderr" {
-                    Target::Stderr
-                } else {
-                    Target::File(path_in(&cx.prefix, s.arg(0)))
-                };
+                let target =
+                    if s.arg(0) == "stderr" { Target::Stderr } else { Target::File(path_in(&cx.prefix, s.arg(0))) };
                 let level = match s.args.get(1) {
-                    Some(l) => LogLevel::parse(l.as_str())
-                        .ok_or_else(|| format!("invalid log level \"{}\"", l.as_str()))?,
+                    Some(l) => {
+                        LogLevel::parse(l.as_str()).ok_or_else(|| format!("invalid log level \"{}\"", l.as_str()))?
+                    }
                     None => LogLevel::Error,
                 };
                 c.error_log.push((target, level));
@@ -172,8 +159,7 @@ fn main_directives() -> Vec<Directive<MainCx>> {
                     return Err(directive::duplicate(s).into());
                 }
                 c.events_seen = true;
-                dispatch(cx, c, s.block.as_deref().unwrap_or(&[]), C::EVENTS)
-                    .map_err(SetError::Located)
+                dispatch(cx, c, s.block.as_deref().unwrap_or(&[]), C::EVENTS).map_err(SetError::Located)
             }),
         ),
         Directive::new(
@@ -191,12 +177,8 @@ fn main_directives() -> Vec<Directive<MainCx>> {
             custom(|_, _: &mut CoreConf, s: &Statement| {
                 // Workers always accept until the listen queue is empty.
                 value::parse_flag(s.arg(0)).map(|_| ()).ok_or_else(|| {
-                    format!(
-                        "invalid value \"{}\" in \"{}\" directive, it must be \"on\" or \"off\"",
-                        s.arg(0),
-                        s.name
-                    )
-                    .into()
+                    format!("invalid value \"{}\" in \"{}\" directive, it must be \"on\" or \"off\"", s.arg(0), s.name)
+                        .into()
                 })
             }),
         ),
@@ -216,12 +198,7 @@ fn main_directives() -> Vec<Directive<MainCx>> {
     ]
 }
 
-fn dispatch(
-    cx: &mut MainCx,
-    conf: &mut CoreConf,
-    stmts: &[Statement],
-    ctx: Contexts,
-) -> Result<(), ConfError> {
+fn dispatch(cx: &mut MainCx, conf: &mut CoreConf, stmts: &[Statement], ctx: Contexts) -> Result<(), ConfError> {
     let table = main_directives();
     for stmt in stmts {
         let Some(row) = table.iter().find(|d| d.name == stmt.name) else {
@@ -250,10 +227,7 @@ impl Cycle {
         globals: Option<&str>,
         embedded: Option<&str>,
     ) -> Result<Cycle, ConfError> {
-        let conf_dir = conf_path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| prefix.to_path_buf());
+        let conf_dir = conf_path.parent().map(Path::to_path_buf).unwrap_or_else(|| prefix.to_path_buf());
         let mut text = match embedded {
             Some(t) => parse_str(t, conf_path, &conf_dir)?,
             None => parse_file(conf_path, &conf_dir)?,
@@ -261,17 +235,11 @@ impl Cycle {
         if let Some(g) = globals {
             let extra = parse_str(g, Path::new("command line"), &conf_dir)?;
             if extra.statements.iter().any(|s| s.block.is_some()) {
-                return Err(ConfError::new(
-                    "block directives are not supported in -g option",
-                ));
+                return Err(ConfError::new("block directives are not supported in -g option"));
             }
             text.statements.extend(extra.statements);
         }
-        let mut cx = MainCx {
-            prefix: prefix.to_path_buf(),
-            modules: modules.clone(),
-            http: None,
-        };
+        let mut cx = MainCx { prefix: prefix.to_path_buf(), modules: modules.clone(), http: None };
         let mut core = CoreConf::default();
         dispatch(&mut cx, &mut core, &text.statements, C::MAIN)?;
         Ok(Cycle {
@@ -285,10 +253,7 @@ impl Cycle {
 
     /// The pid file.
     pub fn pid_path(&self) -> PathBuf {
-        self.core
-            .pid
-            .clone()
-            .unwrap_or_else(|| self.prefix.join("logs/sluice.pid"))
+        self.core.pid.clone().unwrap_or_else(|| self.prefix.join("logs/sluice.pid"))
     }
 
     /// Worker threads.

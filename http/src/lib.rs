@@ -23,6 +23,7 @@ pub mod master;
 pub mod module;
 pub mod parse;
 pub mod phase;
+pub mod regex_compat;
 pub mod request;
 pub mod server_name;
 pub mod special;
@@ -31,7 +32,7 @@ pub mod worker;
 
 pub use config::{HttpConfCx, Modules, PostConf, PreConf};
 pub use module::{
-    AnyConf, BodyFilter, ConfKey, FilterError, FilterResult, FilterStatus, Flow, HeaderFilter,
-    HttpModule, ModuleIndex, NextBody, NextHeader, Phase, PhaseHandler, Resume, Task,
+    AnyConf, BodyFilter, ConfKey, FilterError, FilterResult, FilterStatus, Flow, HeaderFilter, HttpModule, ModuleIndex,
+    NextBody, NextHeader, Phase, PhaseHandler, Resume, Task,
 };
 pub use request::Request;

@@ -62,18 +62,8 @@ pub fn group(servers: &[Arc<Server>]) -> Result<Vec<ListenSite>, String> {
             let pos = match addrs.iter().position(|a| a.addr == l.addr) {
                 Some(p) => p,
                 None => {
-                    let opts = ListenOpts {
-                        backlog: 511,
-                        reuseport: true,
-                        ipv6only: l.ipv6only,
-                    };
-                    addrs.push(AddrEntry {
-                        addr: l.addr,
-                        servers: Vec::new(),
-                        default: None,
-                        opts,
-                        bind: false,
-                    });
+                    let opts = ListenOpts { backlog: 511, reuseport: true, ipv6only: l.ipv6only };
+                    addrs.push(AddrEntry { addr: l.addr, servers: Vec::new(), default: None, opts, bind: false });
                     addrs.len() - 1
                 }
             };
@@ -95,40 +85,23 @@ pub fn group(servers: &[Arc<Server>]) -> Result<Vec<ListenSite>, String> {
     }
     let mut sites: Vec<ListenSite> = Vec::new();
     let mut folded: Vec<(SocketAddr, ServerNames)> = Vec::new();
-    for AddrEntry {
-        addr,
-        servers: list,
-        default,
-        opts,
-        bind,
-    } in addrs.iter().cloned()
-    {
+    for AddrEntry { addr, servers: list, default, opts, bind } in addrs.iter().cloned() {
         let names = ServerNames::build(list, default.unwrap_or(0))?;
         let covered = !is_wildcard(&addr)
             && !bind
-            && addrs.iter().any(|w| {
-                is_wildcard(&w.addr)
-                    && w.addr.port() == addr.port()
-                    && w.addr.is_ipv4() == addr.is_ipv4()
-            });
+            && addrs
+                .iter()
+                .any(|w| is_wildcard(&w.addr) && w.addr.port() == addr.port() && w.addr.is_ipv4() == addr.is_ipv4());
         if covered {
             folded.push((addr, names));
         } else {
-            sites.push(ListenSite {
-                addr,
-                opts,
-                groups: vec![(addr, names)],
-            });
+            sites.push(ListenSite { addr, opts, groups: vec![(addr, names)] });
         }
     }
     for (addr, names) in folded {
         let site = sites
             .iter_mut()
-            .find(|s| {
-                is_wildcard(&s.addr)
-                    && s.addr.port() == addr.port()
-                    && s.addr.is_ipv4() == addr.is_ipv4()
-            })
+            .find(|s| is_wildcard(&s.addr) && s.addr.port() == addr.port() && s.addr.is_ipv4() == addr.is_ipv4())
             .expect("a covering wildcard exists");
         site.groups.insert(0, (addr, names));
     }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::Arc;
 
-use regex::bytes::{Regex, RegexBuilder};
+use regex::bytes::Regex;
 use sluice_core::conf::Origin;
 
 use crate::module::AnyConf;
@@ -45,28 +45,15 @@ impl LocMatch {
     /// Parses a modifier and a name, as the `location` directive gets them.
     pub fn parse(modifier: &str, name: &str) -> Result<LocMatch, String> {
         let regex = |caseless: bool| {
-            RegexBuilder::new(name)
-                .case_insensitive(caseless)
-                .build()
-                .map(|re| LocMatch::Regex {
-                    name: name.to_string(),
-                    re,
-                })
-                .map_err(|e| format!("invalid regex \"{name}\": {e}"))
+            crate::regex_compat::compile(name, caseless).map(|re| LocMatch::Regex { name: name.to_string(), re })
         };
         match modifier {
             "=" => Ok(LocMatch::Exact(name.to_string())),
-            "^~" => Ok(LocMatch::Prefix {
-                name: name.to_string(),
-                no_regex: true,
-            }),
+            "^~" => Ok(LocMatch::Prefix { name: name.to_string(), no_regex: true }),
             "~" => regex(false),
             "~*" => regex(true),
             "" if name.starts_with('@') => Ok(LocMatch::Named(name.to_string())),
-            "" => Ok(LocMatch::Prefix {
-                name: name.to_string(),
-                no_regex: false,
-            }),
+            "" => Ok(LocMatch::Prefix { name: name.to_string(), no_regex: false }),
             _ => Err(format!("invalid location modifier \"{modifier}\"")),
         }
     }
@@ -93,25 +80,13 @@ pub struct Location {
 
 impl std::fmt::Debug for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Location")
-            .field("matcher", &self.matcher)
-            .finish()
+        f.debug_struct("Location").field("matcher", &self.matcher).finish()
     }
 }
 
 impl Location {
-    pub(crate) fn new(
-        matcher: LocMatch,
-        confs: Vec<AnyConf>,
-        nested: LocationTree,
-        origin: Origin,
-    ) -> Location {
-        Location {
-            matcher,
-            confs,
-            nested,
-            origin,
-        }
+    pub(crate) fn new(matcher: LocMatch, confs: Vec<AnyConf>, nested: LocationTree, origin: Origin) -> Location {
+        Location { matcher, confs, nested, origin }
     }
 
     /// The location's name as written (`/images/`, `\.php$`, `@fallback`).
@@ -169,12 +144,7 @@ impl LocationTree {
             }
         }
         // Longest first; for equal names the exact one first.
-        t.statics.sort_by(|a, b| {
-            b.name()
-                .len()
-                .cmp(&a.name().len())
-                .then(b.is_exact().cmp(&a.is_exact()))
-        });
+        t.statics.sort_by(|a, b| b.name().len().cmp(&a.name().len()).then(b.is_exact().cmp(&a.is_exact())));
         t
     }
 
@@ -187,23 +157,13 @@ impl LocationTree {
             let name = l.name().as_bytes();
             match &l.matcher {
                 LocMatch::Exact(_) if uri == name => {
-                    return Some(Found {
-                        location: l.clone(),
-                        captures: Vec::new(),
-                        capture_names: Vec::new(),
-                    });
+                    return Some(Found { location: l.clone(), captures: Vec::new(), capture_names: Vec::new() });
                 }
                 LocMatch::Prefix { no_regex, .. } if uri.starts_with(name) => {
                     stop = *no_regex;
-                    best = Some(Found {
-                        location: l.clone(),
-                        captures: Vec::new(),
-                        capture_names: Vec::new(),
-                    });
+                    best = Some(Found { location: l.clone(), captures: Vec::new(), capture_names: Vec::new() });
                     if let Some(deeper) = l.nested.find(uri) {
-                        let settled = deeper.location.is_exact()
-                            || deeper.location.is_regex()
-                            || deeper.stops();
+                        let settled = deeper.location.is_exact() || deeper.location.is_regex() || deeper.stops();
                         best = Some(deeper);
                         if settled {
                             return best;
@@ -222,9 +182,7 @@ impl LocationTree {
                 if let Some(caps) = re.captures(uri) {
                     let found = Found {
                         location: l.clone(),
-                        captures: (0..caps.len())
-                            .map(|i| caps.get(i).map(|m| m.range()))
-                            .collect(),
+                        captures: (0..caps.len()).map(|i| caps.get(i).map(|m| m.range())).collect(),
                         capture_names: re
                             .capture_names()
                             .enumerate()
@@ -241,10 +199,7 @@ impl LocationTree {
 
 impl Found {
     fn stops(&self) -> bool {
-        matches!(
-            self.location.matcher,
-            LocMatch::Prefix { no_regex: true, .. }
-        )
+        matches!(self.location.matcher, LocMatch::Prefix { no_regex: true, .. })
     }
 }
 
@@ -258,17 +213,12 @@ mod tests {
             LocMatch::parse(modifier, name).unwrap(),
             Vec::new(),
             LocationTree::new(nested),
-            Origin {
-                file: Arc::from(Path::new("t")),
-                line: 1,
-            },
+            Origin { file: Arc::from(Path::new("t")), line: 1 },
         ))
     }
 
     fn find<'a>(t: &'a LocationTree, uri: &str) -> String {
-        t.find(uri.as_bytes())
-            .map(|f| f.location.name().to_string())
-            .unwrap_or_else(|| "-".into())
+        t.find(uri.as_bytes()).map(|f| f.location.name().to_string()).unwrap_or_else(|| "-".into())
     }
 
     #[test]

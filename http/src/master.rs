@@ -41,30 +41,15 @@ struct Generation {
 }
 
 /// Loads the configuration the way a start does.
-pub fn load(
-    modules: &Arc<Modules>,
-    opts: &StartOpts,
-) -> Result<Cycle, sluice_core::conf::ConfError> {
-    let embedded = if opts.conf_path.exists() {
-        None
-    } else {
-        opts.embedded
-    };
-    Cycle::load(
-        modules,
-        &opts.conf_path,
-        &opts.prefix,
-        opts.globals.as_deref(),
-        embedded,
-    )
+pub fn load(modules: &Arc<Modules>, opts: &StartOpts) -> Result<Cycle, sluice_core::conf::ConfError> {
+    let embedded = if opts.conf_path.exists() { None } else { opts.embedded };
+    Cycle::load(modules, &opts.conf_path, &opts.prefix, opts.globals.as_deref(), embedded)
 }
 
 fn open_logs(cycle: &Cycle, opts: &StartOpts) -> std::io::Result<ErrorLog> {
     let targets = if cycle.core.error_log.is_empty() {
         vec![(
-            opts.error_log
-                .clone()
-                .unwrap_or_else(|| Target::File(cycle.prefix.join("logs/error.log"))),
+            opts.error_log.clone().unwrap_or_else(|| Target::File(cycle.prefix.join("logs/error.log"))),
             Level::Error,
         )]
     } else {
@@ -84,9 +69,7 @@ fn open_logs(cycle: &Cycle, opts: &StartOpts) -> std::io::Result<ErrorLog> {
 
 fn start_generation(cycle: &Cycle) -> Result<Generation, String> {
     let Some(http) = cycle.http.clone() else {
-        return Ok(Generation {
-            workers: Vec::new(),
-        });
+        return Ok(Generation { workers: Vec::new() });
     };
     let max_conns = cycle.core.worker_connections.unwrap_or(512) as usize;
     let mut bound = Vec::new();
@@ -116,10 +99,8 @@ fn start_generation(cycle: &Cycle) -> Result<Generation, String> {
                 }
             })
             .map_err(|e| format!("could not start a worker thread: {e}"))?;
-        let shared = rx
-            .recv()
-            .map_err(|_| format!("worker {i} did not start"))?
-            .map_err(|e| format!("worker {i}: {e}"))?;
+        let shared =
+            rx.recv().map_err(|_| format!("worker {i} did not start"))?.map_err(|e| format!("worker {i}: {e}"))?;
         workers.push((shared, handle));
     }
     Ok(Generation { workers })
@@ -174,10 +155,7 @@ pub fn run(modules: Arc<Modules>, opts: StartOpts) -> i32 {
     match open_logs(&cycle, &opts) {
         Ok(l) => log::install(l),
         Err(e) => {
-            eprintln!(
-                "sluice: [emerg] could not open error log file: {}",
-                log::os_error(&e)
-            );
+            eprintln!("sluice: [emerg] could not open error log file: {}", log::os_error(&e));
             return 1;
         }
     }
@@ -207,24 +185,13 @@ pub fn run(modules: Arc<Modules>, opts: StartOpts) -> i32 {
     }
     let pid_path = cycle.pid_path();
     if let Err(e) = process::write_pid_file(&pid_path) {
-        log_error!(
-            Level::Emerg,
-            None,
-            "open() \"{}\" failed ({})",
-            pid_path.display(),
-            log::os_error(&e)
-        );
+        log_error!(Level::Emerg, None, "open() \"{}\" failed ({})", pid_path.display(), log::os_error(&e));
         let _ = stop_generation(current, CMD_STOP).join();
         return 1;
     }
-    log_error!(
-        Level::Notice,
-        None,
-        "sluice/{} started, {} worker(s)",
-        env!("CARGO_PKG_VERSION"),
-        cycle.workers()
-    );
+    log_error!(Level::Notice, None, "sluice/{} started, {} worker(s)", env!("CARGO_PKG_VERSION"), cycle.workers());
     let mut draining: Vec<JoinHandle<()>> = Vec::new();
+    let mut current_http = cycle.http.clone();
     let mut pid_path = pid_path;
     loop {
         let Some(sig) = waiter.wait_timeout(Duration::from_secs(1)) else {
@@ -233,11 +200,7 @@ pub fn run(modules: Arc<Modules>, opts: StartOpts) -> i32 {
         };
         match sig {
             Signal::Reload => {
-                log_error!(
-                    Level::Notice,
-                    None,
-                    "signal 1 (SIGHUP) received, reconfiguring"
-                );
+                log_error!(Level::Notice, None, "signal 1 (SIGHUP) received, reconfiguring");
                 match load(&modules, &opts).and_then(|c| {
                     Ok((
                         open_logs(&c, &opts).map_err(|e| {
@@ -254,42 +217,32 @@ pub fn run(modules: Arc<Modules>, opts: StartOpts) -> i32 {
                         Err(e) => log_error!(Level::Emerg, None, "{}", e),
                         Ok(gen) => {
                             log::install(log_file);
-                            draining.push(stop_generation(
-                                std::mem::replace(&mut current, gen),
-                                CMD_QUIT,
-                            ));
+                            current_http = next.http.clone();
+                            draining.push(stop_generation(std::mem::replace(&mut current, gen), CMD_QUIT));
                             let new_pid = next.pid_path();
                             if new_pid != pid_path {
                                 process::remove_pid_file(&pid_path);
                                 let _ = process::write_pid_file(&new_pid);
                                 pid_path = new_pid;
                             }
-                            log_error!(
-                                Level::Notice,
-                                None,
-                                "reconfigured, {} worker(s)",
-                                next.workers()
-                            );
+                            log_error!(Level::Notice, None, "reconfigured, {} worker(s)", next.workers());
                         }
                     },
                 }
             }
             Signal::Reopen => {
-                log_error!(
-                    Level::Notice,
-                    None,
-                    "signal 10 (SIGUSR1) received, reopening logs"
-                );
+                log_error!(Level::Notice, None, "signal 10 (SIGUSR1) received, reopening logs");
                 if let Err(e) = log::reopen() {
                     log_error!(Level::Alert, None, "reopen failed ({})", log::os_error(&e));
                 }
+                if let Some(http) = &current_http {
+                    if let Err(e) = http.reopen_files() {
+                        log_error!(Level::Alert, None, "reopen failed ({})", log::os_error(&e));
+                    }
+                }
             }
             Signal::Quit => {
-                log_error!(
-                    Level::Notice,
-                    None,
-                    "signal 3 (SIGQUIT) received, shutting down gracefully"
-                );
+                log_error!(Level::Notice, None, "signal 3 (SIGQUIT) received, shutting down gracefully");
                 draining.push(stop_generation(current, CMD_QUIT));
                 for h in draining {
                     let _ = h.join();

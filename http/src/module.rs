@@ -65,19 +65,14 @@ pub struct ConfKey<M, S, L> {
 
 impl<M, S, L> std::fmt::Debug for ConfKey<M, S, L> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ConfKey")
-            .field("index", &self.index.get())
-            .finish()
+        f.debug_struct("ConfKey").field("index", &self.index.get()).finish()
     }
 }
 
 impl<M, S, L> ConfKey<M, S, L> {
     /// A key, bound when the module list is built.
     pub const fn new() -> Self {
-        ConfKey {
-            index: ModuleIndex::new(),
-            _confs: PhantomData,
-        }
+        ConfKey { index: ModuleIndex::new(), _confs: PhantomData }
     }
 
     /// The module index cell (for [`HttpModule::index`]).
@@ -155,6 +150,10 @@ pub trait HttpModule: Send + Sync + 'static {
     }
     /// Registers phase handlers and filters.
     fn postconfiguration(&self, _cf: &mut PostConf) -> Result<(), String> {
+        Ok(())
+    }
+    /// Reopens the module's log files (USR1); gets its main conf.
+    fn reopen_files(&self, _main: &dyn Any) -> std::io::Result<()> {
         Ok(())
     }
 }

@@ -188,18 +188,12 @@ pub struct RequestHead {
 impl RequestHead {
     /// The first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&Bytes> {
-        self.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|h| &h.value)
+        self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name.as_bytes())).map(|h| &h.value)
     }
 
     /// All headers with this name (case-insensitive), in order.
     pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Bytes> + 'a {
-        self.headers
-            .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|h| &h.value)
+        self.headers.iter().filter(move |h| h.name.eq_ignore_ascii_case(name.as_bytes())).map(|h| &h.value)
     }
 }
 
@@ -282,9 +276,7 @@ const UNIQUE_HEADERS: [&str; 12] = [
 ];
 
 fn unique_index(name: &[u8]) -> Option<usize> {
-    UNIQUE_HEADERS
-        .iter()
-        .position(|u| u.as_bytes().eq_ignore_ascii_case(name))
+    UNIQUE_HEADERS.iter().position(|u| u.as_bytes().eq_ignore_ascii_case(name))
 }
 
 /// nginx's header buffers, as positions in the byte stream: the current
@@ -304,17 +296,8 @@ impl HeadBuffers {
     /// The current buffer is full and the line from `line_start` is not
     /// finished: move to a large buffer, as nginx's
     /// `ngx_http_alloc_large_header_buffer` does, or fail.
-    fn grow(
-        &mut self,
-        line_start: usize,
-        request_line: bool,
-        l: &HeadLimits,
-    ) -> Result<(), HeadError> {
-        let too_large = if request_line {
-            HeadError::UriTooLong
-        } else {
-            HeadError::HeaderTooLarge
-        };
+    fn grow(&mut self, line_start: usize, request_line: bool, l: &HeadLimits) -> Result<(), HeadError> {
+        let too_large = if request_line { HeadError::UriTooLong } else { HeadError::HeaderTooLarge };
         // Bytes of the unfinished line that must be copied over; none
         // when the buffer ended exactly at a line boundary.
         let partial = self.end().saturating_sub(line_start);
@@ -351,11 +334,7 @@ impl HeadParser {
     pub fn new(limits: &HeadLimits) -> Self {
         HeadParser {
             limits: limits.clone(),
-            bufs: HeadBuffers {
-                start: 0,
-                cap: limits.header_buffer.max(1),
-                large_used: 0,
-            },
+            bufs: HeadBuffers { start: 0, cap: limits.header_buffer.max(1), large_used: 0 },
             skipped: 0,
             start: None,
             request: None,
@@ -393,11 +372,7 @@ impl HeadParser {
             self.pos = line.next;
             self.request = Some((line, target));
         }
-        if self
-            .request
-            .as_ref()
-            .is_some_and(|(l, _)| l.version == (0, 9))
-        {
+        if self.request.as_ref().is_some_and(|(l, _)| l.version == (0, 9)) {
             return Ok(Some(self.build(buf, self.pos)));
         }
         loop {
@@ -473,24 +448,14 @@ impl HeadParser {
 
     /// nginx's checks once the request line is in: HTTP/0.9 is GET only,
     /// the path must normalise, the host in the line must be valid.
-    fn check_request_line(
-        &self,
-        buf: &[u8],
-        line: &RequestLine,
-    ) -> Result<uri::Normalized, HeadError> {
+    fn check_request_line(&self, buf: &[u8], line: &RequestLine) -> Result<uri::Normalized, HeadError> {
         if line.version == (0, 9) && line.method != Method::Get {
-            return Err(HeadError::BadRequest(
-                "client sent invalid method in HTTP/0.9 request",
-            ));
+            return Err(HeadError::BadRequest("client sent invalid method in HTTP/0.9 request"));
         }
         let t = &line.target;
         let normalized = match &t.path {
             Some(p) => uri::normalize(&buf[p.clone()], t.empty_path, self.limits.merge_slashes)?,
-            None => uri::Normalized {
-                uri: b"/".to_vec(),
-                exten_start: None,
-                args: None,
-            },
+            None => uri::Normalized { uri: b"/".to_vec(), exten_start: None, args: None },
         };
         if let Some(h) = &t.host {
             validate_host_port(&buf[h.clone()])
@@ -558,10 +523,7 @@ impl HeadParser {
             headers: self
                 .fields
                 .iter()
-                .map(|f| Header {
-                    name: all.slice(f.name.clone()),
-                    value: all.slice(f.value.clone()),
-                })
+                .map(|f| Header { name: all.slice(f.name.clone()), value: all.slice(f.value.clone()) })
                 .collect(),
             head_len,
         }
@@ -593,9 +555,7 @@ fn parse_content_length(value: &[u8]) -> Option<u64> {
     }
     value.iter().try_fold(0u64, |n, &b| {
         let d = (b as char).to_digit(10)?;
-        n.checked_mul(10)?
-            .checked_add(u64::from(d))
-            .filter(|&v| v <= i64::MAX as u64)
+        n.checked_mul(10)?.checked_add(u64::from(d)).filter(|&v| v <= i64::MAX as u64)
     })
 }
 
@@ -605,16 +565,14 @@ fn parse_content_length(value: &[u8]) -> Option<u64> {
 /// chunked together with Content-Length is a 400.
 pub fn body_framing(head: &RequestHead) -> Result<BodyFraming, HeadError> {
     let length = match single_header(head, "content-length")? {
-        Some(v) => Some(parse_content_length(v).ok_or(HeadError::BadRequest(
-            "client sent invalid \"Content-Length\" header",
-        ))?),
+        Some(v) => Some(
+            parse_content_length(v).ok_or(HeadError::BadRequest("client sent invalid \"Content-Length\" header"))?,
+        ),
         None => None,
     };
     if let Some(te) = single_header(head, "transfer-encoding")? {
         if head.version < (1, 1) {
-            return Err(HeadError::BadRequest(
-                "client sent HTTP/1.0 request with \"Transfer-Encoding\" header",
-            ));
+            return Err(HeadError::BadRequest("client sent HTTP/1.0 request with \"Transfer-Encoding\" header"));
         }
         if !te.eq_ignore_ascii_case(b"chunked") {
             return Err(HeadError::NotImplemented);
@@ -642,14 +600,12 @@ pub fn host_header(head: &RequestHead) -> Result<Option<Bytes>, HeadError> {
     }
     let from_header = header.map(|h| validate_host(h)).transpose()?;
     if header.is_none() && head.version > (1, 0) {
-        return Err(HeadError::BadRequest(
-            "client sent HTTP/1.1 request without \"Host\" header",
-        ));
+        return Err(HeadError::BadRequest("client sent HTTP/1.1 request without \"Host\" header"));
     }
     match &head.host_in_uri {
-        Some(h) => validate_host(h)
-            .map(Some)
-            .map_err(|_| HeadError::BadRequest("client sent invalid host in request line")),
+        Some(h) => {
+            validate_host(h).map(Some).map_err(|_| HeadError::BadRequest("client sent invalid host in request line"))
+        }
         None => Ok(from_header),
     }
 }

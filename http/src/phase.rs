@@ -121,6 +121,7 @@ fn find_config(r: &mut Request) -> Step {
         }
         None => r.loc = r.server.root.clone(),
     }
+    crate::connection::apply_location_keepalive(r);
     let core = r.core_loc();
     if core.internal == Some(true) && !r.internal {
         return Step::Finish(Flow::Status(404));

@@ -35,6 +35,8 @@ pub struct Conn {
     pub(crate) rbuf: BytesMut,
     /// Requests served on this connection so far (`$connection_requests`).
     pub requests: u64,
+    /// When the connection was accepted (`$connection_time`).
+    pub accepted: Instant,
     /// Output waiting for the socket.
     pub(crate) out: Chain,
     /// The socket refused more output (EAGAIN) at the last attempt.
@@ -48,10 +50,7 @@ pub struct Conn {
 
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Conn")
-            .field("id", &self.id)
-            .field("peer", &self.peer)
-            .finish()
+        f.debug_struct("Conn").field("id", &self.id).field("peer", &self.peer).finish()
     }
 }
 
@@ -96,14 +95,8 @@ impl HeadersOut {
             "content-type" => self.content_type.clone(),
             "content-length" => self.content_length.map(|n| Bytes::from(n.to_string())),
             "location" => self.location.clone(),
-            "last-modified" => self
-                .last_modified
-                .map(|t| Bytes::from(sluice_core::time::http_date(t))),
-            _ => self
-                .headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-                .map(|(_, v)| v.clone()),
+            "last-modified" => self.last_modified.map(|t| Bytes::from(sluice_core::time::http_date(t))),
+            _ => self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v.clone()),
         }
     }
 }
@@ -307,11 +300,7 @@ impl Request {
         groups: Vec<Option<Range<usize>>>,
         names: Vec<(String, usize)>,
     ) {
-        self.captures = Captures {
-            subject,
-            groups,
-            names,
-        };
+        self.captures = Captures { subject, groups, names };
     }
 
     /// True once the response head went to the filters.
@@ -329,10 +318,7 @@ impl Request {
             self.headers_out.status = 200;
         }
         let http = self.http.clone();
-        NextHeader {
-            rest: &http.header_filters,
-        }
-        .call(self)
+        NextHeader { rest: &http.header_filters }.call(self)
     }
 
     /// Runs a chain through the body filters.
@@ -341,19 +327,11 @@ impl Request {
             return Ok(FilterStatus::Ok);
         }
         let http = self.http.clone();
-        NextBody {
-            rest: &http.body_filters,
-        }
-        .call(self, chain)
+        NextBody { rest: &http.body_filters }.call(self, chain)
     }
 
     /// Sends a whole response from memory: status, content type, body.
-    pub fn send_response(
-        &mut self,
-        status: u16,
-        content_type: Option<Bytes>,
-        body: Bytes,
-    ) -> FilterResult {
+    pub fn send_response(&mut self, status: u16, content_type: Option<Bytes>, body: Bytes) -> FilterResult {
         self.headers_out.status = status;
         if content_type.is_some() {
             self.headers_out.content_type = content_type;

@@ -28,14 +28,13 @@ impl ServerNames {
     /// Builds the look-up for servers listed in configuration order;
     /// `default` is the index of the `default_server` (or 0).
     pub fn build(servers: Vec<Arc<Server>>, default: usize) -> Result<ServerNames, String> {
-        let mut t = ServerNames {
-            default,
-            ..Default::default()
-        };
+        let mut t = ServerNames { default, ..Default::default() };
         for (i, s) in servers.iter().enumerate() {
             for name in &s.core().server_names {
                 if let Some(re) = name.strip_prefix('~') {
-                    let re = Regex::new(re).map_err(|e| format!("invalid regex \"{re}\": {e}"))?;
+                    // As nginx: a pattern with capitals matches regardless
+                    // of case (host names are compared in lower case).
+                    let re = crate::regex_compat::compile(re, re.bytes().any(|c| c.is_ascii_uppercase()))?;
                     t.regex.push((re, i));
                 } else if let Some(rest) = name.strip_prefix("*.") {
                     t.front.push((format!(".{rest}"), false, i));
@@ -59,6 +58,33 @@ impl ServerNames {
     /// The default server.
     pub fn default_server(&self) -> &Arc<Server> {
         &self.servers[self.default]
+    }
+
+    /// The server for a validated, lowercased host name (no port), with the
+    /// captures when a regular expression matched.
+    pub fn find_with_captures(&self, host: &[u8]) -> (&Arc<Server>, Option<crate::location::Found>) {
+        for (re, i) in &self.regex {
+            if self.exact.contains_key(std::str::from_utf8(host).unwrap_or("")) {
+                break;
+            }
+            if let Some(caps) = re.captures(host) {
+                let s = self.find(host);
+                if Arc::ptr_eq(s, &self.servers[*i]) {
+                    let groups = (0..caps.len()).map(|g| caps.get(g).map(|m| m.range())).collect();
+                    let names = crate::regex_compat::names(re);
+                    return (
+                        s,
+                        Some(crate::location::Found {
+                            location: s.root.clone(),
+                            captures: groups,
+                            capture_names: names,
+                        }),
+                    );
+                }
+                break;
+            }
+        }
+        (self.find(host), None)
     }
 
     /// The server for a validated, lowercased host name (no port).

@@ -69,7 +69,8 @@ pub fn page(status: u16, tokens: ServerTokens) -> Option<Bytes> {
         _ => return None,
     };
     let head = if status == 494 {
-        "<center><h1>400 Bad Request</h1></center>\r\n<center>Request Header Or Cookie Too Large</center>\r\n".to_string()
+        "<center><h1>400 Bad Request</h1></center>\r\n<center>Request Header Or Cookie Too Large</center>\r\n"
+            .to_string()
     } else {
         format!("<center><h1>{title}</h1></center>\r\n")
     };
@@ -114,11 +115,7 @@ pub(crate) fn send(r: &mut Request, status: u16) {
 fn send_builtin(r: &mut Request, status: u16) {
     let tokens = r.core_loc().server_tokens.unwrap_or(ServerTokens::On);
     r.headers_out.headers.clear();
-    r.headers_out.location = r
-        .headers_out
-        .location
-        .take()
-        .filter(|_| (300..400).contains(&status));
+    r.headers_out.location = r.headers_out.location.take().filter(|_| (300..400).contains(&status));
     r.headers_out.last_modified = None;
     let wire_status = if status == 494 { 400 } else { status };
     match page(status, tokens) {
@@ -186,8 +183,6 @@ mod tests {
         );
         assert!(page(200, ServerTokens::On).is_none());
         let p = page(494, ServerTokens::On).unwrap();
-        assert!(std::str::from_utf8(&p)
-            .unwrap()
-            .contains("Request Header Or Cookie Too Large"));
+        assert!(std::str::from_utf8(&p).unwrap().contains("Request Header Or Cookie Too Large"));
     }
 }

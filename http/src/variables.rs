@@ -24,6 +24,9 @@ pub type VarGetter = fn(&Request, &str) -> Option<Bytes>;
 
 struct VarDef {
     get: VarGetter,
+    /// The getter receives the variable's own name as its suffix (named
+    /// regex captures, which share one getter).
+    pass_name: bool,
 }
 
 /// The variable registry of one `http` block.
@@ -35,10 +38,7 @@ pub struct Variables {
 
 impl fmt::Debug for Variables {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Variables")
-            .field("names", &self.by_name.len())
-            .field("prefixes", &self.prefixes.len())
-            .finish()
+        f.debug_struct("Variables").field("names", &self.by_name.len()).field("prefixes", &self.prefixes.len()).finish()
     }
 }
 
@@ -53,8 +53,17 @@ impl Variables {
         if self.by_name.contains_key(name) {
             return Err(format!("the duplicate \"{name}\" variable"));
         }
-        self.by_name.insert(name.to_string(), VarDef { get });
+        self.by_name.insert(name.to_string(), VarDef { get, pass_name: false });
         Ok(())
+    }
+
+    /// Declares `$name` for a named regex capture (`(?P<name>…)` in a
+    /// location or server name). Declaring it twice is fine; a name that is
+    /// already another variable keeps that meaning, as in nginx.
+    pub fn add_capture(&mut self, name: &str) {
+        self.by_name
+            .entry(name.to_ascii_lowercase())
+            .or_insert(VarDef { get: |r, n| r.named_capture(n), pass_name: true });
     }
 
     /// Adds a family of variables `$prefixNAME` (e.g. `http_`).
@@ -62,7 +71,7 @@ impl Variables {
         if self.prefixes.iter().any(|(p, _)| p == prefix) {
             return Err(format!("the duplicate \"{prefix}\" variable prefix"));
         }
-        self.prefixes.push((prefix.to_string(), VarDef { get }));
+        self.prefixes.push((prefix.to_string(), VarDef { get, pass_name: false }));
         Ok(())
     }
 
@@ -72,7 +81,7 @@ impl Variables {
         if let Some(d) = self.by_name.get(&lower) {
             return Some(VarRef {
                 get: d.get,
-                suffix: String::new().into(),
+                suffix: if d.pass_name { name.into() } else { String::new().into() },
                 name: name.into(),
             });
         }
@@ -80,11 +89,7 @@ impl Variables {
             .iter()
             .filter(|(p, _)| lower.starts_with(p.as_str()) && lower.len() > p.len())
             .max_by_key(|(p, _)| p.len())
-            .map(|(p, d)| VarRef {
-                get: d.get,
-                suffix: lower[p.len()..].into(),
-                name: name.into(),
-            })
+            .map(|(p, d)| VarRef { get: d.get, suffix: lower[p.len()..].into(), name: name.into() })
     }
 }
 
@@ -148,9 +153,10 @@ impl ComplexValue {
             }
             i += 1;
             let (name, next) = if b.get(i) == Some(&b'{') {
-                let end = b[i + 1..].iter().position(|&c| c == b'}').ok_or_else(|| {
-                    format!("the closing bracket in \"{text}\" variable is missing")
-                })?;
+                let end = b[i + 1..]
+                    .iter()
+                    .position(|&c| c == b'}')
+                    .ok_or_else(|| format!("the closing bracket in \"{text}\" variable is missing"))?;
                 (&text[i + 1..i + 1 + end], i + end + 2)
             } else {
                 let n = b[i..].iter().take_while(|&&c| is_name_char(c)).count();
@@ -163,14 +169,9 @@ impl ComplexValue {
                 parts.push(Part::Lit(Bytes::from(std::mem::take(&mut lit))));
             }
             if name.bytes().all(|c| c.is_ascii_digit()) {
-                parts
-                    .push(Part::Capture(name.parse().map_err(|_| {
-                        format!("invalid variable name in \"{text}\"")
-                    })?));
+                parts.push(Part::Capture(name.parse().map_err(|_| format!("invalid variable name in \"{text}\""))?));
             } else {
-                let v = vars
-                    .resolve(name)
-                    .ok_or_else(|| format!("unknown \"{name}\" variable"))?;
+                let v = vars.resolve(name).ok_or_else(|| format!("unknown \"{name}\" variable"))?;
                 parts.push(Part::Var(v));
             }
             i = next;
@@ -183,9 +184,7 @@ impl ComplexValue {
 
     /// A value with no variables.
     pub fn literal(text: impl Into<Bytes>) -> ComplexValue {
-        ComplexValue {
-            parts: vec![Part::Lit(text.into())],
-        }
+        ComplexValue { parts: vec![Part::Lit(text.into())] }
     }
 
     /// The text, when it has no variables.
@@ -232,10 +231,8 @@ mod tests {
 
     fn reg() -> Variables {
         let mut v = Variables::new();
-        v.add("uri", |_, _| Some(Bytes::from_static(b"/x")))
-            .unwrap();
-        v.add_prefix("arg_", |_, s| Some(Bytes::copy_from_slice(s.as_bytes())))
-            .unwrap();
+        v.add("uri", |_, _| Some(Bytes::from_static(b"/x"))).unwrap();
+        v.add_prefix("arg_", |_, s| Some(Bytes::copy_from_slice(s.as_bytes()))).unwrap();
         v
     }
 
@@ -245,25 +242,10 @@ mod tests {
         let cv = ComplexValue::compile("a $uri ${uri}b $arg_foo $1", &v).unwrap();
         assert_eq!(cv.parts.len(), 8);
         assert!(cv.has_variables());
-        assert_eq!(
-            ComplexValue::compile("plain", &v)
-                .unwrap()
-                .as_literal()
-                .unwrap(),
-            &Bytes::from_static(b"plain")
-        );
-        assert_eq!(
-            ComplexValue::compile("", &v).unwrap().as_literal().unwrap(),
-            &Bytes::new()
-        );
-        assert_eq!(
-            ComplexValue::compile("$nope", &v).unwrap_err(),
-            "unknown \"nope\" variable"
-        );
-        assert_eq!(
-            ComplexValue::compile("a $", &v).unwrap_err(),
-            "invalid variable name in \"a $\""
-        );
+        assert_eq!(ComplexValue::compile("plain", &v).unwrap().as_literal().unwrap(), &Bytes::from_static(b"plain"));
+        assert_eq!(ComplexValue::compile("", &v).unwrap().as_literal().unwrap(), &Bytes::new());
+        assert_eq!(ComplexValue::compile("$nope", &v).unwrap_err(), "unknown \"nope\" variable");
+        assert_eq!(ComplexValue::compile("a $", &v).unwrap_err(), "invalid variable name in \"a $\"");
         assert!(ComplexValue::compile("${uri", &v).is_err());
         assert!(v.resolve("ARG_X").is_some());
         assert!(v.resolve("arg_").is_none());

@@ -16,9 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Waker};
-use sluice_core::event::{
-    token, token_parts, Slab, TimerId, Timers, ROLE_CLIENT, ROLE_LISTENER, ROLE_WAKER,
-};
+use sluice_core::event::{token, token_parts, Slab, TimerId, Timers, ROLE_CLIENT, ROLE_LISTENER, ROLE_WAKER};
 use sluice_core::log::Level;
 use sluice_core::{log_error, Chain};
 
@@ -70,9 +68,7 @@ pub struct Worker {
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker")
-            .field("connections", &self.conns.len())
-            .finish()
+        f.debug_struct("Worker").field("connections", &self.conns.len()).finish()
     }
 }
 
@@ -86,14 +82,10 @@ impl Worker {
     ) -> io::Result<(Worker, Arc<WorkerShared>)> {
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), token(0, ROLE_WAKER, 0))?;
-        let shared = Arc::new(WorkerShared {
-            waker,
-            cmd: AtomicU8::new(CMD_NONE),
-        });
+        let shared = Arc::new(WorkerShared { waker, cmd: AtomicU8::new(CMD_NONE) });
         let mut ls = Vec::new();
         for (i, mut l) in listeners.into_iter().enumerate() {
-            poll.registry()
-                .register(&mut l, token(i, ROLE_LISTENER, 0), Interest::READABLE)?;
+            poll.registry().register(&mut l, token(i, ROLE_LISTENER, 0), Interest::READABLE)?;
             ls.push((l, i));
         }
         Ok((
@@ -116,10 +108,7 @@ impl Worker {
     pub fn run(mut self) {
         let mut events = Events::with_capacity(512);
         loop {
-            let timeout = self
-                .timers
-                .next_deadline()
-                .map(|d| d.saturating_duration_since(Instant::now()));
+            let timeout = self.timers.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
             let timeout = match (timeout, self.accept_paused_until) {
                 (Some(t), Some(p)) => Some(t.min(p.saturating_duration_since(Instant::now()))),
                 (None, Some(p)) => Some(p.saturating_duration_since(Instant::now())),
@@ -127,12 +116,7 @@ impl Worker {
             };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
-                    log_error!(
-                        Level::Alert,
-                        None,
-                        "epoll_wait() failed ({})",
-                        sluice_core::log::os_error(&e)
-                    );
+                    log_error!(Level::Alert, None, "epoll_wait() failed ({})", sluice_core::log::os_error(&e));
                     return;
                 }
             }
@@ -209,12 +193,7 @@ impl Worker {
             match listener.accept() {
                 Ok((stream, peer)) => {
                     if self.conns.len() >= self.max_conns {
-                        log_error!(
-                            Level::Alert,
-                            None,
-                            "{} worker_connections are not enough",
-                            self.max_conns
-                        );
+                        log_error!(Level::Alert, None, "{} worker_connections are not enough", self.max_conns);
                         drop(stream);
                         continue;
                     }
@@ -223,22 +202,12 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if sluice_core::net::accept_error_is_resource_limit(&e) => {
-                    log_error!(
-                        Level::Crit,
-                        None,
-                        "accept4() failed ({})",
-                        sluice_core::log::os_error(&e)
-                    );
+                    log_error!(Level::Crit, None, "accept4() failed ({})", sluice_core::log::os_error(&e));
                     self.accept_paused_until = Some(Instant::now() + Duration::from_millis(500));
                     return;
                 }
                 Err(e) => {
-                    log_error!(
-                        Level::Error,
-                        None,
-                        "accept4() failed ({})",
-                        sluice_core::log::os_error(&e)
-                    );
+                    log_error!(Level::Error, None, "accept4() failed ({})", sluice_core::log::os_error(&e));
                     return;
                 }
             }
@@ -248,21 +217,13 @@ impl Worker {
     fn add_connection(&mut self, mut stream: mio::net::TcpStream, peer: SocketAddr, site: usize) {
         let local = stream.local_addr().unwrap_or(self.http.listens[site].addr);
         let id = CONNECTION_IDS.fetch_add(1, Ordering::Relaxed);
-        let (slot, gen) = self.conns.insert(Entry {
-            slot: None,
-            timer: None,
-        });
+        let (slot, gen) = self.conns.insert(Entry { slot: None, timer: None });
         if let Err(e) = self.poll.registry().register(
             &mut stream,
             token(slot, ROLE_CLIENT, gen),
             Interest::READABLE | Interest::WRITABLE,
         ) {
-            log_error!(
-                Level::Alert,
-                Some(id),
-                "epoll_ctl() failed ({})",
-                sluice_core::log::os_error(&e)
-            );
+            log_error!(Level::Alert, Some(id), "epoll_ctl() failed ({})", sluice_core::log::os_error(&e));
             self.conns.remove(slot);
             return;
         }
@@ -274,6 +235,7 @@ impl Worker {
             local,
             rbuf: BytesMut::new(),
             requests: 0,
+            accepted: Instant::now(),
             out: Chain::new(),
             write_blocked: false,
             broken: false,
@@ -300,8 +262,8 @@ impl Worker {
         match next {
             Next::Close => self.close(slot, gen),
             Next::Wait(state, deadline) => {
-                let quit_idle = self.quitting
-                    && matches!(&state, Slot::Head { conn, keepalive: true } if conn.rbuf.is_empty());
+                let quit_idle =
+                    self.quitting && matches!(&state, Slot::Head { conn, keepalive: true } if conn.rbuf.is_empty());
                 let Some(entry) = self.conns.get_mut(slot, gen) else {
                     return;
                 };

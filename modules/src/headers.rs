@@ -19,8 +19,7 @@ use sluice_core::conf::{SetError, Statement};
 use sluice_http::module::{downcast, downcast_mut};
 use sluice_http::variables::ComplexValue;
 use sluice_http::{
-    AnyConf, ConfKey, FilterResult, HeaderFilter, HttpConfCx, HttpModule, ModuleIndex, NextHeader,
-    PostConf, Request,
+    AnyConf, ConfKey, FilterResult, HeaderFilter, HttpConfCx, HttpModule, ModuleIndex, NextHeader, PostConf, Request,
 };
 
 /// One `add_header` / `add_trailer` line.
@@ -51,18 +50,11 @@ fn parse_entry(cx: &mut HttpConfCx, stmt: &Statement) -> Result<Entry, SetError>
         Some("always") => true,
         Some(other) => return Err(format!("invalid value \"{other}\"").into()),
     };
-    Ok(Entry {
-        name: bytes::Bytes::from(stmt.arg(0).to_string()),
-        value: cx.compile(stmt.arg(1))?,
-        always,
-    })
+    Ok(Entry { name: bytes::Bytes::from(stmt.arg(0).to_string()), value: cx.compile(stmt.arg(1))?, always })
 }
 
 fn status_gets_headers(status: u16) -> bool {
-    matches!(
-        status,
-        200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308
-    )
+    matches!(status, 200 | 201 | 204 | 206 | 301 | 302 | 303 | 304 | 307 | 308)
 }
 
 /// The header filter.
@@ -136,11 +128,7 @@ impl HttpModule for HeadersModule {
         Box::new(HeadersLocConf::default())
     }
 
-    fn merge_loc_conf(
-        &self,
-        parent: &dyn std::any::Any,
-        child: &mut dyn std::any::Any,
-    ) -> Result<(), String> {
+    fn merge_loc_conf(&self, parent: &dyn std::any::Any, child: &mut dyn std::any::Any) -> Result<(), String> {
         let p: &HeadersLocConf = downcast(parent);
         let c: &mut HeadersLocConf = downcast_mut(child);
         if c.headers.is_none() {

@@ -4,4 +4,5 @@
 #![forbid(unsafe_code)]
 
 pub mod headers;
+pub mod log;
 pub mod rewrite;

@@ -18,9 +18,7 @@ use std::sync::Arc;
 use sluice_core::conf::directive::{custom, Args, Contexts as C, Directive, Level};
 use sluice_core::conf::{SetError, Statement};
 use sluice_http::variables::ComplexValue;
-use sluice_http::{
-    AnyConf, ConfKey, Flow, HttpConfCx, HttpModule, ModuleIndex, Phase, PostConf, Request,
-};
+use sluice_http::{AnyConf, ConfKey, Flow, HttpConfCx, HttpModule, ModuleIndex, Phase, PostConf, Request};
 
 /// `return`'s conf (per location; server-level in the server's conf).
 #[derive(Default)]
@@ -45,11 +43,7 @@ fn is_redirect(code: u16) -> bool {
     matches!(code, 301 | 302 | 303 | 307 | 308)
 }
 
-fn set_return(
-    cx: &mut HttpConfCx,
-    c: &mut RewriteLocConf,
-    stmt: &Statement,
-) -> Result<(), SetError> {
+fn set_return(cx: &mut HttpConfCx, c: &mut RewriteLocConf, stmt: &Statement) -> Result<(), SetError> {
     if c.ret.is_some() {
         return Err(sluice_core::conf::directive::duplicate(stmt).into());
     }
@@ -63,14 +57,9 @@ fn set_return(
             },
         },
         _ if stmt.args.len() == 1
-            && (first.starts_with("http://")
-                || first.starts_with("https://")
-                || first.starts_with('$')) =>
+            && (first.starts_with("http://") || first.starts_with("https://") || first.starts_with('$')) =>
         {
-            Return {
-                code: 302,
-                text: Some(cx.compile(first)?),
-            }
+            Return { code: 302, text: Some(cx.compile(first)?) }
         }
         _ => return Err(format!("invalid return code \"{first}\"").into()),
     };

@@ -30,9 +30,7 @@
 mod response;
 
 #[allow(unused_imports)] // each test crate uses a different subset
-pub use response::{
-    parse_all, parse_head_response, parse_response, show, try_parse_response, Response,
-};
+pub use response::{parse_all, parse_head_response, parse_response, show, try_parse_response, Response};
 
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
@@ -101,12 +99,7 @@ impl Server {
             }
         };
         // From here on, Drop stops the process and cleans up.
-        let mut server = Server {
-            dir,
-            port,
-            port2,
-            child,
-        };
+        let mut server = Server { dir, port, port2, child };
         match server.wait_listening() {
             Ok(()) => Ok(server),
             Err(why) => Err(server.failure_report(&why)),
@@ -151,11 +144,8 @@ impl Server {
     /// Sends a signal by name (`"HUP"`, `"QUIT"`, `"USR1"`, ...) with `kill`.
     pub fn signal(&self, sig: &str) {
         let sig = sig.trim_start_matches('-');
-        let status = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("run kill");
+        let status =
+            Command::new("kill").arg(format!("-{sig}")).arg(self.pid().to_string()).status().expect("run kill");
         assert!(status.success(), "kill -{sig} {} failed", self.pid());
     }
 
@@ -175,16 +165,10 @@ impl Server {
                 return new.to_string();
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "{}",
-                    self.failure_report(&format!("died on reload: {status}"))
-                );
+                panic!("{}", self.failure_report(&format!("died on reload: {status}")));
             }
             if Instant::now() > deadline {
-                panic!(
-                    "{}",
-                    self.failure_report("reload did not finish within 5 s")
-                );
+                panic!("{}", self.failure_report("reload did not finish within 5 s"));
             }
             thread::sleep(Duration::from_millis(20));
         }
@@ -228,11 +212,7 @@ impl Server {
         let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
         let bytes = self.raw(req.as_bytes());
         let (resp, rest) = parse_response(&bytes);
-        assert!(
-            rest.is_empty(),
-            "bytes after the response: {:?}",
-            show(rest)
-        );
+        assert!(rest.is_empty(), "bytes after the response: {:?}", show(rest));
         resp
     }
 
@@ -276,11 +256,7 @@ impl Server {
             return;
         }
         // `kill` may race with an exit; the wait below settles it either way.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .stderr(Stdio::null())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).stderr(Stdio::null()).status();
         let deadline = Instant::now() + STOP_TIMEOUT;
         while Instant::now() < deadline {
             if !matches!(self.child.try_wait(), Ok(None)) {
@@ -324,23 +300,14 @@ impl Conn {
     pub fn open(port: u16) -> Conn {
         let stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port))
             .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
-        stream
-            .set_read_timeout(Some(IO_TIMEOUT))
-            .expect("set timeout");
-        stream
-            .set_write_timeout(Some(IO_TIMEOUT))
-            .expect("set timeout");
-        Conn {
-            stream,
-            buf: Vec::new(),
-        }
+        stream.set_read_timeout(Some(IO_TIMEOUT)).expect("set timeout");
+        stream.set_write_timeout(Some(IO_TIMEOUT)).expect("set timeout");
+        Conn { stream, buf: Vec::new() }
     }
 
     /// Writes all of `bytes`; panics on error.
     pub fn send(&mut self, bytes: &[u8]) {
-        self.stream
-            .write_all(bytes)
-            .unwrap_or_else(|e| panic!("send failed: {e}"));
+        self.stream.write_all(bytes).unwrap_or_else(|e| panic!("send failed: {e}"));
     }
 
     /// Writes all of `bytes`; false if the server has closed the connection.
@@ -386,9 +353,7 @@ impl Conn {
     /// True if the server closes the connection within `wait` (bytes that
     /// arrive meanwhile are kept for later reads).
     pub fn closed_within(&mut self, wait: Duration) -> bool {
-        self.stream
-            .set_read_timeout(Some(wait))
-            .expect("set timeout");
+        self.stream.set_read_timeout(Some(wait)).expect("set timeout");
         let mut chunk = [0u8; 16 * 1024];
         let closed = loop {
             match self.stream.read(&mut chunk) {
@@ -399,9 +364,7 @@ impl Conn {
                 Err(_) => break false,
             }
         };
-        self.stream
-            .set_read_timeout(Some(IO_TIMEOUT))
-            .expect("set timeout");
+        self.stream.set_read_timeout(Some(IO_TIMEOUT)).expect("set timeout");
         closed
     }
 
@@ -452,10 +415,8 @@ fn free_ports() -> (u16, u16) {
 /// the text starts with `#noprelude`.
 fn render_conf(dir: &Path, port: u16, port2: u16, body: &str) -> String {
     let dir = dir.display().to_string();
-    let body = body
-        .replace("%%PORT2%%", &port2.to_string())
-        .replace("%%PORT%%", &port.to_string())
-        .replace("%%DIR%%", &dir);
+    let body =
+        body.replace("%%PORT2%%", &port2.to_string()).replace("%%PORT%%", &port.to_string()).replace("%%DIR%%", &dir);
     if body.trim_start().starts_with("#noprelude") {
         return body;
     }
@@ -483,9 +444,7 @@ fn spawn(dir: &Path) -> Result<Child, String> {
 }
 
 fn read_lossy(path: &Path) -> String {
-    fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .unwrap_or_default()
+    fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {

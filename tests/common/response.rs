@@ -35,11 +35,7 @@ impl Response {
 
     /// Every header field named `name`, in order.
     pub fn headers_all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
     }
 
     /// The first trailer field named `name` (ASCII case-insensitive).
@@ -54,10 +50,7 @@ impl Response {
 }
 
 fn find_field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    fields
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+    fields.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
 /// Upper bound on a chunk size line, so a runaway size cannot make the
@@ -71,11 +64,7 @@ const MAX_CHUNK_LINE: usize = 1024;
 /// without length runs to the end. Returns `Ok(None)` when more bytes are
 /// needed, `Ok(Some((response, consumed)))` when one response is complete,
 /// and `Err` (a description) when the bytes are not a valid response.
-pub fn try_parse_response(
-    buf: &[u8],
-    head: bool,
-    eof: bool,
-) -> Result<Option<(Response, usize)>, String> {
+pub fn try_parse_response(buf: &[u8], head: bool, eof: bool) -> Result<Option<(Response, usize)>, String> {
     let Some(head_end) = find(buf, b"\r\n\r\n") else {
         return if eof && !buf.is_empty() {
             Err(format!("truncated response head: {:?}", show(buf)))
@@ -107,10 +96,7 @@ pub fn try_parse_response(
             resp.body = rest[..len].to_vec();
             Ok(Some((resp, body_start + len)))
         }
-        Some(len) if eof => Err(format!(
-            "body cut short: Content-Length {len}, got {}",
-            rest.len()
-        )),
+        Some(len) if eof => Err(format!("body cut short: Content-Length {len}, got {}", rest.len())),
         Some(_) => Ok(None),
         // No length: the body runs to the connection's end.
         None if eof => {
@@ -154,8 +140,7 @@ pub fn parse_all(mut buf: &[u8]) -> Vec<Response> {
 }
 
 fn parse_head(head: &[u8]) -> Result<Response, String> {
-    let text = std::str::from_utf8(head)
-        .map_err(|_| format!("response head is not UTF-8: {:?}", show(head)))?;
+    let text = std::str::from_utf8(head).map_err(|_| format!("response head is not UTF-8: {:?}", show(head)))?;
     if text.contains('\n') && text.split("\r\n").any(|l| l.contains('\n')) {
         return Err(format!("bare LF in response head: {text:?}"));
     }
@@ -199,10 +184,7 @@ fn parse_field(line: &str) -> Result<(String, String), String> {
     if name.is_empty() || !name.bytes().all(token) {
         return Err(bad());
     }
-    Ok((
-        name.to_string(),
-        value.trim_matches([' ', '\t']).to_string(),
-    ))
+    Ok((name.to_string(), value.trim_matches([' ', '\t']).to_string()))
 }
 
 fn is_chunked(resp: &Response) -> Result<bool, String> {
@@ -230,10 +212,7 @@ fn content_length(resp: &Response) -> Result<Option<usize>, String> {
     if first.is_empty() || !first.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format!("bad Content-Length: {first:?}"));
     }
-    first
-        .parse()
-        .map(Some)
-        .map_err(|_| format!("Content-Length too large: {first:?}"))
+    first.parse().map(Some).map_err(|_| format!("Content-Length too large: {first:?}"))
 }
 
 /// Header or trailer fields, in order.
@@ -256,19 +235,14 @@ fn decode_chunked(buf: &[u8]) -> Result<Option<Chunked>, String> {
         let size = chunk_size(&buf[pos..pos + line_len])?;
         pos += line_len + 2;
         if size == 0 {
-            return Ok(
-                decode_trailers(&buf[pos..])?.map(|(trailers, used)| (body, trailers, pos + used))
-            );
+            return Ok(decode_trailers(&buf[pos..])?.map(|(trailers, used)| (body, trailers, pos + used)));
         }
         let end = pos.checked_add(size).ok_or("chunk size overflows")?;
         if buf.len() < end + 2 {
             return Ok(None);
         }
         if &buf[end..end + 2] != b"\r\n" {
-            return Err(format!(
-                "chunk of {size} bytes not followed by CRLF: {:?}",
-                show(&buf[end..])
-            ));
+            return Err(format!("chunk of {size} bytes not followed by CRLF: {:?}", show(&buf[end..])));
         }
         body.extend_from_slice(&buf[pos..end]);
         pos = end + 2;
@@ -293,12 +267,9 @@ fn decode_trailers(buf: &[u8]) -> Result<Option<(Fields, usize)>, String> {
     let Some(end) = find(buf, b"\r\n\r\n") else {
         return Ok(None);
     };
-    let text = std::str::from_utf8(&buf[..end])
-        .map_err(|_| format!("trailers are not UTF-8: {:?}", show(&buf[..end])))?;
-    let fields = text
-        .split("\r\n")
-        .map(parse_field)
-        .collect::<Result<_, _>>()?;
+    let text =
+        std::str::from_utf8(&buf[..end]).map_err(|_| format!("trailers are not UTF-8: {:?}", show(&buf[..end])))?;
+    let fields = text.split("\r\n").map(parse_field).collect::<Result<_, _>>()?;
     Ok(Some((fields, end + 4)))
 }
 
@@ -412,21 +383,13 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nX: a\r\n folded\r\n\r\n",
         ];
         for raw in bad {
-            assert!(
-                try_parse_response(raw, false, true).is_err(),
-                "accepted {:?}",
-                show(raw)
-            );
+            assert!(try_parse_response(raw, false, true).is_err(), "accepted {:?}", show(raw));
         }
     }
 
     #[test]
     fn truncated_input_at_eof_is_an_error() {
-        for raw in [
-            &CL[..CL.len() - 1],
-            &CHUNKED[..CHUNKED.len() - 2],
-            &CL[..10],
-        ] {
+        for raw in [&CL[..CL.len() - 1], &CHUNKED[..CHUNKED.len() - 2], &CL[..10]] {
             assert!(try_parse_response(raw, false, true).is_err());
         }
         assert_eq!(try_parse_response(b"", false, true), Ok(None));

@@ -53,8 +53,7 @@ impl Contexts {
     /// Inside `limit_except { }`.
     pub const HTTP_LMT: Contexts = Contexts(1 << 8);
     /// http, server and location: the usual "any http level".
-    pub const HTTP_ANY: Contexts =
-        Contexts(Self::HTTP_MAIN.0 | Self::HTTP_SRV.0 | Self::HTTP_LOC.0);
+    pub const HTTP_ANY: Contexts = Contexts(Self::HTTP_MAIN.0 | Self::HTTP_SRV.0 | Self::HTTP_LOC.0);
 
     /// True when `self` and `other` share a context.
     pub fn contains(self, other: Contexts) -> bool {
@@ -176,8 +175,7 @@ impl SetError {
 
 /// A setter: gets the parsing context `Cx` of the context's owner, the conf
 /// struct chosen by the row's [`Level`], and the statement.
-pub type SetFn<Cx> =
-    Box<dyn Fn(&mut Cx, &mut dyn Any, &Statement) -> Result<(), SetError> + Send + Sync>;
+pub type SetFn<Cx> = Box<dyn Fn(&mut Cx, &mut dyn Any, &Statement) -> Result<(), SetError> + Send + Sync>;
 
 /// One row of a module's directive table.
 pub struct Directive<Cx> {
@@ -195,28 +193,14 @@ pub struct Directive<Cx> {
 
 impl<Cx> std::fmt::Debug for Directive<Cx> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Directive")
-            .field("name", &self.name)
-            .finish()
+        f.debug_struct("Directive").field("name", &self.name).finish()
     }
 }
 
 impl<Cx> Directive<Cx> {
     /// A row.
-    pub fn new(
-        name: &'static str,
-        contexts: Contexts,
-        args: Args,
-        level: Level,
-        set: SetFn<Cx>,
-    ) -> Self {
-        Directive {
-            name,
-            contexts,
-            args,
-            level,
-            set,
-        }
+    pub fn new(name: &'static str, contexts: Contexts, args: Args, level: Level, set: SetFn<Cx>) -> Self {
+        Directive { name, contexts, args, level, set }
     }
 
     /// Checks the statement's shape against the row: the argument count and
@@ -226,16 +210,10 @@ impl<Cx> Directive<Cx> {
             return Err(format!("directive \"{}\" has no opening \"{{\"", self.name));
         }
         if !self.args.is_block() && stmt.block.is_some() {
-            return Err(format!(
-                "directive \"{}\" is not terminated by \";\"",
-                self.name
-            ));
+            return Err(format!("directive \"{}\" is not terminated by \";\"", self.name));
         }
         if !self.args.allows(stmt.args.len()) {
-            return Err(format!(
-                "invalid number of arguments in \"{}\" directive",
-                self.name
-            ));
+            return Err(format!("invalid number of arguments in \"{}\" directive", self.name));
         }
         Ok(())
     }
@@ -247,10 +225,7 @@ impl<Cx> Directive<Cx> {
 pub fn conf_mut<C: 'static>(conf: &mut dyn Any) -> &mut C {
     match conf.downcast_mut::<C>() {
         Some(c) => c,
-        None => panic!(
-            "directive table names the wrong conf struct ({})",
-            std::any::type_name::<C>()
-        ),
+        None => panic!("directive table names the wrong conf struct ({})", std::any::type_name::<C>()),
     }
 }
 
@@ -329,19 +304,15 @@ pub fn enumeration<Cx, C: 'static, T: Copy + Send + Sync + 'static>(
 ) -> SetFn<Cx> {
     Box::new(move |_, conf, stmt| {
         let word = stmt.arg(0);
-        let v = values
-            .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(word))
-            .map(|(_, v)| *v)
-            .ok_or_else(|| {
-                let names: Vec<String> = values.iter().map(|(n, _)| format!("\"{n}\"")).collect();
-                SetError::Msg(format!(
-                    "invalid value \"{}\" in \"{}\" directive, it must be {}",
-                    word,
-                    stmt.name,
-                    names.join(" or ")
-                ))
-            })?;
+        let v = values.iter().find(|(name, _)| name.eq_ignore_ascii_case(word)).map(|(_, v)| *v).ok_or_else(|| {
+            let names: Vec<String> = values.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+            SetError::Msg(format!(
+                "invalid value \"{}\" in \"{}\" directive, it must be {}",
+                word,
+                stmt.name,
+                names.join(" or ")
+            ))
+        })?;
         store(field(conf_mut(conf)), v, stmt)
     })
 }
@@ -388,18 +359,9 @@ mod tests {
     fn stmt(name: &str, args: &[&str]) -> Statement {
         Statement {
             name: name.into(),
-            args: args
-                .iter()
-                .map(|a| Arg {
-                    value: a.to_string(),
-                    quoted: false,
-                })
-                .collect(),
+            args: args.iter().map(|a| Arg { value: a.to_string(), quoted: false }).collect(),
             block: None,
-            origin: Origin {
-                file: Arc::from(Path::new("/t.conf")),
-                line: 3,
-            },
+            origin: Origin { file: Arc::from(Path::new("/t.conf")), line: 3 },
         }
     }
 
@@ -413,10 +375,7 @@ mod tests {
         assert_eq!(e, "\"sendfile\" directive is duplicate".into());
         let mut c = Conf::default();
         let e = set(&mut (), &mut c, &stmt("sendfile", &["yes"])).unwrap_err();
-        assert_eq!(
-            e,
-            "invalid value \"yes\" in \"sendfile\" directive, it must be \"on\" or \"off\"".into()
-        );
+        assert_eq!(e, "invalid value \"yes\" in \"sendfile\" directive, it must be \"on\" or \"off\"".into());
     }
 
     #[test]
@@ -454,13 +413,8 @@ mod tests {
 
     #[test]
     fn shapes() {
-        let d: Directive<()> = Directive::new(
-            "listen",
-            Contexts::HTTP_SRV,
-            Args::MORE1,
-            Level::Srv,
-            custom(|_, _: &mut Conf, _| Ok(())),
-        );
+        let d: Directive<()> =
+            Directive::new("listen", Contexts::HTTP_SRV, Args::MORE1, Level::Srv, custom(|_, _: &mut Conf, _| Ok(())));
         assert!(d.check_shape(&stmt("listen", &["80"])).is_ok());
         assert_eq!(
             d.check_shape(&stmt("listen", &[])).unwrap_err(),
@@ -473,9 +427,6 @@ mod tests {
             Level::Main,
             custom(|_, _: &mut Conf, _| Ok(())),
         );
-        assert_eq!(
-            b.check_shape(&stmt("http", &[])).unwrap_err(),
-            "directive \"http\" has no opening \"{\""
-        );
+        assert_eq!(b.check_shape(&stmt("http", &[])).unwrap_err(), "directive \"http\" has no opening \"{\"");
     }
 }

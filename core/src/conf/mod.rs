@@ -95,18 +95,12 @@ pub struct ConfError {
 impl ConfError {
     /// An error at a place.
     pub fn at(message: impl Into<String>, origin: &Origin) -> ConfError {
-        ConfError {
-            message: message.into(),
-            origin: Some(origin.clone()),
-        }
+        ConfError { message: message.into(), origin: Some(origin.clone()) }
     }
 
     /// An error with no place (e.g. the main file cannot be opened).
     pub fn new(message: impl Into<String>) -> ConfError {
-        ConfError {
-            message: message.into(),
-            origin: None,
-        }
+        ConfError { message: message.into(), origin: None }
     }
 }
 

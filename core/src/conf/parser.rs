@@ -61,26 +61,17 @@ pub fn parse_str(text: &str, name: &Path, prefix: &Path) -> Result<ConfText, Con
 }
 
 fn parse_bytes(bytes: &[u8], name: &Path, prefix: &Path) -> Result<ConfText, ConfError> {
-    let mut reader = Reader {
-        prefix: prefix.to_path_buf(),
-        files: Vec::new(),
-        includes: 0,
-        blocks: 0,
-    };
+    let mut reader = Reader { prefix: prefix.to_path_buf(), files: Vec::new(), includes: 0, blocks: 0 };
     let mut statements = Vec::new();
     reader.parse_text(bytes, name, &mut statements)?;
-    Ok(ConfText {
-        statements,
-        files: reader.files,
-    })
+    Ok(ConfText { statements, files: reader.files })
 }
 
 /// Reads a whole file; the error is nginx's message for the failing call.
 fn read_conf_file(path: &Path) -> Result<Vec<u8>, String> {
     let mut file = File::open(path).map_err(|e| os_failure("open()", path, &e))?;
     let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes)
-        .map_err(|e| os_failure("pread()", path, &e))?;
+    file.read_to_end(&mut bytes).map_err(|e| os_failure("pread()", path, &e))?;
     Ok(bytes)
 }
 
@@ -117,19 +108,11 @@ struct Lexer<'a> {
 
 impl<'a> Lexer<'a> {
     fn new(text: &'a [u8], file: Arc<Path>) -> Self {
-        Lexer {
-            text,
-            pos: 0,
-            line: 1,
-            file,
-        }
+        Lexer { text, pos: 0, line: 1, file }
     }
 
     fn origin(&self, line: usize) -> Origin {
-        Origin {
-            file: Arc::clone(&self.file),
-            line,
-        }
+        Origin { file: Arc::clone(&self.file), line }
     }
 
     /// An error at the current line (where nginx reports lexical errors).
@@ -236,10 +219,9 @@ impl<'a> Lexer<'a> {
     fn word(&self, raw: &[u8], quoted: bool) -> Result<Arg, ConfError> {
         match String::from_utf8(unescape(raw)) {
             Ok(value) => Ok(Arg { value, quoted }),
-            Err(e) => Err(self.error(format!(
-                "parameter \"{}\" is not valid UTF-8",
-                String::from_utf8_lossy(e.as_bytes())
-            ))),
+            Err(e) => {
+                Err(self.error(format!("parameter \"{}\" is not valid UTF-8", String::from_utf8_lossy(e.as_bytes()))))
+            }
         }
     }
 
@@ -342,12 +324,7 @@ struct Reader {
 
 impl Reader {
     /// Parses one file's text, appending its statements to `out`.
-    fn parse_text(
-        &mut self,
-        bytes: &[u8],
-        name: &Path,
-        out: &mut Vec<Statement>,
-    ) -> Result<(), ConfError> {
+    fn parse_text(&mut self, bytes: &[u8], name: &Path, out: &mut Vec<Statement>) -> Result<(), ConfError> {
         // nginx's -T shows each file once, however often it is included.
         if !self.files.iter().any(|(p, _)| p == name) {
             let text = String::from_utf8_lossy(bytes).into_owned();
@@ -358,20 +335,13 @@ impl Reader {
     }
 
     /// Parses statements until the end of the block (`inside`) or file.
-    fn parse_block(
-        &mut self,
-        lx: &mut Lexer,
-        inside: bool,
-        out: &mut Vec<Statement>,
-    ) -> Result<(), ConfError> {
+    fn parse_block(&mut self, lx: &mut Lexer, inside: bool, out: &mut Vec<Statement>) -> Result<(), ConfError> {
         loop {
             let (mut args, line, end) = match next_item(lx)? {
                 Item::Statement(args, line, end) => (args, line, end),
                 Item::Close if inside => return Ok(()),
                 Item::Close => return Err(lx.error("unexpected \"}\"")),
-                Item::Eof if inside => {
-                    return Err(lx.error("unexpected end of file, expecting \"}\""))
-                }
+                Item::Eof if inside => return Err(lx.error("unexpected end of file, expecting \"}\"")),
                 Item::Eof => return Ok(()),
             };
             let origin = lx.origin(line);
@@ -384,25 +354,13 @@ impl Reader {
                 End::Semicolon => None,
                 End::Block => Some(self.nested_block(lx, &origin)?),
             };
-            out.push(Statement {
-                name,
-                args,
-                block,
-                origin,
-            });
+            out.push(Statement { name, args, block, origin });
         }
     }
 
-    fn nested_block(
-        &mut self,
-        lx: &mut Lexer,
-        origin: &Origin,
-    ) -> Result<Vec<Statement>, ConfError> {
+    fn nested_block(&mut self, lx: &mut Lexer, origin: &Origin) -> Result<Vec<Statement>, ConfError> {
         if self.blocks >= MAX_BLOCK_DEPTH {
-            return Err(ConfError::at(
-                format!("blocks nested deeper than {MAX_BLOCK_DEPTH} levels"),
-                origin,
-            ));
+            return Err(ConfError::at(format!("blocks nested deeper than {MAX_BLOCK_DEPTH} levels"), origin));
         }
         self.blocks += 1;
         let mut block = Vec::new();
@@ -412,24 +370,12 @@ impl Reader {
     }
 
     /// Expands `include PATTERN;` into `out`.
-    fn include(
-        &mut self,
-        args: &[Arg],
-        end: End,
-        at: &Origin,
-        out: &mut Vec<Statement>,
-    ) -> Result<(), ConfError> {
+    fn include(&mut self, args: &[Arg], end: End, at: &Origin, out: &mut Vec<Statement>) -> Result<(), ConfError> {
         if end == End::Block {
-            return Err(ConfError::at(
-                "directive \"include\" is not terminated by \";\"",
-                at,
-            ));
+            return Err(ConfError::at("directive \"include\" is not terminated by \";\"", at));
         }
         let [pattern] = args else {
-            return Err(ConfError::at(
-                "invalid number of arguments in \"include\" directive",
-                at,
-            ));
+            return Err(ConfError::at("invalid number of arguments in \"include\" directive", at));
         };
         if self.includes >= MAX_INCLUDE_DEPTH {
             return Err(ConfError::at(
@@ -463,11 +409,7 @@ impl Reader {
             pattern.to_string()
         } else {
             let prefix = self.prefix.to_string_lossy();
-            let sep = if prefix.is_empty() || prefix.ends_with('/') {
-                ""
-            } else {
-                "/"
-            };
+            let sep = if prefix.is_empty() || prefix.ends_with('/') { "" } else { "/" };
             format!("{}{sep}{pattern}", glob::Pattern::escape(&prefix))
         };
         let options = glob::MatchOptions {

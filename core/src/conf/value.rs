@@ -38,9 +38,7 @@ pub fn parse_number(s: &str) -> Option<u64> {
         if !b.is_ascii_digit() {
             return None;
         }
-        acc.checked_mul(10)?
-            .checked_add(u64::from(b - b'0'))
-            .filter(|&v| v <= MAX_VALUE)
+        acc.checked_mul(10)?.checked_add(u64::from(b - b'0')).filter(|&v| v <= MAX_VALUE)
     })
 }
 
@@ -62,9 +60,7 @@ fn scaled(s: &str, units: &[(u8, u64)]) -> Option<u64> {
         Some(&(_, scale)) => (&s[..s.len() - 1], scale),
         None => (s, 1),
     };
-    parse_number(digits)?
-        .checked_mul(scale)
-        .filter(|&v| v <= MAX_VALUE)
+    parse_number(digits)?.checked_mul(scale).filter(|&v| v <= MAX_VALUE)
 }
 
 /// Parses a time: `500ms`, `30s`, `5m`, `1h`, `1d`, `1w`, `1M` (30 days),
@@ -99,21 +95,9 @@ struct TimeMode {
 }
 
 impl TimeMode {
-    const ANY: TimeMode = TimeMode {
-        long_units: true,
-        millis: true,
-        in_millis: true,
-    };
-    const MSEC: TimeMode = TimeMode {
-        long_units: false,
-        millis: true,
-        in_millis: true,
-    };
-    const SEC: TimeMode = TimeMode {
-        long_units: true,
-        millis: false,
-        in_millis: false,
-    };
+    const ANY: TimeMode = TimeMode { long_units: true, millis: true, in_millis: true };
+    const MSEC: TimeMode = TimeMode { long_units: false, millis: true, in_millis: true };
+    const SEC: TimeMode = TimeMode { long_units: true, millis: false, in_millis: false };
 }
 
 /// The units in the order they must appear, with their length in
@@ -169,11 +153,7 @@ fn parse_time_in(s: &str, mode: TimeMode) -> Option<u64> {
     let bytes = s.as_bytes();
     // In milliseconds mode nginx starts as if a month had been seen, which
     // is what refuses `y` and `M` there.
-    let mut last: Option<Unit> = if mode.long_units {
-        None
-    } else {
-        Some(Unit::Month)
-    };
+    let mut last: Option<Unit> = if mode.long_units { None } else { Some(Unit::Month) };
     let (mut value, mut total, mut any_digit, mut i) = (0u64, 0u64, false, 0);
     while i < bytes.len() {
         let b = bytes[i];
@@ -214,11 +194,7 @@ fn parse_time_in(s: &str, mode: TimeMode) -> Option<u64> {
 /// mode's unit; fails past `i64::MAX`. Milliseconds in seconds mode never
 /// get here (the grammar refuses them).
 fn add_part(total: u64, value: u64, unit_ms: u64, mode: TimeMode) -> Option<u64> {
-    let scale = if mode.in_millis {
-        unit_ms
-    } else {
-        unit_ms / 1000
-    };
+    let scale = if mode.in_millis { unit_ms } else { unit_ms / 1000 };
     let part = value.checked_mul(scale)?;
     total.checked_add(part).filter(|&t| t <= MAX_VALUE)
 }
@@ -242,17 +218,7 @@ mod tests {
         assert_eq!(parse_number("0"), Some(0));
         assert_eq!(parse_number("0042"), Some(42));
         assert_eq!(parse_number("9223372036854775807"), Some(i64::MAX as u64));
-        for bad in [
-            "",
-            "-1",
-            "+1",
-            " 1",
-            "1 ",
-            "1.5",
-            "1k",
-            "9223372036854775808",
-            "99999999999999999999",
-        ] {
+        for bad in ["", "-1", "+1", " 1", "1 ", "1.5", "1k", "9223372036854775808", "99999999999999999999"] {
             assert_eq!(parse_number(bad), None, "{bad:?}");
         }
     }
@@ -266,20 +232,9 @@ mod tests {
         assert_eq!(parse_size("2M"), Some(2 << 20));
         assert_eq!(parse_size("0"), Some(0));
         assert_eq!(parse_size("8796093022207m"), Some(8_796_093_022_207 << 20));
-        for bad in [
-            "",
-            "k",
-            "1g",
-            "1G",
-            "-1",
-            "+1k",
-            "1kb",
-            "1 k",
-            " 1",
-            "1.5k",
-            "8796093022208m",
-            "9223372036854775807k",
-        ] {
+        for bad in
+            ["", "k", "1g", "1G", "-1", "+1k", "1kb", "1 k", " 1", "1.5k", "8796093022208m", "9223372036854775807k"]
+        {
             assert_eq!(parse_size(bad), None, "{bad:?}");
         }
     }
@@ -319,10 +274,7 @@ mod tests {
         assert_eq!(ms("1h30m"), Some(5_400_000));
         assert_eq!(ms("1h  30m  5"), Some(5_405_000));
         assert_eq!(ms("1s 500ms"), Some(1_500));
-        assert_eq!(
-            ms("1y1M1w1d1h1m1s1ms"),
-            Some(((365 + 30 + 7 + 1) * 86_400 + 3661) * 1000 + 1)
-        );
+        assert_eq!(ms("1y1M1w1d1h1m1s1ms"), Some(((365 + 30 + 7 + 1) * 86_400 + 3661) * 1000 + 1));
         // nginx quirks kept: a number ended by a space counts seconds, and a
         // unit letter with no number before it adds nothing.
         assert_eq!(ms("1 2"), Some(3_000));

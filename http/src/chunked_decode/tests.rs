@@ -43,11 +43,7 @@ fn run(pieces: &[&[u8]]) -> Result<Option<Outcome>, ChunkedError> {
                     assert_eq!(input.len(), left);
                     let mut rest = input.to_vec();
                     rest.extend(pieces[i + 1..].iter().copied().flatten());
-                    return Ok(Some(Outcome {
-                        body,
-                        trailers,
-                        rest,
-                    }));
+                    return Ok(Some(Outcome { body, trailers, rest }));
                 }
             }
         }
@@ -60,12 +56,7 @@ fn run(pieces: &[&[u8]]) -> Result<Option<Outcome>, ChunkedError> {
 fn decode_every_split(input: &[u8]) -> Result<Option<Outcome>, ChunkedError> {
     let whole = run(&[input]);
     for k in 0..=input.len() {
-        assert_eq!(
-            run(&[&input[..k], &input[k..]]),
-            whole,
-            "split at {k} of {:?}",
-            String::from_utf8_lossy(input)
-        );
+        assert_eq!(run(&[&input[..k], &input[k..]]), whole, "split at {k} of {:?}", String::from_utf8_lossy(input));
     }
     let bytes: Vec<&[u8]> = input.chunks(1).collect();
     assert_eq!(run(&bytes), whole, "one byte at a time");
@@ -73,10 +64,7 @@ fn decode_every_split(input: &[u8]) -> Result<Option<Outcome>, ChunkedError> {
 }
 
 fn body_of(input: &[u8]) -> Vec<u8> {
-    decode_every_split(input)
-        .expect("valid body")
-        .expect("complete body")
-        .body
+    decode_every_split(input).expect("valid body").expect("complete body").body
 }
 
 fn error_of(input: &[u8]) -> &'static str {
@@ -110,10 +98,7 @@ fn trailers_are_kept() {
     assert_eq!(out.body, b"wiki");
     assert_eq!(
         out.trailers,
-        vec![
-            ("X-Checksum".to_string(), "abc".to_string()),
-            ("Expires".to_string(), "never".to_string())
-        ]
+        vec![("X-Checksum".to_string(), "abc".to_string()), ("Expires".to_string(), "never".to_string())]
     );
 }
 
@@ -223,18 +208,9 @@ fn total_of_chunks_overflow() {
 
 #[test]
 fn missing_crlf_after_data() {
-    assert_eq!(
-        error_of(b"5\r\nhelloX\r\n0\r\n\r\n"),
-        "missing CRLF after chunk data"
-    );
-    assert_eq!(
-        error_of(b"5\r\nhello\rX0\r\n\r\n"),
-        "missing CRLF after chunk data"
-    );
-    assert_eq!(
-        error_of(b"3\r\nhello\r\n0\r\n\r\n"),
-        "missing CRLF after chunk data"
-    );
+    assert_eq!(error_of(b"5\r\nhelloX\r\n0\r\n\r\n"), "missing CRLF after chunk data");
+    assert_eq!(error_of(b"5\r\nhello\rX0\r\n\r\n"), "missing CRLF after chunk data");
+    assert_eq!(error_of(b"3\r\nhello\r\n0\r\n\r\n"), "missing CRLF after chunk data");
 }
 
 #[test]
@@ -283,8 +259,5 @@ fn errors_are_sticky() {
     let mut more = BytesMut::from(&b"5\r\nhello\r\n"[..]);
     assert_eq!(d.decode(&mut more), Err(BAD_SIZE));
     assert_eq!(BAD_SIZE.status(), 400);
-    assert_eq!(
-        BAD_SIZE.to_string(),
-        "client sent invalid chunked body: invalid chunk size"
-    );
+    assert_eq!(BAD_SIZE.to_string(), "client sent invalid chunked body: invalid chunk size");
 }

@@ -30,8 +30,7 @@ fn absolute_location(r: &Request, loc: &Bytes) -> Bytes {
     if loc.first() != Some(&b'/') || !core.absolute_redirect.unwrap_or(true) {
         return loc.clone();
     }
-    let host: &[u8] = if core.server_name_in_redirect.unwrap_or(false) && !r.server.name.is_empty()
-    {
+    let host: &[u8] = if core.server_name_in_redirect.unwrap_or(false) && !r.server.name.is_empty() {
         r.server.name.as_bytes()
     } else if !r.host.is_empty() {
         &r.host
@@ -65,11 +64,7 @@ impl HeaderFilter for HeaderWriter {
         b.put_slice(format!("HTTP/1.1 {status} {reason}").trim_end().as_bytes());
         b.put_slice(b"\r\n");
         let tokens = r.core_loc().server_tokens.unwrap_or(ServerTokens::On);
-        put_header(
-            &mut b,
-            b"Server",
-            special::server_signature(tokens).as_bytes(),
-        );
+        put_header(&mut b, b"Server", special::server_signature(tokens).as_bytes());
         sluice_core::time::with_cached_http_date(|d| put_header(&mut b, b"Date", d));
         if let Some(ct) = &ho.content_type {
             put_header(&mut b, b"Content-Type", ct);
@@ -78,11 +73,7 @@ impl HeaderFilter for HeaderWriter {
             put_header(&mut b, b"Content-Length", n.to_string().as_bytes());
         }
         if let Some(t) = ho.last_modified {
-            put_header(
-                &mut b,
-                b"Last-Modified",
-                sluice_core::time::http_date(t).as_bytes(),
-            );
+            put_header(&mut b, b"Last-Modified", sluice_core::time::http_date(t).as_bytes());
         }
         if let Some(loc) = &ho.location {
             let abs = absolute_location(r, loc);
@@ -97,11 +88,7 @@ impl HeaderFilter for HeaderWriter {
         } else if r.keepalive {
             put_header(&mut b, b"Connection", b"keep-alive");
             if let Some((_, Some(h))) = r.core_loc().keepalive_timeout {
-                put_header(
-                    &mut b,
-                    b"Keep-Alive",
-                    format!("timeout={}", h.as_secs()).as_bytes(),
-                );
+                put_header(&mut b, b"Keep-Alive", format!("timeout={}", h.as_secs()).as_bytes());
             }
         } else {
             put_header(&mut b, b"Connection", b"close");

@@ -40,10 +40,7 @@ impl BodyFilter for WriteFilter {
 /// Sends what the connection has queued. Again when the socket is full.
 pub(crate) fn flush_conn(r: &mut Request) -> FilterResult {
     let sendfile = r.core_loc().sendfile.unwrap_or(false);
-    let sent = r
-        .conn
-        .send_pending(sendfile)
-        .map_err(|e| FilterError(format!("writev() failed ({e})")))?;
+    let sent = r.conn.send_pending(sendfile).map_err(|e| FilterError(format!("writev() failed ({e})")))?;
     r.bytes_sent += sent;
     if r.conn.out.is_empty() {
         Ok(FilterStatus::Ok)

@@ -13,8 +13,7 @@ const LF: u8 = b'\n';
 
 pub(crate) const INVALID_METHOD: HeadError = HeadError::BadRequest("client sent invalid method");
 pub(crate) const INVALID_REQUEST: HeadError = HeadError::BadRequest("client sent invalid request");
-pub(crate) const INVALID_HEADER: HeadError =
-    HeadError::BadRequest("client sent invalid header line");
+pub(crate) const INVALID_HEADER: HeadError = HeadError::BadRequest("client sent invalid header line");
 
 /// Why a scan stopped before the end of its line.
 #[derive(Debug)]
@@ -117,14 +116,7 @@ pub(crate) fn scan_request_line(buf: &[u8], start: usize) -> Scan<RequestLine> {
         TargetEnd::Line { text_end, next } => ((0, 9), text_end, next),
         TargetEnd::Space => scan_version(&mut c)?,
     };
-    Ok(RequestLine {
-        method,
-        method_end,
-        target,
-        version,
-        text_end,
-        next,
-    })
+    Ok(RequestLine { method, method_end, target, version, text_end, next })
 }
 
 fn scan_target(c: &mut Cursor, t: &mut Target) -> Scan<TargetEnd> {
@@ -204,11 +196,7 @@ fn scan_authority(c: &mut Cursor, connect: bool) -> Scan<u8> {
         }
     }
     if b != b':' {
-        return if connect {
-            c.fail(INVALID_REQUEST)
-        } else {
-            Ok(b)
-        };
+        return if connect { c.fail(INVALID_REQUEST) } else { Ok(b) };
     }
     let mut digits = 0;
     loop {
@@ -367,12 +355,7 @@ pub(crate) fn scan_header_line(buf: &[u8], start: usize, underscores: bool) -> S
         c.pos = name_end;
     }
     let value = scan_value(&mut c)?;
-    Ok(HeaderLine::Field(Field {
-        name: start..name_end,
-        value,
-        invalid,
-        next: c.pos,
-    }))
+    Ok(HeaderLine::Field(Field { name: start..name_end, value, invalid, next: c.pos }))
 }
 
 /// Scans a value up to its line end: leading and trailing spaces (not

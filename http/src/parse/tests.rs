@@ -105,16 +105,10 @@ fn lf_only_and_leading_empty_lines() {
 #[test]
 fn http_09() {
     let h = ok(b"GET /x\r\nHost: ignored\r\n\r\n");
-    assert_eq!(
-        (h.version, h.head_len, h.uri.as_ref()),
-        ((0, 9), 8, &b"/x"[..])
-    );
+    assert_eq!((h.version, h.head_len, h.uri.as_ref()), ((0, 9), 8, &b"/x"[..]));
     assert!(h.headers.is_empty());
     assert_eq!(ok(b"GET /x  \n").version, (0, 9));
-    assert_eq!(
-        err(b"POST /x\r\n"),
-        HeadError::BadRequest("client sent invalid method in HTTP/0.9 request")
-    );
+    assert_eq!(err(b"POST /x\r\n"), HeadError::BadRequest("client sent invalid method in HTTP/0.9 request"));
 }
 
 #[test]
@@ -142,12 +136,7 @@ fn methods() {
         assert_eq!((h.method, h.method_name.as_ref()), (m, name.as_bytes()));
     }
     let invalid = HeadError::BadRequest("client sent invalid method");
-    for line in [
-        "get / HTTP/1.1",
-        "G3T / HTTP/1.1",
-        " GET / HTTP/1.1",
-        "GET\t/ HTTP/1.1",
-    ] {
+    for line in ["get / HTTP/1.1", "G3T / HTTP/1.1", " GET / HTTP/1.1", "GET\t/ HTTP/1.1"] {
         assert_eq!(err(format!("{line}\r\n\r\n").as_bytes()), invalid, "{line}");
     }
 }
@@ -161,15 +150,7 @@ fn versions() {
         let input = format!("GET / {v}\r\n\r\n");
         assert_eq!(err(input.as_bytes()), HeadError::VersionNotSupported, "{v}");
     }
-    for v in [
-        "HTTP/0.9",
-        "HTTP/1.1000",
-        "HTTP/1",
-        "HTTP/1.",
-        "HTTP/1.x",
-        "http/1.1",
-        "HTTP/1.1 x",
-    ] {
+    for v in ["HTTP/0.9", "HTTP/1.1000", "HTTP/1", "HTTP/1.", "HTTP/1.x", "http/1.1", "HTTP/1.1 x"] {
         assert_eq!(err(format!("GET / {v}\r\n\r\n").as_bytes()), BAD, "{v}");
     }
     assert_eq!(err(b"GET / HTTP/1.1\r\r\n\r\n"), BAD);
@@ -197,38 +178,20 @@ fn absolute_form() {
     let h = ok(b"GET http://Example.COM:8080/a/../b.txt?q=1 HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(h.schema.as_deref(), Some(&b"http"[..]));
     assert_eq!(h.host_in_uri.as_deref(), Some(&b"Example.COM:8080"[..]));
-    assert_eq!(
-        (h.uri.as_ref(), h.args.as_ref()),
-        (&b"/b.txt"[..], &b"q=1"[..])
-    );
+    assert_eq!((h.uri.as_ref(), h.args.as_ref()), (&b"/b.txt"[..], &b"q=1"[..]));
     assert_eq!(h.unparsed_uri, "/a/../b.txt?q=1");
     assert_eq!(h.exten, "txt");
     assert_eq!(host_header(&h).unwrap().unwrap(), "example.com");
 
     let h = ok(b"GET https://h HTTP/1.1\r\nHost: h\r\n\r\n");
-    assert_eq!(
-        (h.uri.as_ref(), h.unparsed_uri.as_ref()),
-        (&b"/"[..], &b"/"[..])
-    );
+    assert_eq!((h.uri.as_ref(), h.unparsed_uri.as_ref()), (&b"/"[..], &b"/"[..]));
     let h = ok(b"GET http://h:81?a=b HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!((h.uri.as_ref(), h.args.as_ref()), (&b"/"[..], &b"a=b"[..]));
     assert_eq!(h.unparsed_uri, "?a=b");
-    assert_eq!(
-        ok(b"GET http://[::1]:80/ HTTP/1.1\r\nHost: h\r\n\r\n")
-            .host_in_uri
-            .unwrap(),
-        "[::1]:80"
-    );
+    assert_eq!(ok(b"GET http://[::1]:80/ HTTP/1.1\r\nHost: h\r\n\r\n").host_in_uri.unwrap(), "[::1]:80");
     assert_eq!(ok(b"GET http://h:/ HTTP/1.1\r\nHost: h\r\n\r\n").uri, "/");
 
-    for target in [
-        "http:/x/",
-        "http//x/",
-        "ht_tp://x/",
-        "http://x_y/",
-        "http://x\r\n",
-        "1http://x/",
-    ] {
+    for target in ["http:/x/", "http//x/", "ht_tp://x/", "http://x_y/", "http://x\r\n", "1http://x/"] {
         assert_eq!(get_err(target), BAD, "{target}");
     }
     let bad_host = HeadError::BadRequest("client sent invalid host in request line");
@@ -244,19 +207,12 @@ fn connect() {
     assert_eq!(h.host_in_uri.unwrap(), "example.com:443");
     let h = ok(b"CONNECT [::1]:1 HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_eq!(method_allowed(&h).unwrap_err().status(), 405);
-    for line in [
-        "CONNECT example.com HTTP/1.1",
-        "CONNECT a: HTTP/1.1",
-        "CONNECT /a HTTP/1.1",
-        "CONNECT a:1/ HTTP/1.1",
-    ] {
+    for line in ["CONNECT example.com HTTP/1.1", "CONNECT a: HTTP/1.1", "CONNECT /a HTTP/1.1", "CONNECT a:1/ HTTP/1.1"]
+    {
         assert_eq!(err(format!("{line}\r\n\r\n").as_bytes()), BAD, "{line}");
     }
     let trace = ok(b"TRACE / HTTP/1.1\r\nHost: a\r\n\r\n");
-    assert_eq!(
-        method_allowed(&trace),
-        Err(HeadError::NotAllowed("client sent TRACE method"))
-    );
+    assert_eq!(method_allowed(&trace), Err(HeadError::NotAllowed("client sent TRACE method")));
     assert_eq!(method_allowed(&get("/")), Ok(()));
 }
 
@@ -284,34 +240,17 @@ fn uri_normalisation_through_the_request_line() {
         ("/a/%2e%2E/b%252e/%2Fc?x=%3F#f", "/b%2e/c", "x=%3F"),
     ] {
         let h = get(target);
-        assert_eq!(
-            (h.uri.as_ref(), h.args.as_ref()),
-            (uri.as_bytes(), args.as_bytes()),
-            "{target}"
-        );
+        assert_eq!((h.uri.as_ref(), h.args.as_ref()), (uri.as_bytes(), args.as_bytes()), "{target}");
         assert_eq!(h.unparsed_uri, target.as_bytes());
     }
-    for target in [
-        "/../x",
-        "/..",
-        "/%2e%2e/x",
-        "/a/..%2f..%2fx",
-        "/a%",
-        "/a%2",
-        "/a%zz",
-        "/a%00b",
-        "/a%%41",
-    ] {
+    for target in ["/../x", "/..", "/%2e%2e/x", "/a/..%2f..%2fx", "/a%", "/a%2", "/a%zz", "/a%00b", "/a%%41"] {
         assert_eq!(get_err(target), BAD, "{target}");
     }
 }
 
 #[test]
 fn merge_slashes_off() {
-    let limits = HeadLimits {
-        merge_slashes: false,
-        ..d()
-    };
+    let limits = HeadLimits { merge_slashes: false, ..d() };
     let h = ok_with(b"GET //a//b/./c HTTP/1.1\r\nHost: a\r\n\r\n", &limits);
     assert_eq!(h.uri, "//a//b/c");
     assert_eq!(normalize_uri(b"/a//..", false).unwrap(), "/a/");
@@ -376,18 +315,8 @@ fn header_values() {
 #[test]
 fn invalid_header_lines_are_400() {
     let bad = HeadError::BadRequest("client sent invalid header line");
-    for line in [
-        " folded",
-        "\tfolded",
-        "X Y: z",
-        "X\tY: z",
-        ": no name",
-        "X:\0",
-        "X: a\0b",
-        "X\0: a",
-        "X: a\rb",
-        "\rX",
-    ] {
+    for line in [" folded", "\tfolded", "X Y: z", "X\tY: z", ": no name", "X:\0", "X: a\0b", "X\0: a", "X: a\rb", "\rX"]
+    {
         let input = format!("GET / HTTP/1.1\r\nHost: a\r\n{line}\r\n\r\n");
         assert_eq!(err(input.as_bytes()), bad, "{line:?}");
     }
@@ -398,39 +327,21 @@ fn invalid_header_lines_are_400() {
 fn underscores_and_invalid_names() {
     let input = b"GET / HTTP/1.1\r\nHost: a\r\nX_Under: 1\r\nX.Dot: 2\r\nX@: 3\r\nOk: 4\r\n\r\n";
     let names = |h: &RequestHead| -> Vec<String> {
-        h.headers
-            .iter()
-            .map(|x| String::from_utf8_lossy(&x.name).into_owned())
-            .collect()
+        h.headers.iter().map(|x| String::from_utf8_lossy(&x.name).into_owned()).collect()
     };
     // Defaults: underscores off, invalid headers ignored.
     assert_eq!(names(&ok(input)), ["Host", "Ok"]);
-    let under = HeadLimits {
-        underscores_in_headers: true,
-        ..d()
-    };
+    let under = HeadLimits { underscores_in_headers: true, ..d() };
     assert_eq!(names(&ok_with(input, &under)), ["Host", "X_Under", "Ok"]);
     // nginx keeps them, invalid or not, when told not to ignore them.
-    let keep = HeadLimits {
-        ignore_invalid_headers: false,
-        ..d()
-    };
-    assert_eq!(
-        names(&ok_with(input, &keep)),
-        ["Host", "X_Under", "X.Dot", "X@", "Ok"]
-    );
+    let keep = HeadLimits { ignore_invalid_headers: false, ..d() };
+    assert_eq!(names(&ok_with(input, &keep)), ["Host", "X_Under", "X.Dot", "X@", "Ok"]);
 }
 
 #[test]
 fn duplicate_unique_headers() {
     let dup = HeadError::BadRequest("client sent duplicate header line");
-    for name in [
-        "Content-Length",
-        "transfer-encoding",
-        "If-None-Match",
-        "Authorization",
-        "EXPECT",
-    ] {
+    for name in ["Content-Length", "transfer-encoding", "If-None-Match", "Authorization", "EXPECT"] {
         let input = format!("POST / HTTP/1.1\r\nHost: a\r\n{name}: 1\r\n{name}: 1\r\n\r\n");
         assert_eq!(err(input.as_bytes()), dup, "{name}");
     }
@@ -438,10 +349,7 @@ fn duplicate_unique_headers() {
         err(b"GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n"),
         HeadError::BadRequest("client sent duplicate host header")
     );
-    assert_eq!(
-        err(b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"),
-        HeadError::BadRequest("client sent invalid host header")
-    );
+    assert_eq!(err(b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), HeadError::BadRequest("client sent invalid host header"));
 }
 
 fn head_with(headers: &str, version: &str) -> RequestHead {
@@ -452,76 +360,31 @@ fn head_with(headers: &str, version: &str) -> RequestHead {
 fn body_framing_rules() {
     let f = |h: &str| body_framing(&head_with(h, "HTTP/1.1"));
     assert_eq!(f("Host: a\r\n"), Ok(BodyFraming::None));
-    assert_eq!(
-        f("Host: a\r\nContent-Length: 0\r\n"),
-        Ok(BodyFraming::Length(0))
-    );
-    assert_eq!(
-        f("Host: a\r\nContent-Length: 0012\r\n"),
-        Ok(BodyFraming::Length(12))
-    );
-    assert_eq!(
-        f("Host: a\r\nContent-Length: 9223372036854775807\r\n"),
-        Ok(BodyFraming::Length(i64::MAX as u64))
-    );
-    let bad_cl = Err(HeadError::BadRequest(
-        "client sent invalid \"Content-Length\" header",
-    ));
-    for v in [
-        "",
-        "-1",
-        "+1",
-        "1 2",
-        "0x10",
-        "9223372036854775808",
-        "1,1",
-        "\t1",
-    ] {
-        assert_eq!(
-            f(&format!("Host: a\r\nContent-Length: {v}\r\n")),
-            bad_cl,
-            "{v:?}"
-        );
+    assert_eq!(f("Host: a\r\nContent-Length: 0\r\n"), Ok(BodyFraming::Length(0)));
+    assert_eq!(f("Host: a\r\nContent-Length: 0012\r\n"), Ok(BodyFraming::Length(12)));
+    assert_eq!(f("Host: a\r\nContent-Length: 9223372036854775807\r\n"), Ok(BodyFraming::Length(i64::MAX as u64)));
+    let bad_cl = Err(HeadError::BadRequest("client sent invalid \"Content-Length\" header"));
+    for v in ["", "-1", "+1", "1 2", "0x10", "9223372036854775808", "1,1", "\t1"] {
+        assert_eq!(f(&format!("Host: a\r\nContent-Length: {v}\r\n")), bad_cl, "{v:?}");
     }
-    assert_eq!(
-        f("Host: a\r\nTransfer-Encoding: chunked\r\n"),
-        Ok(BodyFraming::Chunked)
-    );
-    assert_eq!(
-        f("Host: a\r\nTransfer-Encoding: CHUNKED\r\n"),
-        Ok(BodyFraming::Chunked)
-    );
-    for te in [
-        "gzip",
-        "gzip, chunked",
-        "chunked, chunked",
-        "chunked;x",
-        "identity",
-    ] {
+    assert_eq!(f("Host: a\r\nTransfer-Encoding: chunked\r\n"), Ok(BodyFraming::Chunked));
+    assert_eq!(f("Host: a\r\nTransfer-Encoding: CHUNKED\r\n"), Ok(BodyFraming::Chunked));
+    for te in ["gzip", "gzip, chunked", "chunked, chunked", "chunked;x", "identity"] {
         let h = format!("Host: a\r\nTransfer-Encoding: {te}\r\n");
         assert_eq!(f(&h), Err(HeadError::NotImplemented), "{te}");
     }
     assert_eq!(HeadError::NotImplemented.status(), 501);
-    assert_eq!(
-        f("Host: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n")
-            .unwrap_err()
-            .status(),
-        400
-    );
+    assert_eq!(f("Host: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n").unwrap_err().status(), 400);
     let h10 = head_with("Transfer-Encoding: chunked\r\n", "HTTP/1.0");
     assert_eq!(
         body_framing(&h10),
-        Err(HeadError::BadRequest(
-            "client sent HTTP/1.0 request with \"Transfer-Encoding\" header"
-        ))
+        Err(HeadError::BadRequest("client sent HTTP/1.0 request with \"Transfer-Encoding\" header"))
     );
 }
 
 #[test]
 fn host_rules() {
-    let missing = Err(HeadError::BadRequest(
-        "client sent HTTP/1.1 request without \"Host\" header",
-    ));
+    let missing = Err(HeadError::BadRequest("client sent HTTP/1.1 request without \"Host\" header"));
     assert_eq!(host_header(&head_with("", "HTTP/1.1")), missing);
     assert_eq!(host_header(&head_with("", "HTTP/1.0")), Ok(None));
     assert_eq!(host_header(&ok(b"GET /\r\n")), Ok(None));
@@ -652,10 +515,7 @@ fn whole_head_limit_is_the_large_buffer_count() {
     }
     v.extend_from_slice(b"\r\n");
     assert_eq!(ok(&v).headers.len(), 301);
-    let limits = HeadLimits {
-        large_count: 3,
-        ..d()
-    };
+    let limits = HeadLimits { large_count: 3, ..d() };
     assert_eq!(err_with(&v, &limits), HeadError::HeaderTooLarge);
 }
 
@@ -667,19 +527,13 @@ fn a_head_ending_exactly_at_a_buffer_end() {
     v.extend_from_slice(&header_line(1024 - 16));
     v.extend_from_slice(b"\r\n");
     assert_eq!(ok(&v).headers.len(), 1);
-    let none = HeadLimits {
-        large_count: 0,
-        ..d()
-    };
+    let none = HeadLimits { large_count: 0, ..d() };
     assert_eq!(err_with(&v, &none), HeadError::HeaderTooLarge);
 }
 
 #[test]
 fn max_headers() {
-    let limits = HeadLimits {
-        max_headers: 2,
-        ..d()
-    };
+    let limits = HeadLimits { max_headers: 2, ..d() };
     let input = b"GET / HTTP/1.1\r\nHost: a\r\nX_Ignored: 1\r\nB: 2\r\n\r\n";
     assert_eq!(ok_with(input, &limits).headers.len(), 2);
     let input = b"GET / HTTP/1.1\r\nHost: a\r\nB: 2\r\nC: 3\r\n\r\n";
@@ -689,14 +543,8 @@ fn max_headers() {
 #[test]
 fn errors_are_sticky_and_logged_with_nginx_wording() {
     let mut p = HeadParser::new(&d());
-    assert_eq!(
-        p.parse(b"get"),
-        Err(HeadError::BadRequest("client sent invalid method"))
-    );
-    assert_eq!(
-        p.parse(b"GET / HTTP/1.1\r\n\r\n"),
-        Err(HeadError::BadRequest("client sent invalid method"))
-    );
+    assert_eq!(p.parse(b"get"), Err(HeadError::BadRequest("client sent invalid method")));
+    assert_eq!(p.parse(b"GET / HTTP/1.1\r\n\r\n"), Err(HeadError::BadRequest("client sent invalid method")));
     assert_eq!(HeadError::UriTooLong.reason(), "client sent too long URI");
     assert_eq!(BAD.to_string(), "client sent invalid request (400)");
 }

@@ -155,11 +155,7 @@ fn hex_value(b: u8) -> Option<u8> {
 
 /// Normalises a raw target that starts with `/` (or, for an absolute-form
 /// target without a path, with `?` or nothing: `empty_path`).
-pub(crate) fn normalize(
-    raw: &[u8],
-    empty_path: bool,
-    merge_slashes: bool,
-) -> Result<Normalized, HeadError> {
+pub(crate) fn normalize(raw: &[u8], empty_path: bool, merge_slashes: bool) -> Result<Normalized, HeadError> {
     if !empty_path && raw.first() != Some(&b'/') {
         return Err(INVALID_REQUEST);
     }
@@ -215,11 +211,7 @@ pub(crate) fn normalize(
 impl Normalizer {
     fn into_normalized(self, args: Option<Range<usize>>) -> Normalized {
         let len = self.out.len();
-        Normalized {
-            exten_start: self.exten_start.filter(|&s| s <= len),
-            uri: self.out,
-            args,
-        }
+        Normalized { exten_start: self.exten_start.filter(|&s| s <= len), uri: self.out, args }
     }
 }
 
@@ -265,11 +257,7 @@ fn host_byte_ok(ch: u8, in_literal: bool) -> bool {
 /// Validates a Host value as nginx does and also returns the port.
 pub fn validate_host_port(host: &[u8]) -> Result<ValidHost, HeadError> {
     let invalid = HeadError::BadRequest("client sent invalid host header");
-    let mut state = if host.first() == Some(&b'[') {
-        HostState::IpLiteral
-    } else {
-        HostState::Name
-    };
+    let mut state = if host.first() == Some(&b'[') { HostState::IpLiteral } else { HostState::Name };
     let mut host_len = host.len();
     let mut last_dot: Option<usize> = None;
     let mut port: Option<u32> = None;

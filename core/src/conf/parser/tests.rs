@@ -52,8 +52,7 @@ impl TempDir {
     fn new(tag: &str) -> TempDir {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
         let n = COUNT.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("sluice-conf-{}-{n}-{tag}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("sluice-conf-{}-{n}-{tag}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
     }
@@ -95,19 +94,10 @@ fn whitespace_and_empty_inputs() {
     assert!(parse("").is_empty());
     assert!(parse("  \n\t\r\n").is_empty());
     assert!(parse("# only a comment").is_empty());
-    assert_eq!(
-        show(&parse("a;b;c{}d{e;}")),
-        "1:a; 1:b; 1:c {} 1:d { 1:e; }"
-    );
-    assert_eq!(
-        show(&parse("\tname\targ1  \t arg2\n;")),
-        "1:name arg1 arg2;"
-    );
+    assert_eq!(show(&parse("a;b;c{}d{e;}")), "1:a; 1:b; 1:c {} 1:d { 1:e; }");
+    assert_eq!(show(&parse("\tname\targ1  \t arg2\n;")), "1:name arg1 arg2;");
     // A statement's line is its name's, however many lines it spans.
-    assert_eq!(
-        show(&parse("\n\nserver_name\n a\n b;\nx;")),
-        "3:server_name a b; 6:x;"
-    );
+    assert_eq!(show(&parse("\n\nserver_name\n a\n b;\nx;")), "3:server_name a b; 6:x;");
 }
 
 #[test]
@@ -123,10 +113,7 @@ fn comments_at_odd_places() {
 fn crlf_line_endings() {
     let text = "a 1;\r\nb {\r\n  c \"x\";\r\n}\r\n# note\r\nd;\r\n";
     assert_eq!(show(&parse(text)), "1:a 1; 2:b { 3:c \"x\"; } 6:d;");
-    assert_eq!(
-        err("a {\r\n b;\r\n"),
-        format!("unexpected end of file, expecting \"}}\" in {NAME}:3")
-    );
+    assert_eq!(err("a {\r\n b;\r\n"), format!("unexpected end of file, expecting \"}}\" in {NAME}:3"));
 }
 
 #[test]
@@ -135,10 +122,7 @@ fn quoted_words() {
     assert_eq!(show(&s), "1:a \"x y\" \"p;q{r}\" \"\" \"\";");
     assert!(s[0].args.iter().all(|a| a.quoted));
     // A quoted word may span lines; the count goes on.
-    assert_eq!(
-        show(&parse("a \"one\ntwo\";\nb;")),
-        "1:a \"one\\ntwo\"; 3:b;"
-    );
+    assert_eq!(show(&parse("a \"one\ntwo\";\nb;")), "1:a \"one\\ntwo\"; 3:b;");
     // Quotes inside an unquoted word are characters.
     assert_eq!(show(&parse("a b\"c\"d e'f;")), "1:a b\\\"c\\\"d e\\'f;");
     // A closing quote may be followed by `;`, `{` or `)`.
@@ -156,10 +140,7 @@ fn escapes() {
     // same translation applies afterwards.
     let s = parse(r"a x\ y z\;w \{ \\ q\'q \n \} ^/a\d;");
     let values: Vec<&str> = s[0].args.iter().map(|a| a.as_str()).collect();
-    assert_eq!(
-        values,
-        [r"x\ y", r"z\;w", r"\{", "\\", "q'q", "\n", r"\}", r"^/a\d"]
-    );
+    assert_eq!(values, [r"x\ y", r"z\;w", r"\{", "\\", "q'q", "\n", r"\}", r"^/a\d"]);
     assert!(s[0].args.iter().all(|a| !a.quoted));
     // An escaped newline still counts as a line.
     assert_eq!(show(&parse("a \"x\\\ny\";\nb;")), "1:a \"x\\\\\\ny\"; 3:b;");
@@ -168,30 +149,15 @@ fn escapes() {
 #[test]
 fn variables_and_parentheses() {
     assert_eq!(show(&parse("set $a ${b}c;")), "1:set $a ${b}c;");
-    assert_eq!(
-        show(&parse("return 200 \"${x}\";")),
-        "1:return 200 \"${x}\";"
-    );
+    assert_eq!(show(&parse("return 200 \"${x}\";")), "1:return 200 \"${x}\";");
     let text = "if ($request_method = \"POST\") {\n  return 405;\n}\nif ($a){ b; }";
-    assert_eq!(
-        show(&parse(text)),
-        "1:if ($request_method = \"POST\" ) { 2:return 405; } 4:if ($a) { 4:b; }"
-    );
+    assert_eq!(show(&parse(text)), "1:if ($request_method = \"POST\" ) { 2:return 405; } 4:if ($a) { 4:b; }");
     // A `{` not right after `$` ends the word and opens a block, as in nginx.
-    assert_eq!(
-        show(&parse("location ~ ^/a{ x; }")),
-        "1:location ~ ^/a { 1:x; }"
-    );
-    assert_eq!(
-        show(&parse("location ~ \"^/a{2}$\" { x; }")),
-        "1:location ~ \"^/a{2}$\" { 1:x; }"
-    );
+    assert_eq!(show(&parse("location ~ ^/a{ x; }")), "1:location ~ ^/a { 1:x; }");
+    assert_eq!(show(&parse("location ~ \"^/a{2}$\" { x; }")), "1:location ~ \"^/a{2}$\" { 1:x; }");
     // `}` inside a word is a character.
     assert_eq!(show(&parse("s { return 200}; }")), "1:s { 1:return 200}; }");
-    assert_eq!(
-        err("s { return 200} }"),
-        format!("unexpected \"}}\" in {NAME}:1")
-    );
+    assert_eq!(err("s { return 200} }"), format!("unexpected \"}}\" in {NAME}:1"));
 }
 
 #[test]
@@ -202,51 +168,24 @@ fn structural_errors() {
     assert_eq!(err(";"), format!("unexpected \";\" in {NAME}:1"));
     assert_eq!(err("a;\n\n;"), format!("unexpected \";\" in {NAME}:3"));
     assert_eq!(err("{ a; }"), format!("unexpected \"{{\" in {NAME}:1"));
-    assert_eq!(
-        err("http {\n server {\n  {"),
-        format!("unexpected \"{{\" in {NAME}:3")
-    );
-    assert_eq!(
-        err("a b"),
-        format!("unexpected end of file, expecting \";\" or \"}}\" in {NAME}:1")
-    );
-    assert_eq!(
-        err("a b\n"),
-        format!("unexpected end of file, expecting \";\" or \"}}\" in {NAME}:2")
-    );
-    assert_eq!(
-        err("http {\n  a;\n"),
-        format!("unexpected end of file, expecting \"}}\" in {NAME}:3")
-    );
-    assert_eq!(
-        err("http { s { a; }"),
-        format!("unexpected end of file, expecting \"}}\" in {NAME}:1")
-    );
+    assert_eq!(err("http {\n server {\n  {"), format!("unexpected \"{{\" in {NAME}:3"));
+    assert_eq!(err("a b"), format!("unexpected end of file, expecting \";\" or \"}}\" in {NAME}:1"));
+    assert_eq!(err("a b\n"), format!("unexpected end of file, expecting \";\" or \"}}\" in {NAME}:2"));
+    assert_eq!(err("http {\n  a;\n"), format!("unexpected end of file, expecting \"}}\" in {NAME}:3"));
+    assert_eq!(err("http { s { a; }"), format!("unexpected end of file, expecting \"}}\" in {NAME}:1"));
     assert_eq!(err("http { a }"), format!("unexpected \"}}\" in {NAME}:1"));
 }
 
 #[test]
 fn quote_errors() {
     assert_eq!(err("a \"b\"c;"), format!("unexpected \"c\" in {NAME}:1"));
-    assert_eq!(
-        err("x {\na 'b'};"),
-        format!("unexpected \"}}\" in {NAME}:2")
-    );
-    assert_eq!(
-        err("a \"b\"# c\n;"),
-        format!("unexpected \"#\" in {NAME}:1")
-    );
+    assert_eq!(err("x {\na 'b'};"), format!("unexpected \"}}\" in {NAME}:2"));
+    assert_eq!(err("a \"b\"# c\n;"), format!("unexpected \"#\" in {NAME}:1"));
     assert_eq!(err("a 'b'\"c\";"), format!("unexpected \"\"\" in {NAME}:1"));
     assert_eq!(err("a \"b\"é;"), format!("unexpected \"é\" in {NAME}:1"));
     // An unclosed quote runs to the end of the file.
-    assert_eq!(
-        err("a \"b;\n\nc;\n"),
-        format!("unexpected end of file, expecting \";\" or \"}}\" in {NAME}:4")
-    );
-    assert_eq!(
-        err("a \"b\""),
-        format!("unexpected end of file, expecting \";\" or \"}}\" in {NAME}:1")
-    );
+    assert_eq!(err("a \"b;\n\nc;\n"), format!("unexpected end of file, expecting \";\" or \"}}\" in {NAME}:4"));
+    assert_eq!(err("a \"b\""), format!("unexpected end of file, expecting \";\" or \"}}\" in {NAME}:1"));
 }
 
 #[test]
@@ -260,27 +199,17 @@ fn origins_share_the_file() {
 
 #[test]
 fn deep_nesting_is_bounded() {
-    let ok = format!(
-        "{}{}",
-        "a {".repeat(MAX_BLOCK_DEPTH),
-        "}".repeat(MAX_BLOCK_DEPTH)
-    );
+    let ok = format!("{}{}", "a {".repeat(MAX_BLOCK_DEPTH), "}".repeat(MAX_BLOCK_DEPTH));
     assert_eq!(parse(&ok).len(), 1);
     let deep = format!("{}{}", "a {\n".repeat(1000), "}".repeat(1000));
     let line = MAX_BLOCK_DEPTH + 1;
-    assert_eq!(
-        err(&deep),
-        format!("blocks nested deeper than 100 levels in {NAME}:{line}")
-    );
+    assert_eq!(err(&deep), format!("blocks nested deeper than 100 levels in {NAME}:{line}"));
 }
 
 #[test]
 fn files_of_parse_str() {
     let c = parse_str("a;", Path::new("/x/y.conf"), Path::new("/x")).unwrap();
-    assert_eq!(
-        c.files,
-        vec![(PathBuf::from("/x/y.conf"), "a;".to_string())]
-    );
+    assert_eq!(c.files, vec![(PathBuf::from("/x/y.conf"), "a;".to_string())]);
 }
 
 #[test]
@@ -289,21 +218,9 @@ fn main_file_errors() {
     let missing = dir.0.join("nope.conf");
     let e = parse_file(&missing, &dir.0).unwrap_err();
     assert_eq!(e.origin, None);
-    assert_eq!(
-        e.to_string(),
-        format!(
-            "open() \"{}\" failed (2: No such file or directory)",
-            missing.display()
-        )
-    );
+    assert_eq!(e.to_string(), format!("open() \"{}\" failed (2: No such file or directory)", missing.display()));
     let e = parse_file(&dir.0, &dir.0).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        format!(
-            "pread() \"{}\" failed (21: Is a directory)",
-            dir.0.display()
-        )
-    );
+    assert_eq!(e.to_string(), format!("pread() \"{}\" failed (21: Is a directory)", dir.0.display()));
 }
 
 #[test]
@@ -316,13 +233,7 @@ fn invalid_utf8() {
     assert_eq!(c.files[0].1, "# caf\u{fffd}\na b;\n");
     dir.write("bad.conf", b"a;\nb caf\xe9;\n");
     let e = dir.parse("bad.conf").unwrap_err().to_string();
-    assert_eq!(
-        e,
-        format!(
-            "parameter \"caf\u{fffd}\" is not valid UTF-8 in {}:2",
-            dir.path("bad.conf")
-        )
-    );
+    assert_eq!(e, format!("parameter \"caf\u{fffd}\" is not valid UTF-8 in {}:2", dir.path("bad.conf")));
 }
 
 #[test]
@@ -344,11 +255,7 @@ fn include_relative_absolute_and_nested() {
             dir.path("main.conf") + ":3"
         ]
     );
-    let read: Vec<(String, &str)> = c
-        .files
-        .iter()
-        .map(|(p, t)| (p.display().to_string(), t.as_str()))
-        .collect();
+    let read: Vec<(String, &str)> = c.files.iter().map(|(p, t)| (p.display().to_string(), t.as_str())).collect();
     assert_eq!(
         read,
         [
@@ -362,10 +269,7 @@ fn include_relative_absolute_and_nested() {
 #[test]
 fn include_inside_blocks_and_types() {
     let dir = TempDir::new("types");
-    dir.write(
-        "mime.types",
-        "types {\n    text/html html htm;\n    image/png png;\n}\n",
-    );
+    dir.write("mime.types", "types {\n    text/html html htm;\n    image/png png;\n}\n");
     dir.write("more.types", "application/json json;\n");
     dir.write(
         "main.conf",
@@ -388,23 +292,14 @@ fn include_globs_sorted_hidden_skipped() {
     dir.write("conf.d/c.txt", "c;");
     dir.write("conf.d/.hidden.conf", "hidden;");
     dir.write("conf.d/sub/d.conf", "d;");
-    dir.write(
-        "main.conf",
-        "include conf.d/*.conf;\ninclude conf.d/?.txt;\ninclude conf.d/[s]*/*.conf;\n",
-    );
+    dir.write("main.conf", "include conf.d/*.conf;\ninclude conf.d/?.txt;\ninclude conf.d/[s]*/*.conf;\n");
     let c = dir.parse("main.conf").unwrap();
     assert_eq!(show(&c.statements), "1:a; 1:b; 1:c; 1:d;");
     assert_eq!(c.files.len(), 5);
     // An absolute glob, and a glob matching nothing.
     let pattern = dir.path("conf.d/[ab].conf");
-    dir.write(
-        "abs.conf",
-        format!("include {pattern};\ninclude none/*.conf;\nx;"),
-    );
-    assert_eq!(
-        show(&dir.parse("abs.conf").unwrap().statements),
-        "1:a; 1:b; 3:x;"
-    );
+    dir.write("abs.conf", format!("include {pattern};\ninclude none/*.conf;\nx;"));
+    assert_eq!(show(&dir.parse("abs.conf").unwrap().statements), "1:a; 1:b; 3:x;");
 }
 
 #[test]
@@ -444,17 +339,11 @@ fn include_errors() {
     dir.write("main.conf", "include adir;");
     assert_eq!(
         dir.parse("main.conf").unwrap_err().to_string(),
-        format!(
-            "pread() \"{}\" failed (21: Is a directory) in {main}:1",
-            dir.path("adir")
-        )
+        format!("pread() \"{}\" failed (21: Is a directory) in {main}:1", dir.path("adir"))
     );
     dir.write("main.conf", "include [;");
     let e = dir.parse("main.conf").unwrap_err().to_string();
-    assert!(
-        e.starts_with("glob() \"") && e.ends_with(&format!(" in {main}:1")),
-        "{e}"
-    );
+    assert!(e.starts_with("glob() \"") && e.ends_with(&format!(" in {main}:1")), "{e}");
 }
 
 #[test]
@@ -463,10 +352,7 @@ fn errors_inside_included_files_name_them() {
     dir.write("main.conf", "http {\n  include inner.conf;\n}\n");
     let inner = dir.path("inner.conf");
     dir.write("inner.conf", "a;\nb \"x\"y;\n");
-    assert_eq!(
-        dir.parse("main.conf").unwrap_err().to_string(),
-        format!("unexpected \"y\" in {inner}:2")
-    );
+    assert_eq!(dir.parse("main.conf").unwrap_err().to_string(), format!("unexpected \"y\" in {inner}:2"));
     // A block must close in the file that opened it.
     dir.write("inner.conf", "server {\n  listen 80;\n");
     assert_eq!(
@@ -474,10 +360,7 @@ fn errors_inside_included_files_name_them() {
         format!("unexpected end of file, expecting \"}}\" in {inner}:3")
     );
     dir.write("inner.conf", "a;\n}\n");
-    assert_eq!(
-        dir.parse("main.conf").unwrap_err().to_string(),
-        format!("unexpected \"}}\" in {inner}:2")
-    );
+    assert_eq!(dir.parse("main.conf").unwrap_err().to_string(), format!("unexpected \"}}\" in {inner}:2"));
     dir.write("inner.conf", "a b");
     assert_eq!(
         dir.parse("main.conf").unwrap_err().to_string(),
@@ -494,9 +377,7 @@ fn include_loops_stop() {
     let e = dir.parse("main.conf").unwrap_err().to_string();
     assert_eq!(
         e,
-        format!(
-            "include of \"self.conf\" nested deeper than 32 levels (does a file include itself?) in {this}:2"
-        )
+        format!("include of \"self.conf\" nested deeper than 32 levels (does a file include itself?) in {this}:2")
     );
     // A file included twice is read twice but listed once.
     dir.write("main.conf", "include once.conf;\ninclude once.conf;\n");
@@ -512,23 +393,17 @@ fn relative_include_from_parse_str() {
     dir.write("part.conf", "p;");
     let c = parse_str("include part.conf;\nq;", Path::new("-g"), &dir.0).unwrap();
     assert_eq!(show(&c.statements), "1:p; 2:q;");
-    assert_eq!(
-        c.files[0],
-        (PathBuf::from("-g"), "include part.conf;\nq;".to_string())
-    );
+    assert_eq!(c.files[0], (PathBuf::from("-g"), "include part.conf;\nq;".to_string()));
     assert_eq!(c.files[1].0, dir.0.join("part.conf"));
 }
 
 #[test]
 fn every_prefix_parses_or_errors_without_panic() {
-    let text = "http {\r\n  # c\n  if ($a = \"x\\\"y\") { return 200 '${b}\\n'; }\n  s\\;t x\\ y;\n  include \"a b\";\n}\n";
+    let text =
+        "http {\r\n  # c\n  if ($a = \"x\\\"y\") { return 200 '${b}\\n'; }\n  s\\;t x\\ y;\n  include \"a b\";\n}\n";
     for end in 0..=text.len() {
         if let Some(prefix) = text.get(..end) {
-            let r = parse_str(
-                prefix,
-                Path::new(NAME),
-                Path::new("/nonexistent-sluice-dir"),
-            );
+            let r = parse_str(prefix, Path::new(NAME), Path::new("/nonexistent-sluice-dir"));
             if let Err(e) = r {
                 assert!(e.origin.is_some(), "{prefix:?}: {e}");
             }

@@ -1,0 +1,402 @@
+//! The access log: `log_format` and `access_log`.
+//!
+//! ```text
+//! log_format  main  '$remote_addr [$time_local] "$request" $status';
+//! access_log  logs/access.log  main;
+//! access_log  logs/errors.log  combined  if=$loggable;
+//! access_log  off;
+//! ```
+//!
+//! Runs in the log phase, after the response. Each `access_log` line of the
+//! location (or the nearest level that has some; `off` stops inheritance)
+//! gets one line, written with one `write(2)` on a file opened with
+//! O_APPEND, so lines of several workers never interleave. `combined` is
+//! predefined. Variable values are escaped as `escape=` says (default:
+//! `"`, `\` and bytes outside printable ASCII as `\xHH`; `json`: JSON string
+//! escapes; `none`). Files are reopened on USR1.
+//!
+//! Not done here: `buffer=`, `flush=` and `gzip=` (each line is written at
+//! once; the parameters are refused with a clear message), `open_log_file_cache`,
+//! variables in the file path, syslog.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use bytes::Bytes;
+use sluice_core::conf::directive::{custom, Args, Contexts as C, Directive, Level};
+use sluice_core::conf::{SetError, Statement};
+use sluice_http::module::{downcast, downcast_mut};
+use sluice_http::variables::ComplexValue;
+use sluice_http::{AnyConf, ConfKey, Flow, HttpConfCx, HttpModule, ModuleIndex, Phase, PostConf, Request};
+
+/// The predefined `combined` format.
+const COMBINED: &str = "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent \"$http_referer\" \"$http_user_agent\"";
+
+/// How variable values are escaped in a format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Escape {
+    /// `"`, `\`, and bytes outside 0x20..0x7e as `\xHH`.
+    Default,
+    /// JSON string escapes.
+    Json,
+    /// As is.
+    None,
+}
+
+/// A compiled `log_format`.
+#[derive(Clone)]
+pub struct LogFormat {
+    name: String,
+    escape: Escape,
+    /// Literal text between variables is not escaped; only variable values
+    /// are, so the format is kept as parts.
+    parts: Vec<Part>,
+}
+
+#[derive(Clone)]
+enum Part {
+    Lit(Bytes),
+    Value(ComplexValue),
+}
+
+/// An open log file, shared by the locations that name it.
+pub struct LogFile {
+    path: PathBuf,
+    file: RwLock<File>,
+}
+
+impl LogFile {
+    fn open(path: PathBuf) -> io::Result<LogFile> {
+        let file = OpenOptions::new().append(true).create(true).open(&path)?;
+        Ok(LogFile { path, file: RwLock::new(file) })
+    }
+
+    fn write_line(&self, line: &[u8]) {
+        if let Ok(f) = self.file.read() {
+            // One write per line; a short write on a regular file means the
+            // disk is full, which the error log cannot fix either.
+            let _ = (&*f).write(line);
+        }
+    }
+
+    fn reopen(&self) -> io::Result<()> {
+        let f = OpenOptions::new().append(true).create(true).open(&self.path)?;
+        if let Ok(mut slot) = self.file.write() {
+            *slot = f;
+        }
+        Ok(())
+    }
+}
+
+/// One `access_log` line.
+#[derive(Clone)]
+struct AccessLog {
+    file: Arc<LogFile>,
+    format: Arc<LogFormat>,
+    condition: Option<ComplexValue>,
+}
+
+/// Main conf: formats and open files of this `http` block.
+#[derive(Default)]
+pub struct LogMainConf {
+    formats: Vec<Arc<LogFormat>>,
+    files: Mutex<Vec<Arc<LogFile>>>,
+    /// `logs/access.log combined`, for requests whose levels name no log.
+    default: std::sync::OnceLock<AccessLog>,
+}
+
+/// Location conf: `None` = inherit; `Some(empty)` = `off`.
+#[derive(Default)]
+pub struct LogLocConf {
+    logs: Option<Vec<AccessLog>>,
+}
+
+/// The module's key.
+pub static KEY: ConfKey<LogMainConf, (), LogLocConf> = ConfKey::new();
+
+/// The log module.
+#[derive(Debug)]
+pub struct LogModule;
+
+fn compile_format(cx: &HttpConfCx, name: &str, escape: Escape, text: &str) -> Result<LogFormat, SetError> {
+    compile_with(&cx.vars, name, escape, text)
+}
+
+fn compile_with(
+    vars: &sluice_http::variables::Variables,
+    name: &str,
+    escape: Escape,
+    text: &str,
+) -> Result<LogFormat, SetError> {
+    // Split the text at variables so that only their values get escaped.
+    let mut parts = Vec::new();
+    let b = text.as_bytes();
+    let mut lit_start = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'$' {
+            i += 1;
+            continue;
+        }
+        let end = if b.get(i + 1) == Some(&b'{') {
+            b[i..].iter().position(|&c| c == b'}').map(|p| i + p + 1).unwrap_or(b.len())
+        } else {
+            i + 1 + b[i + 1..].iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_').count()
+        };
+        if i > lit_start {
+            parts.push(Part::Lit(Bytes::copy_from_slice(&b[lit_start..i])));
+        }
+        parts.push(Part::Value(ComplexValue::compile(&text[i..end], vars)?));
+        lit_start = end;
+        i = end;
+    }
+    if lit_start < b.len() {
+        parts.push(Part::Lit(Bytes::copy_from_slice(&b[lit_start..])));
+    }
+    Ok(LogFormat { name: name.to_string(), escape, parts })
+}
+
+fn set_log_format(cx: &mut HttpConfCx, main: &mut LogMainConf, stmt: &Statement) -> Result<(), SetError> {
+    let name = stmt.arg(0);
+    if name == "combined" || main.formats.iter().any(|f| f.name == name) {
+        return Err(format!("duplicate \"log_format\" name \"{name}\"").into());
+    }
+    let mut rest = &stmt.args[1..];
+    let mut escape = Escape::Default;
+    if let Some(e) = rest.first().and_then(|a| a.as_str().strip_prefix("escape=")) {
+        escape = match e {
+            "default" => Escape::Default,
+            "json" => Escape::Json,
+            "none" => Escape::None,
+            _ => return Err(format!("unknown log format escaping \"{e}\"").into()),
+        };
+        rest = &rest[1..];
+    }
+    if rest.is_empty() {
+        return Err(format!("invalid number of arguments in \"{}\" directive", stmt.name).into());
+    }
+    let text: String = rest.iter().map(|a| a.as_str()).collect();
+    let f = compile_format(cx, name, escape, &text)?;
+    main.formats.push(Arc::new(f));
+    Ok(())
+}
+
+fn set_access_log(cx: &mut HttpConfCx, c: &mut LogLocConf, stmt: &Statement) -> Result<(), SetError> {
+    if stmt.arg(0) == "off" {
+        if stmt.args.len() > 1 {
+            return Err(format!("invalid parameter \"{}\"", stmt.arg(1)).into());
+        }
+        c.logs = Some(Vec::new());
+        return Ok(());
+    }
+    if c.logs.as_ref().is_some_and(|l| l.is_empty()) {
+        return Err("\"access_log off\" was specified earlier".into());
+    }
+    let path = stmt.arg(0);
+    if path.starts_with("syslog:") || path.contains('$') {
+        return Err(format!("\"{path}\": syslog and variables in access_log paths are not supported").into());
+    }
+    let format_name = stmt.args.get(1).map(|a| a.as_str()).filter(|a| !a.contains('=')).unwrap_or("combined");
+    let params_from = if stmt.args.get(1).is_some_and(|a| !a.as_str().contains('=')) { 2 } else { 1 };
+    let mut condition = None;
+    for p in &stmt.args[params_from..] {
+        let p = p.as_str();
+        if let Some(cond) = p.strip_prefix("if=") {
+            condition = Some(cx.compile(cond)?);
+        } else if p.starts_with("buffer=") || p.starts_with("flush=") || p.starts_with("gzip") {
+            return Err(format!(
+                "the \"{p}\" parameter of \"access_log\" is not supported: every line is written at once"
+            )
+            .into());
+        } else {
+            return Err(format!("invalid parameter \"{p}\"").into());
+        }
+    }
+    let full = cx.full_path(path);
+    let (format, file) = cx.with_main_conf(&KEY, |main: &mut LogMainConf| -> Result<_, SetError> {
+        let format = if format_name == "combined" {
+            None
+        } else {
+            Some(
+                main.formats
+                    .iter()
+                    .find(|f| f.name == format_name)
+                    .cloned()
+                    .ok_or_else(|| SetError::from(format!("unknown log format \"{format_name}\"")))?,
+            )
+        };
+        let mut files = main.files.lock().map_err(|_| SetError::from("log files lock poisoned"))?;
+        let file = match files.iter().find(|f| f.path == full) {
+            Some(f) => f.clone(),
+            None => {
+                let f = Arc::new(LogFile::open(full.clone()).map_err(|e| {
+                    format!("open() \"{}\" failed ({})", full.display(), sluice_core::log::os_error(&e))
+                })?);
+                files.push(f.clone());
+                f
+            }
+        };
+        Ok((format, file))
+    })?;
+    let format = match format {
+        Some(f) => f,
+        None => Arc::new(compile_format(cx, "combined", Escape::Default, COMBINED)?),
+    };
+    c.logs.get_or_insert_with(Vec::new).push(AccessLog { file, format, condition });
+    Ok(())
+}
+
+fn escape_into(out: &mut Vec<u8>, v: &[u8], escape: Escape) {
+    match escape {
+        Escape::None => out.extend_from_slice(v),
+        Escape::Default => {
+            for &c in v {
+                if c == b'"' || c == b'\\' || !(0x20..0x7f).contains(&c) {
+                    out.extend_from_slice(format!("\\x{c:02X}").as_bytes());
+                } else {
+                    out.push(c);
+                }
+            }
+        }
+        Escape::Json => {
+            for &c in v {
+                match c {
+                    b'"' => out.extend_from_slice(b"\\\""),
+                    b'\\' => out.extend_from_slice(b"\\\\"),
+                    b'\n' => out.extend_from_slice(b"\\n"),
+                    b'\r' => out.extend_from_slice(b"\\r"),
+                    b'\t' => out.extend_from_slice(b"\\t"),
+                    c if c < 0x20 => out.extend_from_slice(format!("\\u{c:04x}").as_bytes()),
+                    c => out.push(c),
+                }
+            }
+        }
+    }
+}
+
+impl LogFormat {
+    /// Renders one line (newline included) for a request.
+    pub fn render(&self, r: &Request) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        for p in &self.parts {
+            match p {
+                Part::Lit(b) => out.extend_from_slice(b),
+                Part::Value(v) => {
+                    let val = v.eval(r);
+                    if val.is_empty() && self.escape != Escape::Json {
+                        out.push(b'-');
+                    } else {
+                        escape_into(&mut out, &val, self.escape);
+                    }
+                }
+            }
+        }
+        out.push(b'\n');
+        out
+    }
+}
+
+fn log_handler(r: &mut Request) -> Flow {
+    let logs = match r.loc_conf(&KEY).logs.clone() {
+        Some(l) => l,
+        None => r.main_conf(&KEY).default.get().cloned().into_iter().collect(),
+    };
+    for l in &logs {
+        if let Some(cond) = &l.condition {
+            let v = cond.eval(r);
+            if v.is_empty() || &v[..] == b"0" {
+                continue;
+            }
+        }
+        l.file.write_line(&l.format.render(r));
+    }
+    Flow::Ok
+}
+
+impl HttpModule for LogModule {
+    fn name(&self) -> &'static str {
+        "log"
+    }
+
+    fn index(&self) -> &'static ModuleIndex {
+        KEY.index()
+    }
+
+    fn directives(&self) -> Vec<Directive<HttpConfCx>> {
+        vec![
+            Directive::new("log_format", C::HTTP_MAIN, Args::MORE2, Level::Main, custom(set_log_format)),
+            Directive::new(
+                "access_log",
+                C::HTTP_ANY | C::HTTP_LIF | C::HTTP_LMT,
+                Args::MORE1,
+                Level::Loc,
+                custom(set_access_log),
+            ),
+        ]
+    }
+
+    fn create_main_conf(&self) -> AnyConf {
+        Box::new(LogMainConf::default())
+    }
+
+    fn create_loc_conf(&self) -> AnyConf {
+        Box::new(LogLocConf::default())
+    }
+
+    fn merge_loc_conf(&self, parent: &dyn std::any::Any, child: &mut dyn std::any::Any) -> Result<(), String> {
+        let p: &LogLocConf = downcast(parent);
+        let c: &mut LogLocConf = downcast_mut(child);
+        if c.logs.is_none() {
+            c.logs.clone_from(&p.logs);
+        }
+        Ok(())
+    }
+
+    fn postconfiguration(&self, cf: &mut PostConf) -> Result<(), String> {
+        cf.add_phase_handler(Phase::Log, Arc::new(log_handler));
+        // nginx's default `access_log logs/access.log combined`. Its
+        // directory is created under the prefix when missing, as for the
+        // default error log.
+        let main = cf.main_conf(&KEY);
+        let path = cf.prefix.join("logs/access.log");
+        let _ = std::fs::create_dir_all(cf.prefix.join("logs"));
+        let file = LogFile::open(path.clone())
+            .map_err(|e| format!("open() \"{}\" failed ({})", path.display(), sluice_core::log::os_error(&e)))?;
+        let format = compile_with(cf.vars, "combined", Escape::Default, COMBINED).map_err(|e| match e {
+            SetError::Msg(m) => m,
+            SetError::Located(e) => e.to_string(),
+        })?;
+        let file = Arc::new(file);
+        if let Ok(mut files) = main.files.lock() {
+            files.push(file.clone());
+        }
+        let _ = main.default.set(AccessLog { file, format: Arc::new(format), condition: None });
+        Ok(())
+    }
+
+    fn reopen_files(&self, main: &dyn std::any::Any) -> io::Result<()> {
+        let m: &LogMainConf = downcast(main);
+        let files = m.files.lock().map_err(|_| io::Error::other("log files lock poisoned"))?;
+        for f in files.iter() {
+            f.reopen()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping() {
+        let mut o = Vec::new();
+        escape_into(&mut o, b"a\"b\\c\x01\xff", Escape::Default);
+        assert_eq!(o, b"a\\x22b\\x5Cc\\x01\\xFF");
+        let mut o = Vec::new();
+        escape_into(&mut o, b"a\"\n\x01", Escape::Json);
+        assert_eq!(o, b"a\\\"\\n\\u0001");
+    }
+}
