@@ -9,7 +9,9 @@
 //! them); `headers` comes after it so `add_header` / `add_trailer` have
 //! changed the head before the chunked filter decides the framing (it must
 //! see the trailers) and before the header writer serializes it.
-//! Phase handlers run in list order within their phase.
+//! Phase handlers run in list order within their phase: `index` before
+//! `static` in the content phase (a directory URI is the index's; a file
+//! URI falls through to static), as nginx runs them.
 
 pub mod cli;
 
@@ -20,6 +22,8 @@ use sluice_http::HttpModule;
 /// The compiled-in modules, in order (see the module doc for why).
 pub fn modules() -> Vec<Arc<dyn HttpModule>> {
     vec![
+        Arc::new(sluice_modules::index::IndexModule),
+        Arc::new(sluice_modules::static_file::StaticModule),
         Arc::new(sluice_modules::log::LogModule),
         Arc::new(sluice_modules::rewrite::RewriteModule),
         Arc::new(sluice_modules::headers::HeadersModule),

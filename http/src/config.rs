@@ -279,6 +279,8 @@ pub struct HttpConfig {
     pub(crate) body_filters: Vec<Arc<dyn BodyFilter>>,
     /// The sockets to listen on and the servers behind each.
     pub listens: Vec<ListenSite>,
+    /// The configuration prefix (relative `root` paths resolve against it).
+    pub prefix: PathBuf,
 }
 
 impl std::fmt::Debug for HttpConfig {
@@ -426,5 +428,6 @@ pub fn load_http(modules: &Arc<Modules>, stmt: &Statement, prefix: &Path) -> Res
         header_filters,
         body_filters,
         listens,
+        prefix: prefix.to_path_buf(),
     })
 }

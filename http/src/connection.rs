@@ -213,11 +213,18 @@ fn head_error(mut conn: Conn, e: HeadError) -> Next {
 fn start_request(conn: Conn, head: parse::RequestHead) -> Next {
     let names = conn.site().names_for(conn.local);
     let host = parse::host_header(&head);
-    let server = match &host {
-        Ok(Some(h)) => names.find(h).clone(),
-        _ => names.default_server().clone(),
+    // No Host at all looks up the empty name (`server_name ""`).
+    let (server, captures) = match &host {
+        Ok(Some(h)) => names.find_with_captures(h),
+        Ok(None) => names.find_with_captures(b""),
+        Err(_) => (names.default_server(), None),
     };
-    let mut r = Box::new(Request::new(conn, head, server, host.clone().ok().flatten().unwrap_or_default()));
+    let server = server.clone();
+    let host_bytes = host.clone().ok().flatten().unwrap_or_default();
+    let mut r = Box::new(Request::new(conn, head, server, host_bytes.clone()));
+    if let Some(c) = captures {
+        r.set_captures(host_bytes, c.captures, c.capture_names);
+    }
     r.conn.requests += 1;
     if let Err(e) = host {
         log_error!(Level::Info, r.log_id(), "client sent invalid host header: {}", e);
@@ -234,8 +241,8 @@ fn start_request(conn: Conn, head: parse::RequestHead) -> Next {
             return after_request_event(r);
         }
     }
+    // The location's keep-alive limits apply once it is found (find_config).
     r.keepalive = wants_keepalive(&r);
-    apply_location_keepalive(&mut r);
     phase::start(&mut r);
     after_request_event(r)
 }

@@ -191,6 +191,8 @@ pub struct CoreLocConf {
     pub server_name_in_redirect: Option<bool>,
     /// `log_not_found` (on).
     pub log_not_found: Option<bool>,
+    /// `etag` (on).
+    pub etag: Option<bool>,
     /// `server_tokens` (on).
     pub server_tokens: Option<ServerTokens>,
     /// `error_page` entries (inherited only when a level has none).
@@ -270,6 +272,7 @@ fn directives() -> Vec<Directive<HttpConfCx>> {
         Directive::new("absolute_redirect", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.absolute_redirect)),
         Directive::new("port_in_redirect", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.port_in_redirect)),
         Directive::new("server_name_in_redirect", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.server_name_in_redirect)),
+        Directive::new("etag", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.etag)),
         Directive::new("log_not_found", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.log_not_found)),
         Directive::new("server_tokens", any_loc(), Args::TAKE1, Loc, directive::enumeration(SERVER_TOKENS, |c: &mut CoreLocConf| &mut c.server_tokens)),
         Directive::new("error_page", any_loc() | C::HTTP_LIF, Args::MORE2, Loc, custom(set_error_page)),
@@ -675,6 +678,7 @@ impl HttpModule for CoreModule {
         merge(&mut c.port_in_redirect, &p.port_in_redirect, true);
         merge(&mut c.server_name_in_redirect, &p.server_name_in_redirect, false);
         merge(&mut c.log_not_found, &p.log_not_found, true);
+        merge(&mut c.etag, &p.etag, true);
         merge(&mut c.server_tokens, &p.server_tokens, ServerTokens::On);
         merge_opt(&mut c.error_pages, &p.error_pages);
         merge(&mut c.lingering_close, &p.lingering_close, true);

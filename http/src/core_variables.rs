@@ -132,6 +132,11 @@ pub fn register(v: &mut Variables) -> Result<(), String> {
     })?;
     v.add("nginx_version", |_, _| b("1.27.0"))?;
     v.add("sluice_version", |_, _| b(env!("CARGO_PKG_VERSION")))?;
+    v.add("request_filename", |r, _| b(r.map_uri_to_path(&r.uri).to_string_lossy().into_owned()))?;
+    v.add("realpath_root", |r, _| {
+        let root = r.map_uri_to_path(b"");
+        std::fs::canonicalize(root).ok().map(|p| Bytes::from(p.to_string_lossy().into_owned()))
+    })?;
     v.add("document_root", |r, _| r.core_loc().root.as_ref().map(|cv| cv.eval(r)))?;
     v.add_prefix("http_", http_header)?;
     v.add_prefix("sent_http_", sent_http)?;

@@ -366,6 +366,34 @@ impl Request {
         self.last_sent && self.conn.out.is_empty()
     }
 
+    /// Maps a URI to a file path by `root` or `alias` (nginx's
+    /// `ngx_http_map_uri_to_path`): root + URI; for `alias` in a prefix
+    /// location, alias + the URI after the location's name; for `alias` in
+    /// a regex location, the alias itself (captures substituted).
+    pub fn map_uri_to_path(&self, uri: &[u8]) -> std::path::PathBuf {
+        use std::os::unix::ffi::OsStrExt;
+        let core = self.core_loc();
+        let mut path = Vec::with_capacity(64 + uri.len());
+        if let Some(alias) = &core.alias {
+            path.extend_from_slice(&alias.eval(self));
+            if !self.loc.is_regex() {
+                let name = self.loc.name().as_bytes();
+                let rest = if uri.starts_with(name) { &uri[name.len()..] } else { uri };
+                path.extend_from_slice(rest);
+            }
+        } else {
+            let root = core.root.as_ref().map(|r| r.eval(self)).unwrap_or_default();
+            path.extend_from_slice(&root);
+            path.extend_from_slice(uri);
+        }
+        let p = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&path));
+        if p.is_relative() {
+            self.http.prefix.join(p)
+        } else {
+            p
+        }
+    }
+
     /// The connection number, for log lines.
     pub fn log_id(&self) -> Option<u64> {
         Some(self.conn.id)

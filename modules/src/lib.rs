@@ -4,5 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod headers;
+pub mod index;
 pub mod log;
 pub mod rewrite;
+pub mod static_file;

@@ -1,0 +1,177 @@
+//! The static module: files from `root` / `alias`.
+//!
+//! ```text
+//! location /images/ { root /data; }          # /images/a.png → /data/images/a.png
+//! location /i/      { alias /data/w3/; }     # /i/a.png      → /data/w3/a.png
+//! ```
+//!
+//! A content-phase handler, the last one tried (after `index`). GET and HEAD
+//! of a regular file answer 200 with the file as one file buffer (sent with
+//! `sendfile` when `sendfile on`, never copied through memory otherwise
+//! than by the writer), `Content-Type` from `types` (else `default_type`),
+//! `Last-Modified`, and `ETag` in nginx's form (`"<mtime hex>-<size hex>"`,
+//! `etag on`). A directory requested without its trailing slash is a 301 to
+//! the slashed URI. A missing file is a 404 (logged as nginx does unless
+//! `log_not_found off`), a forbidden one 403, other errors 500. Methods
+//! other than GET, HEAD and POST are a 405; POST of an existing file too.
+//! Per-request state: none.
+
+use std::fs::File;
+use std::io::ErrorKind;
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use sluice_core::log::Level;
+use sluice_core::{log_error, Buf, Chain};
+use sluice_http::parse::Method;
+use sluice_http::{ConfKey, Flow, HttpModule, ModuleIndex, Phase, PostConf, Request};
+
+/// The module's key (it has no conf of its own).
+pub static KEY: ConfKey<(), (), ()> = ConfKey::new();
+
+/// The static module.
+#[derive(Debug)]
+pub struct StaticModule;
+
+/// Logs an `open()` failure the way nginx words it; returns the status.
+pub fn open_error_status(r: &Request, path: &std::path::Path, e: &std::io::Error) -> u16 {
+    let (status, level) = match e.kind() {
+        ErrorKind::NotFound | ErrorKind::NotADirectory | ErrorKind::InvalidFilename => (404, Level::Error),
+        ErrorKind::PermissionDenied => (403, Level::Error),
+        _ => (500, Level::Crit),
+    };
+    if status != 404 || r.core_loc().log_not_found.unwrap_or(true) {
+        log_error!(
+            level,
+            r.log_id(),
+            "open() \"{}\" failed ({}), client: {}, server: {}, request: \"{}\"",
+            path.display(),
+            sluice_core::log::os_error(e),
+            r.conn.peer.ip(),
+            r.server.name,
+            String::from_utf8_lossy(&r.head.request_line)
+        );
+    }
+    status
+}
+
+/// The content type for a URI's extension (`types`, else `default_type`).
+pub fn content_type(r: &Request, exten: &[u8]) -> Bytes {
+    let core = r.core_loc();
+    if let (Some(types), Ok(ext)) = (&core.types, std::str::from_utf8(exten)) {
+        if let Some(t) = types.get(&ext.to_ascii_lowercase()) {
+            return Bytes::from(t.clone());
+        }
+    }
+    r.default_type()
+}
+
+fn exten(uri: &[u8]) -> &[u8] {
+    let last = uri.rsplit(|&c| c == b'/').next().unwrap_or(uri);
+    match memchr::memrchr(b'.', last) {
+        Some(i) => &last[i + 1..],
+        None => b"",
+    }
+}
+
+fn etag(mtime: i64, size: u64) -> Bytes {
+    let mut b = BytesMut::with_capacity(32);
+    b.put_slice(format!("\"{mtime:x}-{size:x}\"").as_bytes());
+    b.freeze()
+}
+
+fn redirect_to_dir(r: &mut Request) -> Flow {
+    let mut loc = BytesMut::from(&r.uri[..]);
+    loc.put_u8(b'/');
+    if !r.args.is_empty() {
+        loc.put_u8(b'?');
+        loc.put_slice(&r.args);
+    }
+    r.headers_out.location = Some(loc.freeze());
+    Flow::Status(301)
+}
+
+fn handle(r: &mut Request) -> Flow {
+    if !matches!(r.method(), Method::Get | Method::Head | Method::Post) {
+        return Flow::Status(405);
+    }
+    if r.uri.last() == Some(&b'/') {
+        return Flow::Declined;
+    }
+    let path = r.map_uri_to_path(&r.uri.clone());
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) => return Flow::Status(open_error_status(r, &path, &e)),
+    };
+    let meta = match file.metadata() {
+        Ok(m) => m,
+        Err(e) => return Flow::Status(open_error_status(r, &path, &e)),
+    };
+    if meta.is_dir() {
+        r.discard_body();
+        return redirect_to_dir(r);
+    }
+    if !meta.is_file() {
+        log_error!(Level::Crit, r.log_id(), "\"{}\" is not a regular file", path.display());
+        return Flow::Status(404);
+    }
+    if r.method() == Method::Post {
+        return Flow::Status(405);
+    }
+    r.discard_body();
+    let size = meta.len();
+    let mtime = meta.mtime();
+    let ext = exten(&r.uri).to_vec();
+    r.headers_out.status = 200;
+    r.headers_out.content_length = Some(size);
+    r.headers_out.content_type = Some(content_type(r, &ext));
+    r.headers_out.last_modified = Some(UNIX_EPOCH + Duration::from_secs(mtime.max(0) as u64));
+    if r.core_loc().etag.unwrap_or(true) {
+        r.headers_out.add(Bytes::from_static(b"ETag"), etag(mtime, size));
+    }
+    if r.send_header().is_err() {
+        return Flow::Status(500);
+    }
+    let mut chain = Chain::new();
+    if size > 0 && !r.header_only {
+        chain.push(Buf::file(Arc::new(file), 0, size));
+    }
+    chain.push(Buf::last());
+    match r.output(chain) {
+        Ok(_) => Flow::Done,
+        Err(e) => {
+            log_error!(Level::Info, r.log_id(), "{}", e.0);
+            Flow::Done
+        }
+    }
+}
+
+impl HttpModule for StaticModule {
+    fn name(&self) -> &'static str {
+        "static"
+    }
+
+    fn index(&self) -> &'static ModuleIndex {
+        KEY.index()
+    }
+
+    fn postconfiguration(&self, cf: &mut PostConf) -> Result<(), String> {
+        cf.add_phase_handler(Phase::Content, Arc::new(handle));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extensions_and_etags() {
+        assert_eq!(exten(b"/a/b.HTML"), b"HTML");
+        assert_eq!(exten(b"/a.d/b"), b"");
+        assert_eq!(exten(b"/x.tar.gz"), b"gz");
+        assert_eq!(&etag(0x5f3e1a00, 26)[..], b"\"5f3e1a00-1a\"");
+    }
+}
