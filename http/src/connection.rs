@@ -232,7 +232,7 @@ fn start_request(conn: Conn, head: parse::RequestHead) -> Next {
         phase::finalize(&mut r, Flow::Status(e.status()));
         return after_request_event(r);
     }
-    match parse::body_framing(&r.head) {
+    match parse::body_framing(&r.head).and_then(|f| parse::method_allowed(&r.head).map(|_| f)) {
         Ok(f) => r.body.init(f),
         Err(e) => {
             log_error!(Level::Info, r.log_id(), "client sent invalid request: {}", e);

@@ -92,6 +92,7 @@ pub struct CoreSrvConf {
     pub underscores_in_headers: Option<bool>,
     /// `ignore_invalid_headers` (on).
     pub ignore_invalid_headers: Option<bool>,
+    pool_directives: std::collections::HashSet<String>,
 }
 
 /// What `error_page` maps a status to.
@@ -252,6 +253,8 @@ fn directives() -> Vec<Directive<HttpConfCx>> {
         Directive::new("keepalive_disable", any_loc(), Args::TAKE12, Loc, custom(set_keepalive_disable)),
         Directive::new("server_names_hash_bucket_size", C::HTTP_MAIN, Args::TAKE1, Main, custom(set_names_hash)),
         Directive::new("server_names_hash_max_size", C::HTTP_MAIN, Args::TAKE1, Main, custom(set_names_hash)),
+        Directive::new("connection_pool_size", srv_only, Args::TAKE1, Srv, custom(set_pool_size)),
+        Directive::new("request_pool_size", srv_only, Args::TAKE1, Srv, custom(set_pool_size)),
         Directive::new("client_header_timeout", srv_only, Args::TAKE1, Srv, directive::time(|c: &mut CoreSrvConf| &mut c.client_header_timeout)),
         Directive::new("client_header_buffer_size", srv_only, Args::TAKE1, Srv, directive::size(|c: &mut CoreSrvConf| &mut c.client_header_buffer_size)),
         Directive::new("large_client_header_buffers", srv_only, Args::TAKE2, Srv, custom(set_large_buffers)),
@@ -498,6 +501,22 @@ fn set_names_hash(_: &mut HttpConfCx, main: &mut CoreMainConf, stmt: &Statement)
         .filter(|n| *n > 0)
         .map(|_| ())
         .ok_or_else(|| SetError::Msg(format!("\"{}\" directive invalid value", stmt.name)))
+}
+
+/// `connection_pool_size` / `request_pool_size`: nginx's per-connection and
+/// per-request memory pool sizes. sluice allocates per need (buffers are
+/// bounded by the header and body buffer directives instead), so the size is
+/// checked as nginx checks it and otherwise changes nothing; accepted so
+/// that nginx configurations load unchanged.
+fn set_pool_size(_: &mut HttpConfCx, c: &mut CoreSrvConf, stmt: &Statement) -> Result<(), SetError> {
+    if !c.pool_directives.insert(stmt.name.clone()) {
+        return Err(directive::duplicate(stmt).into());
+    }
+    match value::parse_size(stmt.arg(0)) {
+        Some(n) if n >= 80 => Ok(()),
+        Some(_) => Err(format!("\"{}\" directive the pool size must be no less than 80", stmt.name).into()),
+        None => Err(format!("\"{}\" directive invalid value", stmt.name).into()),
+    }
 }
 
 fn set_large_buffers(_: &mut HttpConfCx, c: &mut CoreSrvConf, stmt: &Statement) -> Result<(), SetError> {
