@@ -27,6 +27,7 @@
 //! test crate, and each uses a different subset, hence the `allow` below.
 #![allow(dead_code)]
 
+pub mod cli;
 mod response;
 
 #[allow(unused_imports)] // each test crate uses a different subset
@@ -171,6 +172,21 @@ impl Server {
                 panic!("{}", self.failure_report("reload did not finish within 5 s"));
             }
             thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits up to `limit` for the server process to exit; returns its exit
+    /// status, or `None` if it still runs.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(10));
         }
     }
 
