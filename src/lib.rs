@@ -30,9 +30,28 @@ pub fn modules() -> Vec<Arc<dyn HttpModule>> {
     ]
 }
 
+/// The shipped configuration, `conf/sluice.conf`.
+const SHIPPED_CONF: &str = include_str!("../conf/sluice.conf");
+/// The shipped `conf/mime.types`.
+const SHIPPED_MIME_TYPES: &str = include_str!("../conf/mime.types");
+
 /// The built-in default configuration, used when `conf/sluice.conf` is not
-/// found under the prefix.
-pub const DEFAULT_CONF: &str = include_str!("../conf/sluice.conf");
+/// found under the prefix: the shipped file with its `include mime.types;`
+/// replaced by the shipped types, so that it needs no file on disk.
+pub fn default_conf() -> String {
+    SHIPPED_CONF
+        .lines()
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if words == ["include", "mime.types;"] {
+                SHIPPED_MIME_TYPES
+            } else {
+                line
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 /// Runs the command line with a module list; returns the exit code. A
 /// custom server binary calls this with its own list (sluice's plus its own
@@ -79,7 +98,7 @@ pub fn run_with(args: Vec<std::ffi::OsString>, modules: Vec<Arc<dyn HttpModule>>
         prefix: prefix.clone(),
         globals: cli.globals.clone(),
         error_log,
-        embedded: if cli.conf.is_none() { Some(DEFAULT_CONF) } else { None },
+        embedded: if cli.conf.is_none() { Some(default_conf()) } else { None },
     };
     if let Some(sig) = cli.signal {
         let pid_path = match sluice_http::master::load(&modules, &opts) {

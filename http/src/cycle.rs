@@ -233,7 +233,7 @@ impl Cycle {
             None => parse_file(conf_path, &conf_dir)?,
         };
         if let Some(g) = globals {
-            let extra = parse_str(g, Path::new("command line"), &conf_dir)?;
+            let extra = parse_str(g, Path::new(sluice_core::conf::COMMAND_LINE), &conf_dir)?;
             if extra.statements.iter().any(|s| s.block.is_some()) {
                 return Err(ConfError::new("block directives are not supported in -g option"));
             }

@@ -33,7 +33,7 @@ pub struct StartOpts {
     /// `-e`: the error log used until the configuration names one.
     pub error_log: Option<Target>,
     /// The configuration text to use when `conf_path` does not exist.
-    pub embedded: Option<&'static str>,
+    pub embedded: Option<String>,
 }
 
 struct Generation {
@@ -42,7 +42,7 @@ struct Generation {
 
 /// Loads the configuration the way a start does.
 pub fn load(modules: &Arc<Modules>, opts: &StartOpts) -> Result<Cycle, sluice_core::conf::ConfError> {
-    let embedded = if opts.conf_path.exists() { None } else { opts.embedded };
+    let embedded = if opts.conf_path.exists() { None } else { opts.embedded.as_deref() };
     Cycle::load(modules, &opts.conf_path, &opts.prefix, opts.globals.as_deref(), embedded)
 }
 
@@ -111,8 +111,14 @@ fn stop_generation(gen: Generation, cmd: u8) -> JoinHandle<()> {
         s.command(cmd);
     }
     std::thread::spawn(move || {
+        let n = gen.workers.len();
         for (_, h) in gen.workers {
             let _ = h.join();
+        }
+        // nginx logs each old worker's exit; these are threads of one
+        // process, so one line says the old generation is gone.
+        if n > 0 {
+            log_error!(Level::Notice, None, "{} worker thread(s) of the previous configuration exited with code 0", n);
         }
     })
 }

@@ -52,8 +52,15 @@ pub struct Origin {
     pub line: usize,
 }
 
+/// The pseudo file name of directives given with `-g`; errors in them say
+/// "in command line", without a line, as nginx's do.
+pub const COMMAND_LINE: &str = "command line";
+
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.file.as_os_str() == COMMAND_LINE {
+            return f.write_str(COMMAND_LINE);
+        }
         write!(f, "{}:{}", self.file.display(), self.line)
     }
 }
