@@ -167,6 +167,23 @@ fn keepalive_requests_limit_closes_after_the_last() {
 }
 
 #[test]
+fn keepalive_requests_at_server_level() {
+    let s = Server::start(
+        "http { server { listen 127.0.0.1:%%PORT%%; keepalive_requests 2;
+            location / { return 200 k; } } }",
+    );
+    let mut c = s.connect();
+    c.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\nGET /3 HTTP/1.1\r\nHost: a\r\n\r\n");
+    let rs = parse_all(&c.read_to_end());
+    let conns: Vec<_> = rs.iter().map(|r| r.header("Connection")).collect();
+    assert_eq!(
+        conns,
+        [Some("keep-alive"), Some("close")],
+        "third unanswered"
+    );
+}
+
+#[test]
 fn keepalive_timeout_closes_an_idle_connection() {
     let s = Server::start(
         "http { keepalive_timeout 1; server { listen 127.0.0.1:%%PORT%%;
