@@ -23,7 +23,9 @@
 //! prints the tail of the error log.
 //!
 //! The binary is the one Cargo builds for integration tests (or the one
-//! named by `SLUICE_TEST_BIN`); this module never builds anything. Std only. Helper modules are compiled into every
+//! named by `SLUICE_TEST_BIN`); a crate with its own server binary (an
+//! out-of-tree example) names it with `Server::start_with_bin`. This module
+//! never builds anything. Std only. Helper modules are compiled into every
 //! test crate, and each uses a different subset, hence the `allow` below.
 #![allow(dead_code)]
 
@@ -42,8 +44,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// The binary under test, built by Cargo for integration tests.
-pub const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+/// The binary under test, built by Cargo for integration tests of the
+/// `sluice` package; "" in a crate without a `sluice` binary (such a crate
+/// names its own with [`Server::start_with_bin`]).
+pub const BIN: &str = match option_env!("CARGO_BIN_EXE_sluice") {
+    Some(b) => b,
+    None => "",
+};
 
 /// The binary to run: `SLUICE_TEST_BIN` if set (e.g. a stock nginx, to check
 /// that a test expects what nginx does), else [`BIN`].
@@ -86,12 +93,23 @@ impl Server {
     /// As [`Server::start`], but returns the failure text (error log, stderr,
     /// configuration) instead of panicking: for tests of rejected configs.
     pub fn try_start(conf_body: &str) -> Result<Server, String> {
+        Server::try_start_with_bin(&bin(), conf_body)
+    }
+
+    /// As [`Server::start`], running `bin` (e.g. a custom server binary
+    /// built with sluice's modules plus its own) instead of [`bin()`].
+    pub fn start_with_bin(bin: &str, conf_body: &str) -> Server {
+        Server::try_start_with_bin(bin, conf_body).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// As [`Server::try_start`], running `bin`.
+    pub fn try_start_with_bin(bin: &str, conf_body: &str) -> Result<Server, String> {
         let dir = fresh_dir();
         let (port, port2) = free_ports();
         let conf = render_conf(&dir, port, port2, conf_body);
         let child = fs::write(dir.join("sluice.conf"), conf)
             .map_err(|e| format!("cannot write sluice.conf: {e}"))
-            .and_then(|()| spawn(&dir));
+            .and_then(|()| spawn(bin, &dir));
         let child = match child {
             Ok(child) => child,
             Err(e) => {
@@ -442,12 +460,14 @@ fn render_conf(dir: &Path, port: u16, port2: u16, body: &str) -> String {
     )
 }
 
-/// Runs `BIN -p DIR/ -c DIR/sluice.conf`, output to files in DIR.
-fn spawn(dir: &Path) -> Result<Child, String> {
+/// Runs `bin -p DIR/ -c DIR/sluice.conf`, output to files in DIR.
+fn spawn(bin: &str, dir: &Path) -> Result<Child, String> {
+    if bin.is_empty() {
+        return Err("no server binary: set SLUICE_TEST_BIN or use Server::start_with_bin".to_string());
+    }
     let out = fs::File::create(dir.join("stdout.log")).map_err(|e| e.to_string())?;
     let err = fs::File::create(dir.join("stderr.log")).map_err(|e| e.to_string())?;
-    let bin = bin();
-    Command::new(&bin)
+    Command::new(bin)
         .arg("-p")
         .arg(format!("{}/", dir.display()))
         .arg("-c")
