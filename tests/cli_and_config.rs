@@ -51,20 +51,12 @@ fn unknown_directive() {
 
 #[test]
 fn directive_not_allowed_here() {
-    assert_rejected(
-        "events {}\nhttp {\n    listen 8080;\n}\n",
-        "\"listen\" directive is not allowed here",
-        3,
-    );
+    assert_rejected("events {}\nhttp {\n    listen 8080;\n}\n", "\"listen\" directive is not allowed here", 3);
 }
 
 #[test]
 fn wrong_number_of_arguments() {
-    assert_rejected(
-        "events {}\ndaemon;\n",
-        "invalid number of arguments in \"daemon\" directive",
-        2,
-    );
+    assert_rejected("events {}\ndaemon;\n", "invalid number of arguments in \"daemon\" directive", 2);
 }
 
 #[test]
@@ -111,11 +103,7 @@ fn unexpected_closing_brace() {
 #[test]
 fn unexpected_end_of_file() {
     // No newline at the end, so the last line is the one with the `{`.
-    assert_rejected(
-        "events {}\nhttp {",
-        "unexpected end of file, expecting \"}\"",
-        2,
-    );
+    assert_rejected("events {}\nhttp {", "unexpected end of file, expecting \"}\"", 2);
 }
 
 #[test]
@@ -123,43 +111,24 @@ fn error_in_included_file_names_that_file_and_line() {
     let dir = TempDir::new("inc");
     let extra = dir.write("extra.conf", "\n\nbogus_directive 1;\n");
     let (r, main) = check(&dir, "events {}\nhttp {\n    include extra.conf;\n}\n");
-    assert_emerg(
-        &r,
-        "unknown directive \"bogus_directive\"",
-        &extra,
-        3,
-        &main,
-    );
+    assert_emerg(&r, "unknown directive \"bogus_directive\"", &extra, 3, &main);
 }
 
 #[test]
 fn include_glob_reads_every_match_and_reports_errors_in_them() {
     let dir = TempDir::new("glob");
     let a = dir.write("sites/a.conf", "server {\n    listen 127.0.0.1:1;\n}\n");
-    let b = dir.write(
-        "sites/b.conf",
-        "server {\n    listen 127.0.0.1:2;\n    sendfile yes;\n}\n",
-    );
+    let b = dir.write("sites/b.conf", "server {\n    listen 127.0.0.1:2;\n    sendfile yes;\n}\n");
     // A pattern that matches nothing is not an error, as in nginx.
     let text = "events {}\nhttp {\n    include sites/*.conf;\n    include none/*.conf;\n}\n";
     let (r, main) = check(&dir, text);
-    assert_emerg(
-        &r,
-        "invalid value \"yes\" in \"sendfile\" directive, it must be \"on\" or \"off\"",
-        &b,
-        3,
-        &main,
-    );
+    assert_emerg(&r, "invalid value \"yes\" in \"sendfile\" directive, it must be \"on\" or \"off\"", &b, 3, &main);
 
     dir.write("sites/b.conf", "server {\n    listen 127.0.0.1:2;\n}\n");
     let prefix = dir.prefix();
     let r = run(dir.path(), &["-T", "-c", &main, "-p", &prefix]);
     assert_eq!(r.code, 0, "stderr: {}", r.stderr);
-    for (path, text) in [
-        (&main, text.to_string()),
-        (&a, dir.read("sites/a.conf")),
-        (&b, dir.read("sites/b.conf")),
-    ] {
+    for (path, text) in [(&main, text.to_string()), (&a, dir.read("sites/a.conf")), (&b, dir.read("sites/b.conf"))] {
         let dump = format!("# configuration file {path}:\n{text}");
         assert!(r.stdout.contains(&dump), "-T lacks {path}:\n{}", r.stdout);
     }
@@ -171,8 +140,7 @@ fn include_glob_reads_every_match_and_reports_errors_in_them() {
 #[test]
 fn location_with_bad_regex() {
     let dir = TempDir::new("regex");
-    let text =
-        "events {}\nhttp {\n    server {\n        location ~ \"(\" { return 200; }\n    }\n}\n";
+    let text = "events {}\nhttp {\n    server {\n        location ~ \"(\" { return 200; }\n    }\n}\n";
     let (r, conf) = check(&dir, text);
     assert_eq!(r.code, 1, "stderr: {}", r.stderr);
     // One line per message, as every nginx log line: the location comes
@@ -180,23 +148,13 @@ fn location_with_bad_regex() {
     let lines: Vec<&str> = r.stderr.lines().collect();
     assert_eq!(lines.len(), 2, "two lines of stderr: {:?}", r.stderr);
     assert!(lines[0].starts_with("sluice: [emerg] "), "{:?}", lines[0]);
-    assert!(
-        lines[0].contains("\"(\""),
-        "names the regex: {:?}",
-        lines[0]
-    );
-    assert!(
-        lines[0].ends_with(&format!(" in {conf}:4")),
-        "ends with the location: {:?}",
-        lines[0]
-    );
-    assert_eq!(
-        lines[1],
-        format!("sluice: configuration file {conf} test failed")
-    );
+    assert!(lines[0].contains("\"(\""), "names the regex: {:?}", lines[0]);
+    assert!(lines[0].ends_with(&format!(" in {conf}:4")), "ends with the location: {:?}", lines[0]);
+    assert_eq!(lines[1], format!("sluice: configuration file {conf} test failed"));
 }
 
-const GOOD: &str = "events {}\nhttp {\n    server {\n        listen 127.0.0.1:1;\n        location / { return 204; }\n    }\n}\n";
+const GOOD: &str =
+    "events {}\nhttp {\n    server {\n        listen 127.0.0.1:1;\n        location / { return 204; }\n    }\n}\n";
 
 #[test]
 fn good_configuration_passes_the_test() {
@@ -250,30 +208,17 @@ fn version_flags_print_to_stderr() {
     let r = run(dir.path(), &["-v"]);
     assert_eq!((r.code, r.stdout.as_str()), (0, ""));
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
-    assert!(
-        r.stderr.starts_with("nginx version: nginx/"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.starts_with("nginx version: nginx/"), "{}", r.stderr);
 
     let r = run(dir.path(), &["-V"]);
     assert_eq!((r.code, r.stdout.as_str()), (0, ""));
-    assert!(
-        r.stderr.starts_with("nginx version: nginx/"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.starts_with("nginx version: nginx/"), "{}", r.stderr);
     let configure = r
         .stderr
         .lines()
         .find(|l| l.starts_with("configure arguments:"))
         .unwrap_or_else(|| panic!("no configure line in {}", r.stderr));
-    assert!(
-        configure
-            .split_whitespace()
-            .any(|a| a == "--without-http_proxy_module"),
-        "{configure}"
-    );
+    assert!(configure.split_whitespace().any(|a| a == "--without-http_proxy_module"), "{configure}");
 }
 
 #[test]
@@ -296,11 +241,7 @@ fn help_lists_the_options() {
             "-c filename",
             "-g directives",
         ] {
-            assert!(
-                r.stderr.contains(opt),
-                "{flag} lacks {opt:?}:\n{}",
-                r.stderr
-            );
+            assert!(r.stderr.contains(opt), "{flag} lacks {opt:?}:\n{}", r.stderr);
         }
     }
 }
@@ -309,15 +250,9 @@ fn help_lists_the_options() {
 fn unknown_option_is_refused() {
     let dir = TempDir::new("badopt");
     let r = run(dir.path(), &["-x"]);
-    assert_eq!(
-        (r.code, r.stderr.as_str()),
-        (1, "sluice: invalid option: \"x\"\n")
-    );
+    assert_eq!((r.code, r.stderr.as_str()), (1, "sluice: invalid option: \"x\"\n"));
     let r = run(dir.path(), &["stop"]);
-    assert_eq!(
-        (r.code, r.stderr.as_str()),
-        (1, "sluice: invalid option: \"stop\"\n")
-    );
+    assert_eq!((r.code, r.stderr.as_str()), (1, "sluice: invalid option: \"stop\"\n"));
     let r = run(dir.path(), &["-c"]);
     assert_eq!(r.code, 1, "-c without its value");
     assert!(r.stderr.starts_with("sluice: "), "{}", r.stderr);
@@ -328,15 +263,7 @@ fn global_directives_from_the_command_line() {
     let dir = TempDir::new("globals");
     let conf = dir.write("test.conf", GOOD);
     let prefix = dir.prefix();
-    let args = [
-        "-t",
-        "-c",
-        &conf,
-        "-p",
-        &prefix,
-        "-g",
-        "worker_processes 2;",
-    ];
+    let args = ["-t", "-c", &conf, "-p", &prefix, "-g", "worker_processes 2;"];
     let r = run(dir.path(), &args);
     assert_eq!(r.code, 0, "stderr: {}", r.stderr);
     assert!(r.stderr.contains("syntax is ok"), "{}", r.stderr);
@@ -353,10 +280,7 @@ fn global_directives_from_the_command_line() {
     );
     assert_eq!(r.code, 1);
 
-    let r = run(
-        dir.path(),
-        &["-t", "-c", &conf, "-p", &prefix, "-g", "events {}"],
-    );
+    let r = run(dir.path(), &["-t", "-c", &conf, "-p", &prefix, "-g", "events {}"]);
     assert_eq!(r.code, 1, "a block in -g; stderr: {}", r.stderr);
     assert!(r.stderr.starts_with("sluice: [emerg] "), "{}", r.stderr);
 }
@@ -377,19 +301,14 @@ fn global_directive_takes_effect_when_serving() {
         ),
     );
     let prefix = dir.prefix();
-    let mut s = Spawned::start(
-        dir.path(),
-        &["-c", &conf, "-p", &prefix, "-g", "daemon off;"],
-    );
+    let mut s = Spawned::start(dir.path(), &["-c", &conf, "-p", &prefix, "-g", "daemon off;"]);
     assert!(
         cli::wait_until(Duration::from_secs(5), || cli::accepts(port)),
         "not listening; stderr: {}",
         dir.read("stderr.log")
     );
     assert_eq!(s.exited(), None, "the started process still runs");
-    assert!(cli::wait_until(Duration::from_secs(5), || !dir
-        .read("sluice.pid")
-        .is_empty()));
+    assert!(cli::wait_until(Duration::from_secs(5), || !dir.read("sluice.pid").is_empty()));
     let pid = dir.read("sluice.pid");
     assert_eq!(pid.trim(), s.pid().to_string());
 }
@@ -412,37 +331,20 @@ fn prefix_resolves_relative_paths() {
     let prefix = dir.prefix();
     let _s = Spawned::start(elsewhere.path(), &["-p", &prefix, "-c", "conf/main.conf"]);
     assert!(
-        cli::wait_until(Duration::from_secs(5), || !dir
-            .read("logs/p.pid")
-            .is_empty()),
+        cli::wait_until(Duration::from_secs(5), || !dir.read("logs/p.pid").is_empty()),
         "no pid file under the prefix; stderr: {}",
         elsewhere.read("stderr.log")
     );
     let bytes = exchange(port, b"GET / HTTP/1.0\r\n\r\n");
     let (resp, _) = parse_response(&bytes);
-    assert_eq!(
-        (resp.status, resp.body_str()),
-        (200, "prefixed".to_string())
-    );
-    assert!(
-        dir.path().join("logs/err.log").exists(),
-        "error log under the prefix"
-    );
-    assert!(
-        !elsewhere.path().join("logs").exists(),
-        "nothing under the cwd"
-    );
+    assert_eq!((resp.status, resp.body_str()), (200, "prefixed".to_string()));
+    assert!(dir.path().join("logs/err.log").exists(), "error log under the prefix");
+    assert!(!elsewhere.path().join("logs").exists(), "nothing under the cwd");
 
-    let r = run(
-        elsewhere.path(),
-        &["-p", &prefix, "-c", "conf/main.conf", "-s", "stop"],
-    );
+    let r = run(elsewhere.path(), &["-p", &prefix, "-c", "conf/main.conf", "-s", "stop"]);
     assert_eq!(r.code, 0, "-s stop: {}", r.stderr);
     assert!(
-        cli::wait_until(Duration::from_secs(5), || !dir
-            .path()
-            .join("logs/p.pid")
-            .exists()),
+        cli::wait_until(Duration::from_secs(5), || !dir.path().join("logs/p.pid").exists()),
         "pid file removed at exit"
     );
 }
@@ -453,22 +355,19 @@ fn error_log_option_receives_start_up_errors() {
     // Hold the port so that the start fails after the configuration is read.
     let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = busy.local_addr().expect("addr").port();
-    let conf = dir.write(
-        "test.conf",
-        &format!("daemon off;\nevents {{}}\nhttp {{ server {{ listen 127.0.0.1:{port}; }} }}\n"),
-    );
+    let conf = dir
+        .write("test.conf", &format!("daemon off;\nevents {{}}\nhttp {{ server {{ listen 127.0.0.1:{port}; }} }}\n"));
     let prefix = dir.prefix();
     let elog = dir.join("start.log");
     let r = run(dir.path(), &["-c", &conf, "-p", &prefix, "-e", &elog]);
     assert_eq!(r.code, 1, "stderr: {}", r.stderr);
     let wanted = format!("bind() to 127.0.0.1:{port} failed (98: Address already in use)");
     let log = dir.read("start.log");
-    assert!(
-        log.contains("[emerg]") && log.contains(&wanted),
-        "-e file: {log:?}"
-    );
+    assert!(log.contains("[emerg]") && log.contains(&wanted), "-e file: {log:?}");
     assert!(r.stderr.contains(&wanted), "stderr: {}", r.stderr);
-    assert!(!dir.path().join("logs").exists(), "no default log opened");
+    // `-e` replaces the default error log (the default access log,
+    // logs/access.log, is another matter).
+    assert!(!dir.path().join("logs/error.log").exists(), "no default error log opened");
 }
 
 #[test]
@@ -488,16 +387,10 @@ fn default_configuration_serves_the_welcome_page() {
     let root = env!("CARGO_MANIFEST_DIR");
     let conf = std::fs::read_to_string(format!("{root}/conf/sluice.conf")).expect("conf");
     let mime = std::fs::read_to_string(format!("{root}/conf/mime.types")).expect("mime.types");
-    assert!(
-        conf.contains("listen       127.0.0.1:8080;"),
-        "the default listen"
-    );
+    assert!(conf.contains("listen       127.0.0.1:8080;"), "the default listen");
     let port = cli::free_port();
     let dir = TempDir::new("default");
-    dir.write(
-        "conf/sluice.conf",
-        &conf.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}")),
-    );
+    dir.write("conf/sluice.conf", &conf.replace("127.0.0.1:8080", &format!("127.0.0.1:{port}")));
     dir.write("conf/mime.types", &mime);
     let prefix = dir.prefix();
     let _s = Spawned::start(dir.path(), &["-p", &prefix]);
@@ -506,25 +399,12 @@ fn default_configuration_serves_the_welcome_page() {
         "not listening; stderr: {}",
         dir.read("stderr.log")
     );
-    let bytes = exchange(
-        port,
-        b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-    );
+    let bytes = exchange(port, b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     let (resp, _) = parse_response(&bytes);
     assert_eq!(resp.status, 200);
     assert_eq!(resp.header("content-type"), Some("text/html"));
-    assert!(
-        resp.body_str().contains("Welcome to sluice!"),
-        "{}",
-        resp.body_str()
-    );
+    assert!(resp.body_str().contains("Welcome to sluice!"), "{}", resp.body_str());
     // The pid file is written once the listeners are up, so it may lag.
-    assert!(
-        cli::wait_until(Duration::from_secs(5), || dir
-            .path()
-            .join("logs/sluice.pid")
-            .exists()),
-        "logs/sluice.pid"
-    );
+    assert!(cli::wait_until(Duration::from_secs(5), || dir.path().join("logs/sluice.pid").exists()), "logs/sluice.pid");
     assert!(dir.path().join("logs/error.log").exists(), "logs/error.log");
 }

@@ -73,10 +73,7 @@ fn content_length_body_is_discarded_and_the_next_request_parsed() {
 fn body_that_looks_like_a_request_is_not_parsed_as_one() {
     let s = Server::start(CONF);
     let evil = b"GET /evil HTTP/1.1\r\nHost: a\r\n\r\n";
-    let head = format!(
-        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
-        evil.len()
-    );
+    let head = format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n", evil.len());
     let mut req = head.into_bytes();
     req.extend_from_slice(evil);
     req.extend_from_slice(NEXT);
@@ -87,15 +84,7 @@ fn body_that_looks_like_a_request_is_not_parsed_as_one() {
 #[test]
 fn content_length_body_split_over_writes() {
     let s = Server::start(CONF);
-    let rs = exchange(
-        &s,
-        &[
-            b"POST /rb HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhel",
-            b"lo ",
-            b"world",
-            NEXT,
-        ],
-    );
+    let rs = exchange(&s, &[b"POST /rb HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhel", b"lo ", b"world", NEXT]);
     assert_body_then_next(&rs, "rb=[] cl=11\n");
 }
 
@@ -133,10 +122,7 @@ fn chunked_body_split_at_awkward_points() {
 fn bodies_larger_than_the_body_buffer() {
     let s = Server::start(CONF);
     let big = vec![b'x'; 64 * 1024];
-    let head = format!(
-        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
-        big.len()
-    );
+    let head = format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n", big.len());
     let rs = exchange(&s, &[head.as_bytes(), &big[..30_000], &big[30_000..], NEXT]);
     assert_body_then_next(&rs, "uri=/\n");
 
@@ -166,8 +152,7 @@ fn content_length_over_client_max_body_size_is_413() {
     assert_closing_page(&r, 413, "Request Entity Too Large");
     assert!(rest.is_empty(), "answered after 413: {:?}", show(rest));
     // Exactly at the limit is fine.
-    let mut req =
-        b"POST /small HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789".to_vec();
+    let mut req = b"POST /small HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789".to_vec();
     req.extend_from_slice(NEXT);
     let rs = exchange(&s, &[&req]);
     assert_body_then_next(&rs, "small\n");
@@ -189,8 +174,7 @@ fn chunked_body_over_the_limit_is_discarded_by_return() {
 #[test]
 fn invalid_chunked_body_in_the_first_read_is_400() {
     let s = Server::start(CONF);
-    let mut req =
-        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec();
+    let mut req = b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".to_vec();
     req.extend_from_slice(NEXT);
     let mut c = s.connect();
     c.send(&req);
@@ -212,43 +196,23 @@ fn invalid_chunked_body_arriving_later_closes_the_connection() {
     let _ = c.try_send(b"5\r\nhello\r\nzz\r\n");
     let _ = c.try_send(NEXT);
     let rest = c.read_to_end();
-    assert!(
-        rest.is_empty(),
-        "answered after a bad chunk: {:?}",
-        show(&rest)
-    );
+    assert!(rest.is_empty(), "answered after a bad chunk: {:?}", show(&rest));
 }
 
 #[test]
 fn head_framing_errors() {
     let s = Server::start(CONF);
     let cases: [(&[u8], u16, &str); 5] = [
-        (
-            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
-            501,
-            "Not Implemented",
-        ),
-        (
-            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
-            501,
-            "Not Implemented",
-        ),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "Not Implemented"),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501, "Not Implemented"),
         (
             b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\
               Content-Length: 5\r\n\r\n0\r\n\r\n",
             400,
             "Bad Request",
         ),
-        (
-            b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-            400,
-            "Bad Request",
-        ),
-        (
-            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
-            400,
-            "Bad Request",
-        ),
+        (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, "Bad Request"),
+        (b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello", 400, "Bad Request"),
     ];
     for (req, status, reason) in cases {
         let mut c = s.connect();
@@ -279,11 +243,7 @@ fn expect_100_continue_is_answered_before_the_body() {
     c.send(b"POST /rb HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
     // nginx sends 100 Continue even though `return` only discards the body.
     let _ = c.closed_within(Duration::from_millis(700));
-    assert!(
-        c.buffered().starts_with(b"HTTP/1.1 100 Continue\r\n\r\n"),
-        "before the body: {:?}",
-        show(c.buffered())
-    );
+    assert!(c.buffered().starts_with(b"HTTP/1.1 100 Continue\r\n\r\n"), "before the body: {:?}", show(c.buffered()));
     let r = c.read_response().expect("interim");
     assert_eq!(r.status, 100);
     assert!(r.headers.is_empty());
@@ -297,9 +257,7 @@ fn expect_100_continue_is_answered_before_the_body() {
 fn expect_100_continue_is_not_sent_with_a_413_or_to_http10() {
     let s = Server::start(CONF);
     let mut c = s.connect();
-    c.send(
-        b"POST /small HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n",
-    );
+    c.send(b"POST /small HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n");
     let r = c.read_response().expect("final response");
     assert_closing_page(&r, 413, "Request Entity Too Large");
 

@@ -38,20 +38,13 @@ fn assert_error_page(r: &Response, status: u16, reason: &str) {
     let sig = r.header("Server").expect("Server header");
     let want = error_page(&format!("{status} {reason}"), sig);
     assert_eq!(r.body_str(), want);
-    assert_eq!(
-        r.header("Content-Length"),
-        Some(want.len().to_string().as_str())
-    );
+    assert_eq!(r.header("Content-Length"), Some(want.len().to_string().as_str()));
 }
 
 /// One response, the only thing before the server closes.
 fn only(bytes: &[u8]) -> Response {
     let (r, rest) = parse_response(bytes);
-    assert!(
-        rest.is_empty(),
-        "bytes after the response: {:?}",
-        show(rest)
-    );
+    assert!(rest.is_empty(), "bytes after the response: {:?}", show(rest));
     r
 }
 
@@ -81,10 +74,7 @@ fn keepalive_serves_several_requests_on_one_connection() {
         assert_eq!(r.version, "HTTP/1.1");
         assert_eq!(r.header("Connection"), Some("keep-alive"));
         assert_eq!(r.header("Content-Type"), Some("text/plain"));
-        assert_eq!(
-            r.header("Content-Length"),
-            Some(r.body.len().to_string().as_str())
-        );
+        assert_eq!(r.header("Content-Length"), Some(r.body.len().to_string().as_str()));
         assert!(!r.chunked);
     }
 }
@@ -140,10 +130,7 @@ fn pipelined_requests_in_one_write_answer_in_order() {
         ]
     );
     let conns: Vec<_> = rs.iter().map(|r| r.header("Connection")).collect();
-    assert_eq!(
-        conns,
-        [Some("keep-alive"), Some("keep-alive"), Some("close")]
-    );
+    assert_eq!(conns, [Some("keep-alive"), Some("keep-alive"), Some("close")]);
 }
 
 #[test]
@@ -159,11 +146,7 @@ fn keepalive_requests_limit_closes_after_the_last() {
     assert_eq!(r.header("Connection"), Some("close"));
     assert_eq!(r.body_str(), "k");
     assert!(c.closed_within(Duration::from_secs(3)), "socket left open");
-    assert!(
-        c.buffered().is_empty(),
-        "extra bytes: {:?}",
-        show(c.buffered())
-    );
+    assert!(c.buffered().is_empty(), "extra bytes: {:?}", show(c.buffered()));
 }
 
 #[test]
@@ -176,11 +159,7 @@ fn keepalive_requests_at_server_level() {
     c.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\nGET /3 HTTP/1.1\r\nHost: a\r\n\r\n");
     let rs = parse_all(&c.read_to_end());
     let conns: Vec<_> = rs.iter().map(|r| r.header("Connection")).collect();
-    assert_eq!(
-        conns,
-        [Some("keep-alive"), Some("close")],
-        "third unanswered"
-    );
+    assert_eq!(conns, [Some("keep-alive"), Some("close")], "third unanswered");
 }
 
 #[test]
@@ -196,19 +175,10 @@ fn keepalive_timeout_closes_an_idle_connection() {
     assert_eq!(r.header("Connection"), Some("keep-alive"));
     assert_eq!(r.header("Keep-Alive"), None, "no second value, no header");
     let start = Instant::now();
-    assert!(
-        !c.closed_within(Duration::from_millis(400)),
-        "closed too early"
-    );
-    assert!(
-        c.closed_within(Duration::from_secs(3)),
-        "idle connection kept"
-    );
+    assert!(!c.closed_within(Duration::from_millis(400)), "closed too early");
+    assert!(c.closed_within(Duration::from_secs(3)), "idle connection kept");
     let waited = start.elapsed();
-    assert!(
-        waited >= Duration::from_millis(700),
-        "closed after {waited:?}"
-    );
+    assert!(waited >= Duration::from_millis(700), "closed after {waited:?}");
     assert!(c.buffered().is_empty());
 }
 
@@ -277,10 +247,7 @@ fn request_line_longer_than_a_large_buffer_is_414() {
     assert_error_page(&r, 414, "Request-URI Too Large");
     assert_eq!(r.header("Connection"), Some("close"));
     // Just under the limit is fine.
-    let req = format!(
-        "GET /{} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-        "a".repeat(900)
-    );
+    let req = format!("GET /{} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", "a".repeat(900));
     assert_eq!(only(&s.raw(req.as_bytes())).status, 200);
 }
 
@@ -290,10 +257,7 @@ fn header_longer_than_a_large_buffer_is_400_too_large() {
         "http { client_header_buffer_size 1k; large_client_header_buffers 2 1k;
             server { listen 127.0.0.1:%%PORT%%; location / { return 200 ok; } } }",
     );
-    let req = format!(
-        "GET / HTTP/1.1\r\nHost: a\r\nCookie: {}\r\n\r\n",
-        "c".repeat(1500)
-    );
+    let req = format!("GET / HTTP/1.1\r\nHost: a\r\nCookie: {}\r\n\r\n", "c".repeat(1500));
     let r = only(&s.raw(req.as_bytes()));
     assert_eq!((r.status, r.reason.as_str()), (400, "Bad Request"));
     assert_eq!(r.header("Content-Type"), Some("text/html"));
@@ -345,8 +309,7 @@ fn read_all(mut t: TcpStream) -> Vec<u8> {
     out
 }
 
-const SPLIT_REQ: &[u8] =
-    b"GET /p/q?a=1&b=2 HTTP/1.1\r\nHost: Split.Example\r\nX-Test: v\r\nConnection: close\r\n\r\n";
+const SPLIT_REQ: &[u8] = b"GET /p/q?a=1&b=2 HTTP/1.1\r\nHost: Split.Example\r\nX-Test: v\r\nConnection: close\r\n\r\n";
 const SPLIT_BODY: &str = "uri=/p/q args=a=1&b=2 host=split.example x=v\n";
 
 #[test]
@@ -379,7 +342,9 @@ fn request_split_at_every_point_gets_the_same_response() {
 fn head_gets_the_headers_without_the_body() {
     let s = Server::start(ECHO);
     let mut c = s.connect();
-    c.send(b"HEAD /h HTTP/1.1\r\nHost: localhost\r\n\r\nGET /g HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    c.send(
+        b"HEAD /h HTTP/1.1\r\nHost: localhost\r\n\r\nGET /g HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
     let bytes = c.read_to_end();
     let (r, rest) = parse_head_response(&bytes);
     assert_eq!(r.status, 200);
@@ -393,21 +358,14 @@ fn head_gets_the_headers_without_the_body() {
 
 #[test]
 fn not_found_page_has_nginx_bytes() {
-    let s =
-        Server::start("http { server { listen 127.0.0.1:%%PORT%%; location / { return 404; } } }");
+    let s = Server::start("http { server { listen 127.0.0.1:%%PORT%%; location / { return 404; } } }");
     let bytes = s.raw(b"GET /nope HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
-    assert!(
-        bytes.starts_with(b"HTTP/1.1 404 Not Found\r\n"),
-        "{:?}",
-        show(&bytes)
-    );
+    assert!(bytes.starts_with(b"HTTP/1.1 404 Not Found\r\n"), "{:?}", show(&bytes));
     let r = only(&bytes);
     assert_error_page(&r, 404, "Not Found");
     let sig = r.header("Server").unwrap();
     assert!(sig.starts_with(&format!("{}/", product())), "Server: {sig}");
-    assert!(r
-        .body_str()
-        .contains("<center><h1>404 Not Found</h1></center>"));
+    assert!(r.body_str().contains("<center><h1>404 Not Found</h1></center>"));
 }
 
 #[test]
@@ -418,21 +376,14 @@ fn server_tokens_off_hides_the_version() {
     );
     let r = s.get("/nope");
     assert_eq!(r.header("Server"), Some(product()));
-    assert!(
-        r.body_str()
-            .contains(&format!("<hr><center>{}</center>", product())),
-        "{}",
-        r.body_str()
-    );
+    assert!(r.body_str().contains(&format!("<hr><center>{}</center>", product())), "{}", r.body_str());
     assert_eq!(s.get("/ok").header("Server"), Some(product()));
 }
 
 /// True if `v` reads like `Sun, 06 Nov 1994 08:49:37 GMT`.
 fn is_http_date(v: &str) -> bool {
     let days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    let months = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let p: Vec<&str> = v.split(' ').collect();
     let digits = |s: &str, n| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
     let time: Vec<&str> = p.get(4).map(|t| t.split(':').collect()).unwrap_or_default();
@@ -457,14 +408,5 @@ fn date_and_server_headers_are_present() {
     assert!(server.starts_with(&format!("{}/", product())), "{server}");
     // nginx's order: Server, Date, Content-Type, Content-Length, Connection.
     let names: Vec<&str> = r.headers.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "Server",
-            "Date",
-            "Content-Type",
-            "Content-Length",
-            "Connection"
-        ]
-    );
+    assert_eq!(names, ["Server", "Date", "Content-Type", "Content-Length", "Connection"]);
 }

@@ -15,11 +15,7 @@ fn get_on(port: u16, host: &str, path: &str) -> Response {
 
 fn only(bytes: &[u8]) -> Response {
     let (r, rest) = parse_response(bytes);
-    assert!(
-        rest.is_empty(),
-        "bytes after the response: {:?}",
-        show(rest)
-    );
+    assert!(rest.is_empty(), "bytes after the response: {:?}", show(rest));
     r
 }
 
@@ -152,10 +148,7 @@ fn internal_location_is_404_from_outside() {
     let s = Server::start(ERRORS);
     // 404, whose error_page (the server's) is then used.
     let r = get_on(s.port(), "localhost", "/int");
-    assert_eq!(
-        (r.status, r.body_str().as_str()),
-        (404, "server page /srv404\n")
-    );
+    assert_eq!((r.status, r.body_str().as_str()), (404, "server page /srv404\n"));
     let r = get_on(s.port(), "localhost", "/int/deeper");
     assert_eq!(r.status, 404);
 }
@@ -236,9 +229,7 @@ fn server_selection_by_host() {
 #[test]
 fn absolute_uri_wins_over_host_and_no_host_uses_the_default() {
     let s = Server::start(SERVERS);
-    let bytes = s.raw(
-        b"GET http://Exact.Example.com:99/p?q HTTP/1.1\r\nHost: first.test\r\nConnection: close\r\n\r\n",
-    );
+    let bytes = s.raw(b"GET http://Exact.Example.com:99/p?q HTTP/1.1\r\nHost: first.test\r\nConnection: close\r\n\r\n");
     assert_eq!(only(&bytes).body_str(), "exact exact.example.com\n");
     // HTTP/1.0 without Host: the default server; $host is its name.
     let r = only(&s.raw(b"GET / HTTP/1.0\r\n\r\n"));
@@ -277,11 +268,7 @@ fn two_ports_have_their_own_servers() {
     ];
     for (port, host, want) in cases {
         let r = get_on(port, host, "/");
-        assert_eq!(
-            r.body_str(),
-            format!("{want}\n"),
-            "port {port}, Host: {host}"
-        );
+        assert_eq!(r.body_str(), format!("{want}\n"), "port {port}, Host: {host}");
     }
 }
 
@@ -300,42 +287,12 @@ fn return_redirects_are_made_absolute() {
     let s = Server::start(REDIRECTS);
     let port = s.port();
     let cases: [(&str, u16, &str, String); 7] = [
-        (
-            "/r",
-            301,
-            "Moved Permanently",
-            format!("http://alias.test:{port}/x"),
-        ),
-        (
-            "/args?a=1",
-            307,
-            "Temporary Redirect",
-            format!("http://alias.test:{port}/x?a=1"),
-        ),
-        (
-            "/full",
-            302,
-            "Moved Temporarily",
-            "http://else.test/y".to_string(),
-        ),
-        (
-            "/url",
-            302,
-            "Moved Temporarily",
-            "http://u.test/".to_string(),
-        ),
-        (
-            "/noport",
-            301,
-            "Moved Permanently",
-            "http://alias.test/x".to_string(),
-        ),
-        (
-            "/sn",
-            301,
-            "Moved Permanently",
-            format!("http://canon.test:{port}/x"),
-        ),
+        ("/r", 301, "Moved Permanently", format!("http://alias.test:{port}/x")),
+        ("/args?a=1", 307, "Temporary Redirect", format!("http://alias.test:{port}/x?a=1")),
+        ("/full", 302, "Moved Temporarily", "http://else.test/y".to_string()),
+        ("/url", 302, "Moved Temporarily", "http://u.test/".to_string()),
+        ("/noport", 301, "Moved Permanently", "http://alias.test/x".to_string()),
+        ("/sn", 301, "Moved Permanently", format!("http://canon.test:{port}/x")),
         ("/rel", 308, "Permanent Redirect", "/x".to_string()),
     ];
     for (path, status, reason, location) in cases {
@@ -378,11 +335,7 @@ fn add_header_depends_on_status_and_always() {
     let r = get_on(p, "localhost", "/nf-always");
     assert_eq!(r.header("X-Always"), Some("a"));
     assert_eq!(r.header("X-Plain"), None);
-    assert_eq!(
-        r.header("X-Srv"),
-        None,
-        "own add_header replaces the server's"
-    );
+    assert_eq!(r.header("X-Srv"), None, "own add_header replaces the server's");
     let r = get_on(p, "localhost", "/redir");
     assert_eq!((r.status, r.header("X-Srv")), (302, Some("s")));
     let r = get_on(p, "localhost", "/multi");
@@ -397,27 +350,11 @@ fn add_header_inheritance_and_values() {
     assert_eq!(r.header("X-Own"), Some("o"));
     assert_eq!(r.header("X-Srv"), None);
     let r = get_on(s.port(), "localhost", "/empty");
-    assert!(
-        !r.headers
-            .iter()
-            .any(|(n, _)| n.eq_ignore_ascii_case("X-Empty")),
-        "empty value sent: {:?}",
-        r.headers
-    );
+    assert!(!r.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("X-Empty")), "empty value sent: {:?}", r.headers);
     assert_eq!(r.header("X-Var"), Some("v=/empty"));
     // Added headers come after the standard ones.
     let names: Vec<&str> = r.headers.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(
-        names,
-        [
-            "Server",
-            "Date",
-            "Content-Type",
-            "Content-Length",
-            "Connection",
-            "X-Var"
-        ]
-    );
+    assert_eq!(names, ["Server", "Date", "Content-Type", "Content-Length", "Connection", "X-Var"]);
 }
 
 #[test]
@@ -428,11 +365,7 @@ fn add_trailer_forces_chunked_on_http11() {
     assert!(r.chunked, "{:?}", show(&bytes));
     assert_eq!(r.header("Content-Length"), None);
     assert_eq!(r.header("Transfer-Encoding"), Some("chunked"));
-    assert!(
-        bytes.ends_with(b"\r\n\r\n4\r\nbody\r\n0\r\nX-T: t-/trailer\r\nX-U: u\r\n\r\n"),
-        "{:?}",
-        show(&bytes)
-    );
+    assert!(bytes.ends_with(b"\r\n\r\n4\r\nbody\r\n0\r\nX-T: t-/trailer\r\nX-U: u\r\n\r\n"), "{:?}", show(&bytes));
     // HTTP/1.0 cannot carry trailers: plain Content-Length.
     let bytes = s.raw(b"GET /trailer HTTP/1.0\r\n\r\n");
     let r = only(&bytes);

@@ -316,15 +316,23 @@ impl Request {
     }
 
     /// Reads and drops the body (for handlers that do not use it), so the
-    /// connection can serve the next request.
-    pub fn discard_body(&mut self) {
+    /// connection can serve the next request. What is not there yet is
+    /// dropped as it arrives, after the response. A malformed body found
+    /// now is the handler's answer: `Err(400)`, as nginx's handlers return
+    /// the discard's error.
+    pub fn discard_body(&mut self) -> Result<(), u16> {
         if self.body.state == BodyState::Done {
-            return;
+            return Ok(());
         }
         self.body.discard = true;
         self.body.state = BodyState::Reading;
-        if let Pump::Status(_) = pump(self) {
-            self.keepalive = false;
+        send_continue(self);
+        match pump(self) {
+            Pump::Status(s) => {
+                self.keepalive = false;
+                Err(s)
+            }
+            Pump::Done | Pump::NeedMore => Ok(()),
         }
     }
 

@@ -27,8 +27,10 @@ use crate::special;
 
 /// What a connection is doing.
 pub enum Slot {
-    /// Waiting for (the rest of) a request head; `keepalive` after a request.
-    Head { conn: Conn, keepalive: bool },
+    /// Waiting for (the rest of) a request head; `keepalive` after a
+    /// request. `wait` keeps the deadline across events, so that an event
+    /// that brings no request bytes does not move it.
+    Head { conn: Conn, keepalive: bool, wait: HeadWait },
     /// A request is being served.
     Active(Box<Request>),
     /// Output sent, reading and dropping what the client still sends
@@ -36,13 +38,31 @@ pub enum Slot {
     Lingering { conn: Conn, until: Instant },
 }
 
+/// The deadline a connection waiting for a head has.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum HeadWait {
+    /// Not waiting yet.
+    #[default]
+    None,
+    /// Idle between requests, until `keepalive_timeout` runs out.
+    Idle(Instant),
+    /// Part of a head is in, until `client_header_timeout` runs out.
+    Header(Instant),
+}
+
 /// What the worker does next with the connection.
+///
+/// `Ready` hands a connection with pipelined bytes back to the worker, which
+/// drives it again at once: serving a long pipeline is a loop in the worker,
+/// not a recursion here (which would grow the stack per request).
 // A transient return value, moved once: boxing the slot would cost an
 // allocation per event for no memory saved.
 #[allow(clippy::large_enum_variant)]
 pub enum Next {
     /// Keep it; wait for an event or until the deadline (if any).
     Wait(Slot, Option<Instant>),
+    /// Drive it again now (keep-alive with the next request already read).
+    Ready(Slot),
     /// Close it.
     Close,
 }
@@ -79,7 +99,7 @@ fn head_limits(conn: &Conn) -> (HeadLimits, Duration) {
 /// Drives a connection by one event.
 pub(crate) fn drive(slot: Slot, ev: Event) -> Next {
     match slot {
-        Slot::Head { conn, keepalive } => match ev {
+        Slot::Head { conn, keepalive, wait } => match ev {
             Event::Timeout => {
                 if !keepalive || !conn.rbuf.is_empty() {
                     log_error!(
@@ -90,7 +110,7 @@ pub(crate) fn drive(slot: Slot, ev: Event) -> Next {
                 }
                 Next::Close
             }
-            Event::Ready { .. } => read_head(conn, keepalive),
+            Event::Ready { .. } => read_head_with(conn, keepalive, None, wait),
         },
         Slot::Active(mut r) => {
             match ev {
@@ -141,12 +161,12 @@ fn resume_task(r: &mut Request, why: Resume) {
 
 /// Reads and parses a head; starts the request when it is complete.
 pub(crate) fn read_head(conn: Conn, keepalive: bool) -> Next {
-    read_head_with(conn, keepalive, None)
+    read_head_with(conn, keepalive, None, HeadWait::None)
 }
 
 /// As [`read_head`], with the keep-alive timeout of the location that
 /// served the previous request (nginx waits as that location says).
-fn read_head_with(mut conn: Conn, keepalive: bool, idle_timeout: Option<Duration>) -> Next {
+fn read_head_with(mut conn: Conn, keepalive: bool, idle_timeout: Option<Duration>, wait: HeadWait) -> Next {
     let (limits, timeout) = head_limits(&conn);
     let max_head = limits.header_buffer + limits.large_buffer * limits.large_count;
     loop {
@@ -165,13 +185,24 @@ fn read_head_with(mut conn: Conn, keepalive: bool, idle_timeout: Option<Duration
             Ok(0) => return Next::Close,
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let timeout = if keepalive && conn.rbuf.is_empty() {
+                let now = Instant::now();
+                let wait = if keepalive && conn.rbuf.is_empty() {
                     conn.rbuf = BytesMut::new();
-                    idle_timeout.unwrap_or(Duration::from_secs(75))
+                    match wait {
+                        HeadWait::Idle(at) => HeadWait::Idle(at),
+                        _ => HeadWait::Idle(now + idle_timeout.unwrap_or(Duration::from_secs(75))),
+                    }
                 } else {
-                    timeout
+                    match wait {
+                        HeadWait::Header(at) => HeadWait::Header(at),
+                        _ => HeadWait::Header(now + timeout),
+                    }
                 };
-                return Next::Wait(Slot::Head { conn, keepalive }, Some(Instant::now() + timeout));
+                let deadline = match wait {
+                    HeadWait::Idle(at) | HeadWait::Header(at) => at,
+                    HeadWait::None => now + timeout,
+                };
+                return Next::Wait(Slot::Head { conn, keepalive, wait }, Some(deadline));
             }
             Err(_) => return Next::Close,
         }
@@ -316,7 +347,9 @@ fn after_request_event(mut r: Box<Request>) -> Next {
             if !r.keepalive {
                 return complete(r);
             }
-            r.discard_body();
+            // The response is out: a malformed rest of the body only ends
+            // the connection.
+            let _ = r.discard_body();
             if r.body_pending() {
                 let t = r.core_loc().client_body_timeout.unwrap_or(Duration::from_secs(60));
                 return Next::Wait(Slot::Active(r), Some(Instant::now() + t));
@@ -350,8 +383,9 @@ fn complete(mut r: Box<Request>) -> Next {
     if keepalive {
         if conn.rbuf.is_empty() {
             conn.rbuf = BytesMut::new();
+            return read_head_with(conn, true, idle_timeout, HeadWait::None);
         }
-        return read_head_with(conn, true, idle_timeout);
+        return Next::Ready(Slot::Head { conn, keepalive: true, wait: HeadWait::None });
     }
     if unread_body || !conn.rbuf.is_empty() {
         return start_lingering(conn);

@@ -65,6 +65,8 @@ pub fn server_signature(tokens: ServerTokens) -> &'static str {
 pub fn page(status: u16, tokens: ServerTokens) -> Option<Bytes> {
     let title = match status {
         494 => "400 Request Header Or Cookie Too Large".to_string(),
+        // The status line says "Moved Temporarily"; nginx's page says "Found".
+        302 => "302 Found".to_string(),
         s if s >= 300 && !reason(s).is_empty() => format!("{} {}", s, reason(s)),
         _ => return None,
     };
@@ -88,6 +90,9 @@ fn closes_connection(status: u16) -> bool {
 /// Answers the request with `status`: through a matching `error_page`, or
 /// the built-in page.
 pub(crate) fn send(r: &mut Request, status: u16) {
+    // No "100 Continue" ahead of an error: the client should not send a
+    // body only to have it dropped (nginx marks the expectation as tested).
+    r.body.continue_sent = true;
     if closes_connection(status) {
         r.keepalive = false;
     }

@@ -173,7 +173,7 @@ impl Worker {
         for (slot, gen) in self.conns.slots() {
             let idle = matches!(
                 self.conns.get_mut(slot, gen).and_then(|e| e.slot.as_ref()),
-                Some(Slot::Head { conn, keepalive: true }) if conn.rbuf.is_empty()
+                Some(Slot::Head { conn, keepalive: true, .. }) if conn.rbuf.is_empty()
             );
             if idle {
                 self.close(slot, gen);
@@ -257,13 +257,24 @@ impl Worker {
         self.settle(slot, gen, next);
     }
 
+    /// Drives a connection until it waits or closes (pipelined requests
+    /// are served one after the other here, without recursion).
+    fn run_ready(next: Next) -> Next {
+        let mut next = next;
+        while let Next::Ready(state) = next {
+            next = connection::drive(state, Event::Ready { readable: true, writable: true });
+        }
+        next
+    }
+
     fn settle(&mut self, slot: usize, gen: u16, next: Next) {
         let tok = token(slot, ROLE_CLIENT, gen);
-        match next {
+        match Self::run_ready(next) {
+            Next::Ready(_) => unreachable!("run_ready drives until the connection waits or closes"),
             Next::Close => self.close(slot, gen),
             Next::Wait(state, deadline) => {
                 let quit_idle =
-                    self.quitting && matches!(&state, Slot::Head { conn, keepalive: true } if conn.rbuf.is_empty());
+                    self.quitting && matches!(&state, Slot::Head { conn, keepalive: true, .. } if conn.rbuf.is_empty());
                 let Some(entry) = self.conns.get_mut(slot, gen) else {
                     return;
                 };

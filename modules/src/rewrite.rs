@@ -71,7 +71,6 @@ fn handle(r: &mut Request) -> Flow {
     let Some(ret) = r.loc_conf(&KEY).ret.clone() else {
         return Flow::Declined;
     };
-    r.discard_body();
     let text = ret.text.as_ref().map(|t| t.eval(r));
     if is_redirect(ret.code) {
         if let Some(loc) = text {
@@ -82,6 +81,9 @@ fn handle(r: &mut Request) -> Flow {
     match text {
         None => Flow::Status(ret.code),
         Some(body) => {
+            if let Err(status) = r.discard_body() {
+                return Flow::Status(status);
+            }
             let ct = r.default_type();
             let _ = r.send_response(ret.code, Some(ct), body);
             Flow::Done

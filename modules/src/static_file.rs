@@ -110,7 +110,9 @@ fn handle(r: &mut Request) -> Flow {
         Err(e) => return Flow::Status(open_error_status(r, &path, &e)),
     };
     if meta.is_dir() {
-        r.discard_body();
+        if let Err(status) = r.discard_body() {
+            return Flow::Status(status);
+        }
         return redirect_to_dir(r);
     }
     if !meta.is_file() {
@@ -120,7 +122,9 @@ fn handle(r: &mut Request) -> Flow {
     if r.method() == Method::Post {
         return Flow::Status(405);
     }
-    r.discard_body();
+    if let Err(status) = r.discard_body() {
+        return Flow::Status(status);
+    }
     let size = meta.len();
     let mtime = meta.mtime();
     let ext = exten(&r.uri).to_vec();

@@ -58,9 +58,7 @@ impl TempDir {
 
     /// The text of `DIR/rel` ("" if it does not exist).
     pub fn read(&self, rel: &str) -> String {
-        fs::read(self.0.join(rel))
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+        fs::read(self.0.join(rel)).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
     }
 }
 
@@ -119,12 +117,7 @@ pub fn run(cwd: &Path, args: &[&str]) -> Run {
         let _ = fs::remove_file(p);
         t
     };
-    Run {
-        pid: child.id(),
-        code: status.code().unwrap_or(-1),
-        stdout: text(&out),
-        stderr: text(&err),
-    }
+    Run { pid: child.id(), code: status.code().unwrap_or(-1), stdout: text(&out), stderr: text(&err) }
 }
 
 /// True once process `pid` no longer runs: it does not exist, or it is a
@@ -133,11 +126,9 @@ pub fn process_gone(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Err(_) => true,
         // The state letter follows the parenthesized command name.
-        Ok(stat) => matches!(
-            stat.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().chars().next()),
-            Some(Some('Z' | 'X'))
-        ),
+        Ok(stat) => {
+            matches!(stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().chars().next()), Some(Some('Z' | 'X')))
+        }
     }
 }
 
@@ -158,10 +149,7 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 /// A port the kernel considers free right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("bind a free port")
-        .port()
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).and_then(|l| l.local_addr()).expect("bind a free port").port()
 }
 
 /// True if `127.0.0.1:port` accepts a connection now.
@@ -175,24 +163,14 @@ pub fn accepts(port: u16) -> bool {
 /// does not read. Read/write timeouts as the harness's.
 pub fn connect_small_rcvbuf(port: u16) -> TcpStream {
     use nix::sys::socket::{self as sock, sockopt, AddressFamily, SockFlag, SockType};
-    let fd = sock::socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::empty(),
-        None,
-    )
-    .expect("socket");
+    let fd = sock::socket(AddressFamily::Inet, SockType::Stream, SockFlag::empty(), None).expect("socket");
     // Before connect, so the advertised window starts (and stays) small.
     sock::setsockopt(&fd, sockopt::RcvBuf, &4096).expect("SO_RCVBUF");
     let addr = sock::SockaddrIn::new(127, 0, 0, 1, port);
     sock::connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr).expect("connect");
     let stream = TcpStream::from(fd);
-    stream
-        .set_read_timeout(Some(super::IO_TIMEOUT))
-        .expect("timeout");
-    stream
-        .set_write_timeout(Some(super::IO_TIMEOUT))
-        .expect("timeout");
+    stream.set_read_timeout(Some(super::IO_TIMEOUT)).expect("timeout");
+    stream.set_write_timeout(Some(super::IO_TIMEOUT)).expect("timeout");
     stream
 }
 
@@ -207,11 +185,7 @@ pub fn read_head(stream: &mut TcpStream) -> (String, Vec<u8>) {
             return (head, buf[end + 4..].to_vec());
         }
         let n = stream.read(&mut chunk).expect("read a response head");
-        assert!(
-            n > 0,
-            "closed before the head ended: {:?}",
-            String::from_utf8_lossy(&buf)
-        );
+        assert!(n > 0, "closed before the head ended: {:?}", String::from_utf8_lossy(&buf));
         buf.extend_from_slice(&chunk[..n]);
     }
 }
@@ -221,8 +195,7 @@ pub fn content_length(head: &str) -> usize {
     head.lines()
         .find_map(|l| {
             let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse().ok())?
+            name.eq_ignore_ascii_case("content-length").then(|| value.trim().parse().ok())?
         })
         .unwrap_or_else(|| panic!("no Content-Length in {head:?}"))
 }
@@ -257,10 +230,7 @@ impl Spawned {
 
     /// The exit code if it has exited (-1 for a signal), else `None`.
     pub fn exited(&mut self) -> Option<i32> {
-        self.child
-            .try_wait()
-            .expect("wait")
-            .map(|s| s.code().unwrap_or(-1))
+        self.child.try_wait().expect("wait").map(|s| s.code().unwrap_or(-1))
     }
 
     /// Waits up to `limit` for the exit; its code, or `None`.
@@ -289,11 +259,7 @@ pub struct PidGuard(pub u32);
 impl Drop for PidGuard {
     fn drop(&mut self) {
         if !process_gone(self.0) {
-            let _ = Command::new("kill")
-                .arg("-KILL")
-                .arg(self.0.to_string())
-                .stderr(Stdio::null())
-                .status();
+            let _ = Command::new("kill").arg("-KILL").arg(self.0.to_string()).stderr(Stdio::null()).status();
         }
     }
 }

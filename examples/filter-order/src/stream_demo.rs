@@ -102,7 +102,9 @@ impl PhaseHandler for StreamDemoHandler {
         if !matches!(r.method(), Method::Get | Method::Head) {
             return Flow::Status(405);
         }
-        r.discard_body();
+        if let Err(status) = r.discard_body() {
+            return Flow::Status(status);
+        }
         r.headers_out.status = 200;
         r.headers_out.content_type = Some(Bytes::from_static(b"text/plain"));
         r.headers_out.content_length = None;

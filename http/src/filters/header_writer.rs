@@ -30,12 +30,18 @@ fn absolute_location(r: &Request, loc: &Bytes) -> Bytes {
     if loc.first() != Some(&b'/') || !core.absolute_redirect.unwrap_or(true) {
         return loc.clone();
     }
+    // As nginx: the server name if asked for, else the Host the client
+    // sent, else the local address the connection came in on.
+    let local_ip = match r.conn.local.ip() {
+        std::net::IpAddr::V6(a) => format!("[{a}]"),
+        a => a.to_string(),
+    };
     let host: &[u8] = if core.server_name_in_redirect.unwrap_or(false) && !r.server.name.is_empty() {
         r.server.name.as_bytes()
     } else if !r.host.is_empty() {
         &r.host
     } else {
-        r.server.name.as_bytes()
+        local_ip.as_bytes()
     };
     let mut s = String::from("http://");
     s.push_str(&String::from_utf8_lossy(host));
@@ -56,6 +62,15 @@ impl HeaderFilter for HeaderWriter {
         }
         if r.err_status != 0 && r.headers_out.status == 200 {
             r.headers_out.status = r.err_status;
+        }
+        // As nginx: 204 carries no body, type or length; 304 no body.
+        if r.headers_out.status == 204 {
+            r.header_only = true;
+            r.headers_out.content_type = None;
+            r.headers_out.content_length = None;
+            r.headers_out.last_modified = None;
+        } else if r.headers_out.status == 304 {
+            r.header_only = true;
         }
         let status = r.headers_out.status;
         let ho = &r.headers_out;
