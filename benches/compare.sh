@@ -10,7 +10,7 @@
 # `master_process off`, so its only process is the one that serves; sluice
 # with one worker thread) from a temporary prefix, on free loopback ports,
 # with the same 1 KiB body and keepalive_timeout 300s. nginx also gets
-# `access_log off` (sluice writes no access log yet) and temp paths inside the
+# `access_log off` (both: the access log is not what is measured) and temp paths inside the
 # prefix. Run from anywhere after `cargo build --release`:
 #
 #   benches/compare.sh                 # SLUICE=... NGINX=... to override
@@ -177,7 +177,7 @@ port_sluice=$(python3 "$tmp/free_port.py")
 port_nginx=$(python3 "$tmp/free_port.py")
 while [[ $port_nginx == "$port_sluice" ]]; do port_nginx=$(python3 "$tmp/free_port.py"); done
 
-conf sluice "$port_sluice" ""
+conf sluice "$port_sluice" "access_log off;"
 nx=$tmp/nginx
 conf nginx "$port_nginx" "access_log off;
     client_body_temp_path $nx/body; proxy_temp_path $nx/proxy;

@@ -10,7 +10,7 @@
 //! readable event, then calls the continuation.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -219,22 +219,29 @@ impl RequestBody {
 }
 
 /// Reads from the socket into the connection's buffer. Ok(0) is EOF.
+///
+/// A read that returns less than asked drained the socket: until the poll
+/// reports it readable again, further reads answer WouldBlock without a
+/// system call (nginx's `ready` flag), which saves the read that would
+/// only say EAGAIN after every keep-alive response.
 pub(crate) fn read_socket(conn: &mut Conn, max: usize) -> io::Result<usize> {
-    let len = conn.rbuf.len();
-    conn.rbuf.resize(len + max, 0);
-    let res = loop {
-        match (&conn.stream).read(&mut conn.rbuf[len..]) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => break other,
-        }
-    };
-    match res {
+    if !conn.read_ready {
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
+    if conn.rbuf.capacity() == 0 {
+        conn.rbuf = crate::read_buf::take(max);
+    }
+    match sluice_core::io::read_into(&conn.stream, &mut conn.rbuf, max) {
         Ok(n) => {
-            conn.rbuf.truncate(len + n);
+            if n < max && n > 0 {
+                conn.read_ready = false;
+            }
             Ok(n)
         }
         Err(e) => {
-            conn.rbuf.truncate(len);
+            if e.kind() == io::ErrorKind::WouldBlock {
+                conn.read_ready = false;
+            }
             Err(e)
         }
     }

@@ -14,7 +14,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use sluice_core::log::Level;
 use sluice_core::{log_error, Buf};
 
@@ -30,12 +30,12 @@ pub enum Slot {
     /// Waiting for (the rest of) a request head; `keepalive` after a
     /// request. `wait` keeps the deadline across events, so that an event
     /// that brings no request bytes does not move it.
-    Head { conn: Conn, keepalive: bool, wait: HeadWait },
+    Head { conn: Box<Conn>, keepalive: bool, wait: HeadWait },
     /// A request is being served.
     Active(Box<Request>),
     /// Output sent, reading and dropping what the client still sends
     /// before closing, so that the close does not reset the response.
-    Lingering { conn: Conn, until: Instant },
+    Lingering { conn: Box<Conn>, until: Instant },
 }
 
 /// The deadline a connection waiting for a head has.
@@ -44,6 +44,8 @@ pub enum HeadWait {
     /// Not waiting yet.
     #[default]
     None,
+    /// A request just ended; idle waits last this long.
+    KeepAlive(Duration),
     /// Idle between requests, until `keepalive_timeout` runs out.
     Idle(Instant),
     /// Part of a head is in, until `client_header_timeout` runs out.
@@ -74,6 +76,8 @@ pub enum Event {
     Ready { readable: bool, writable: bool },
     /// Its timer fired.
     Timeout,
+    /// Go on with what is already there (no new readiness).
+    Continue,
 }
 
 const HEAD_READ: usize = 4096;
@@ -97,7 +101,13 @@ fn head_limits(conn: &Conn) -> (HeadLimits, Duration) {
 }
 
 /// Drives a connection by one event.
-pub(crate) fn drive(slot: Slot, ev: Event) -> Next {
+pub(crate) fn drive(mut slot: Slot, ev: Event) -> Next {
+    if let Event::Ready { readable: true, .. } = ev {
+        match &mut slot {
+            Slot::Head { conn, .. } | Slot::Lingering { conn, .. } => conn.read_ready = true,
+            Slot::Active(r) => r.conn.read_ready = true,
+        }
+    }
     match slot {
         Slot::Head { conn, keepalive, wait } => match ev {
             Event::Timeout => {
@@ -110,7 +120,16 @@ pub(crate) fn drive(slot: Slot, ev: Event) -> Next {
                 }
                 Next::Close
             }
-            Event::Ready { .. } => read_head_with(conn, keepalive, None, wait),
+            // A write-readiness edge (every ACK brings one) has nothing for
+            // a connection that waits to read: keep waiting as before.
+            Event::Ready { readable: false, .. } if !matches!(wait, HeadWait::None | HeadWait::KeepAlive(_)) => {
+                let deadline = match wait {
+                    HeadWait::Idle(at) | HeadWait::Header(at) => Some(at),
+                    _ => None,
+                };
+                Next::Wait(Slot::Head { conn, keepalive, wait }, deadline)
+            }
+            Event::Ready { .. } | Event::Continue => read_head_with(conn, keepalive, wait),
         },
         Slot::Active(mut r) => {
             match ev {
@@ -119,7 +138,11 @@ pub(crate) fn drive(slot: Slot, ev: Event) -> Next {
                     log_error!(Level::Info, r.log_id(), "client timed out (110: Connection timed out) while {}", what);
                     return Next::Close;
                 }
-                Event::Ready { readable, writable } => {
+                Event::Ready { .. } | Event::Continue => {
+                    let (readable, writable) = match ev {
+                        Event::Ready { readable, writable } => (readable, writable),
+                        _ => (false, false),
+                    };
                     if readable && r.body_pending() {
                         if let Some(flow) = r.continue_body() {
                             if !r.finalized {
@@ -160,20 +183,21 @@ fn resume_task(r: &mut Request, why: Resume) {
 }
 
 /// Reads and parses a head; starts the request when it is complete.
-pub(crate) fn read_head(conn: Conn, keepalive: bool) -> Next {
-    read_head_with(conn, keepalive, None, HeadWait::None)
+pub(crate) fn read_head(conn: Box<Conn>, keepalive: bool) -> Next {
+    read_head_with(conn, keepalive, HeadWait::None)
 }
 
-/// As [`read_head`], with the keep-alive timeout of the location that
-/// served the previous request (nginx waits as that location says).
-fn read_head_with(mut conn: Conn, keepalive: bool, idle_timeout: Option<Duration>, wait: HeadWait) -> Next {
+/// As [`read_head`], with the deadline the connection already has (or,
+/// right after a request, the idle timeout of the location that served it:
+/// nginx waits as that location says).
+fn read_head_with(mut conn: Box<Conn>, keepalive: bool, wait: HeadWait) -> Next {
     let (limits, timeout) = head_limits(&conn);
     let max_head = limits.header_buffer + limits.large_buffer * limits.large_count;
     loop {
         if !conn.rbuf.is_empty() {
             match parse::parse_head(&conn.rbuf, &limits) {
                 Ok(Some(head)) => {
-                    let _ = conn.rbuf.split_to(head.head_len);
+                    bytes::Buf::advance(&mut conn.rbuf, head.head_len);
                     return start_request(conn, head);
                 }
                 Ok(None) if conn.rbuf.len() >= max_head => return head_error(conn, HeadError::HeaderTooLarge),
@@ -187,10 +211,11 @@ fn read_head_with(mut conn: Conn, keepalive: bool, idle_timeout: Option<Duration
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 let now = Instant::now();
                 let wait = if keepalive && conn.rbuf.is_empty() {
-                    conn.rbuf = BytesMut::new();
+                    crate::read_buf::give(std::mem::take(&mut conn.rbuf));
                     match wait {
                         HeadWait::Idle(at) => HeadWait::Idle(at),
-                        _ => HeadWait::Idle(now + idle_timeout.unwrap_or(Duration::from_secs(75))),
+                        HeadWait::KeepAlive(d) => HeadWait::Idle(now + d),
+                        _ => HeadWait::Idle(now + Duration::from_secs(75)),
                     }
                 } else {
                     match wait {
@@ -200,7 +225,7 @@ fn read_head_with(mut conn: Conn, keepalive: bool, idle_timeout: Option<Duration
                 };
                 let deadline = match wait {
                     HeadWait::Idle(at) | HeadWait::Header(at) => at,
-                    HeadWait::None => now + timeout,
+                    HeadWait::None | HeadWait::KeepAlive(_) => now + timeout,
                 };
                 return Next::Wait(Slot::Head { conn, keepalive, wait }, Some(deadline));
             }
@@ -211,7 +236,7 @@ fn read_head_with(mut conn: Conn, keepalive: bool, idle_timeout: Option<Duration
 
 /// Answers a head that could not be parsed, without a request: the status
 /// line and nginx's page, then a lingering close.
-fn head_error(mut conn: Conn, e: HeadError) -> Next {
+fn head_error(mut conn: Box<Conn>, e: HeadError) -> Next {
     let status = e.status();
     log_error!(
         Level::Info,
@@ -241,7 +266,7 @@ fn head_error(mut conn: Conn, e: HeadError) -> Next {
     start_lingering(conn)
 }
 
-fn start_request(conn: Conn, head: parse::RequestHead) -> Next {
+fn start_request(conn: Box<Conn>, head: parse::RequestHead) -> Next {
     let names = conn.site().names_for(conn.local);
     let host = parse::host_header(&head);
     // No Host at all looks up the empty name (`server_name ""`).
@@ -377,15 +402,16 @@ fn complete(mut r: Box<Request>) -> Next {
     phase::log_phase(&mut r);
     let keepalive = r.keepalive && !r.body_pending() && !r.conn.broken;
     let unread_body = r.body.expected() && r.body.state != crate::body::BodyState::Done;
-    let idle_timeout = r.core_loc().keepalive_timeout.map(|(t, _)| t);
+    let idle_timeout = r.core_loc().keepalive_timeout.map(|(t, _)| t).unwrap_or(Duration::from_secs(75));
     let Request { conn, .. } = *r;
     let mut conn = conn;
     if keepalive {
         if conn.rbuf.is_empty() {
-            conn.rbuf = BytesMut::new();
-            return read_head_with(conn, true, idle_timeout, HeadWait::None);
+            crate::read_buf::give(std::mem::take(&mut conn.rbuf));
         }
-        return Next::Ready(Slot::Head { conn, keepalive: true, wait: HeadWait::None });
+        // Back to the worker, which drives the connection again at once:
+        // reading the next request here would recurse once per request.
+        return Next::Ready(Slot::Head { conn, keepalive: true, wait: HeadWait::KeepAlive(idle_timeout) });
     }
     if unread_body || !conn.rbuf.is_empty() {
         return start_lingering(conn);
@@ -393,13 +419,13 @@ fn complete(mut r: Box<Request>) -> Next {
     Next::Close
 }
 
-fn start_lingering(conn: Conn) -> Next {
+fn start_lingering(conn: Box<Conn>) -> Next {
     let _ = conn.stream.shutdown(std::net::Shutdown::Write);
     let until = Instant::now() + Duration::from_secs(30);
     linger(conn, until, Event::Ready { readable: true, writable: false })
 }
 
-fn linger(mut conn: Conn, until: Instant, ev: Event) -> Next {
+fn linger(mut conn: Box<Conn>, until: Instant, ev: Event) -> Next {
     if matches!(ev, Event::Timeout) || Instant::now() >= until {
         return Next::Close;
     }
@@ -409,7 +435,7 @@ fn linger(mut conn: Conn, until: Instant, ev: Event) -> Next {
             Ok(0) => return Next::Close,
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                conn.rbuf = BytesMut::new();
+                crate::read_buf::give(std::mem::take(&mut conn.rbuf));
                 let wait = (Instant::now() + Duration::from_secs(5)).min(until);
                 return Next::Wait(Slot::Lingering { conn, until }, Some(wait));
             }

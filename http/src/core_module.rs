@@ -151,6 +151,8 @@ pub struct CoreLocConf {
     pub internal: Option<bool>,
     /// `default_type` (text/plain).
     pub default_type: Option<String>,
+    /// The resolved `default_type`, ready to share with responses.
+    pub(crate) default_type_value: bytes::Bytes,
     /// `types { }` (built-in html/gif/jpg/... when none given).
     pub types: Option<Arc<HashMap<String, String>>>,
     /// `keepalive_timeout` (75s) and the optional header timeout.
@@ -675,6 +677,7 @@ impl HttpModule for CoreModule {
         }
         merge(&mut c.internal, &None, false);
         merge(&mut c.default_type, &p.default_type, "text/plain".to_string());
+        c.default_type_value = bytes::Bytes::from(c.default_type.clone().unwrap_or_default());
         if c.types.is_none() {
             c.types = Some(p.types.clone().unwrap_or_else(default_types));
         }

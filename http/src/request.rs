@@ -39,6 +39,9 @@ pub struct Conn {
     pub accepted: Instant,
     /// Output waiting for the socket.
     pub(crate) out: Chain,
+    /// The socket may have bytes to read (cleared by a short read, set by
+    /// a readable event).
+    pub(crate) read_ready: bool,
     /// The socket refused more output (EAGAIN) at the last attempt.
     pub(crate) write_blocked: bool,
     /// A write failed: the connection is to be closed.
@@ -51,6 +54,12 @@ pub struct Conn {
 impl std::fmt::Debug for Conn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Conn").field("id", &self.id).field("peer", &self.peer).finish()
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        crate::read_buf::give(std::mem::take(&mut self.rbuf));
     }
 }
 
@@ -112,7 +121,7 @@ pub(crate) struct Captures {
 /// One HTTP request.
 pub struct Request {
     /// The connection (owned while the request lives).
-    pub conn: Conn,
+    pub conn: Box<Conn>,
     pub(crate) http: Arc<HttpConfig>,
     /// The virtual server.
     pub server: Arc<Server>,
@@ -174,10 +183,9 @@ impl std::fmt::Debug for Request {
 pub(crate) const MAX_URI_CHANGES: u8 = 10;
 
 impl Request {
-    pub(crate) fn new(conn: Conn, head: RequestHead, server: Arc<Server>, host: Bytes) -> Request {
+    pub(crate) fn new(conn: Box<Conn>, head: RequestHead, server: Arc<Server>, host: Bytes) -> Request {
         let http = conn.http.clone();
         let loc = server.root.clone();
-        let nmodules = http.modules.list().len();
         let header_only = head.method == Method::Head;
         Request {
             uri: head.uri.clone(),
@@ -202,7 +210,8 @@ impl Request {
             phase: 0,
             phase_handler: 0,
             captures: Captures::default(),
-            ctx: (0..nmodules).map(|_| None).collect(),
+            // Allocated when a module first sets a context.
+            ctx: Vec::new(),
             task: None,
             header_sent: false,
             last_sent: false,
@@ -255,22 +264,25 @@ impl Request {
 
     /// A module's per-request context.
     pub fn ctx<M, S, L, T: 'static>(&self, key: &ConfKey<M, S, L>) -> Option<&T> {
-        self.ctx[key.slot()].as_ref().and_then(|b| b.downcast_ref())
+        self.ctx.get(key.slot())?.as_ref().and_then(|b| b.downcast_ref())
     }
 
     /// A module's per-request context, mutably.
     pub fn ctx_mut<M, S, L, T: 'static>(&mut self, key: &ConfKey<M, S, L>) -> Option<&mut T> {
-        self.ctx[key.slot()].as_mut().and_then(|b| b.downcast_mut())
+        self.ctx.get_mut(key.slot())?.as_mut().and_then(|b| b.downcast_mut())
     }
 
     /// Sets a module's per-request context.
     pub fn set_ctx<M, S, L, T: 'static>(&mut self, key: &ConfKey<M, S, L>, value: T) {
+        if self.ctx.is_empty() {
+            self.ctx.resize_with(self.http.modules.list().len(), || None);
+        }
         self.ctx[key.slot()] = Some(Box::new(value));
     }
 
     /// Removes a module's per-request context.
     pub fn take_ctx<M, S, L, T: 'static>(&mut self, key: &ConfKey<M, S, L>) -> Option<T> {
-        match self.ctx[key.slot()].take()?.downcast::<T>() {
+        match self.ctx.get_mut(key.slot())?.take()?.downcast::<T>() {
             Ok(b) => Some(*b),
             Err(_) => None,
         }
@@ -348,7 +360,7 @@ impl Request {
 
     /// The effective default content type of the location (`default_type`).
     pub fn default_type(&self) -> Bytes {
-        Bytes::from(self.core_loc().default_type.clone().unwrap_or_default())
+        self.core_loc().default_type_value.clone()
     }
 
     /// The HTTP version as text (`HTTP/1.1`).
@@ -397,5 +409,12 @@ impl Request {
     /// The connection number, for log lines.
     pub fn log_id(&self) -> Option<u64> {
         Some(self.conn.id)
+    }
+}
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn sizes() {
+        eprintln!("Conn {} Request {} Slot {} RequestHead {} HeadersOut {} RequestBody {}", std::mem::size_of::<super::Conn>(), std::mem::size_of::<super::Request>(), std::mem::size_of::<crate::connection::Slot>(), std::mem::size_of::<crate::parse::RequestHead>(), std::mem::size_of::<super::HeadersOut>(), std::mem::size_of::<crate::body::RequestBody>());
     }
 }

@@ -228,20 +228,21 @@ impl Worker {
             return;
         }
         let _ = stream.set_nodelay(true);
-        let conn = Conn {
+        let conn = Box::new(Conn {
             stream,
             id,
             peer,
             local,
             rbuf: BytesMut::new(),
             requests: 0,
+            read_ready: true,
             accepted: Instant::now(),
             out: Chain::new(),
             write_blocked: false,
             broken: false,
             http: self.http.clone(),
             site,
-        };
+        });
         let next = connection::read_head(conn, false);
         self.settle(slot, gen, next);
     }
@@ -262,7 +263,7 @@ impl Worker {
     fn run_ready(next: Next) -> Next {
         let mut next = next;
         while let Next::Ready(state) = next {
-            next = connection::drive(state, Event::Ready { readable: true, writable: true });
+            next = connection::drive(state, Event::Continue);
         }
         next
     }
@@ -278,10 +279,15 @@ impl Worker {
                 let Some(entry) = self.conns.get_mut(slot, gen) else {
                     return;
                 };
+                entry.slot = Some(state);
+                // The same deadline as before (most events on a waiting
+                // connection): keep the timer rather than re-arm it.
+                if entry.timer.map(|t| t.deadline()) == deadline && !quit_idle {
+                    return;
+                }
                 if let Some(t) = entry.timer.take() {
                     self.timers.cancel(t, tok);
                 }
-                entry.slot = Some(state);
                 if let Some(d) = deadline {
                     let id = self.timers.add(d, tok);
                     if let Some(entry) = self.conns.get_mut(slot, gen) {
@@ -301,12 +307,12 @@ impl Worker {
             if let Some(t) = entry.timer.take() {
                 self.timers.cancel(t, tok);
             }
-            if let Some(state) = entry.slot.take() {
-                let mut stream = match state {
-                    Slot::Head { conn, .. } | Slot::Lingering { conn, .. } => conn.stream,
-                    Slot::Active(r) => r.conn.stream,
+            if let Some(mut state) = entry.slot.take() {
+                let conn = match &mut state {
+                    Slot::Head { conn, .. } | Slot::Lingering { conn, .. } => conn,
+                    Slot::Active(r) => &mut r.conn,
                 };
-                let _ = self.poll.registry().deregister(&mut stream);
+                let _ = self.poll.registry().deregister(&mut conn.stream);
             }
         }
         self.conns.remove(slot);

@@ -23,10 +23,9 @@ use sluice_http::{AnyConf, ConfKey, Flow, HttpConfCx, HttpModule, ModuleIndex, P
 /// `return`'s conf (per location; server-level in the server's conf).
 #[derive(Default)]
 pub struct RewriteLocConf {
-    ret: Option<Return>,
+    ret: Option<Arc<Return>>,
 }
 
-#[derive(Clone)]
 struct Return {
     code: u16,
     text: Option<ComplexValue>,
@@ -63,7 +62,7 @@ fn set_return(cx: &mut HttpConfCx, c: &mut RewriteLocConf, stmt: &Statement) -> 
         }
         _ => return Err(format!("invalid return code \"{first}\"").into()),
     };
-    c.ret = Some(ret);
+    c.ret = Some(Arc::new(ret));
     Ok(())
 }
 

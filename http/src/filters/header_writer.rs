@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+
 use bytes::{BufMut, Bytes, BytesMut};
 use sluice_core::Buf;
 
@@ -76,8 +77,12 @@ impl HeaderFilter for HeaderWriter {
         let ho = &r.headers_out;
         let mut b = BytesMut::with_capacity(256);
         let reason = special::reason(status);
-        b.put_slice(format!("HTTP/1.1 {status} {reason}").trim_end().as_bytes());
-        b.put_slice(b"\r\n");
+        // Written straight into the buffer: no temporary strings per response.
+        let _ = if reason.is_empty() {
+            write!(b, "HTTP/1.1 {status}\r\n")
+        } else {
+            write!(b, "HTTP/1.1 {status} {reason}\r\n")
+        };
         let tokens = r.core_loc().server_tokens.unwrap_or(ServerTokens::On);
         put_header(&mut b, b"Server", special::server_signature(tokens).as_bytes());
         sluice_core::time::with_cached_http_date(|d| put_header(&mut b, b"Date", d));
@@ -85,7 +90,7 @@ impl HeaderFilter for HeaderWriter {
             put_header(&mut b, b"Content-Type", ct);
         }
         if let Some(n) = ho.content_length {
-            put_header(&mut b, b"Content-Length", n.to_string().as_bytes());
+            let _ = write!(b, "Content-Length: {n}\r\n");
         }
         if let Some(t) = ho.last_modified {
             put_header(&mut b, b"Last-Modified", sluice_core::time::http_date(t).as_bytes());
@@ -103,7 +108,7 @@ impl HeaderFilter for HeaderWriter {
         } else if r.keepalive {
             put_header(&mut b, b"Connection", b"keep-alive");
             if let Some((_, Some(h))) = r.core_loc().keepalive_timeout {
-                put_header(&mut b, b"Keep-Alive", format!("timeout={}", h.as_secs()).as_bytes());
+                let _ = write!(b, "Keep-Alive: timeout={}\r\n", h.as_secs());
             }
         } else {
             put_header(&mut b, b"Connection", b"close");
