@@ -27,9 +27,7 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use bytes::Bytes;
-use criterion::{
-    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
-};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 use sluice_core::io::bench_support::discard_pair;
 use sluice_core::io::{send_chain, SendOpts};
 use sluice_core::{Buf, Chain};
@@ -45,10 +43,7 @@ const CHUNK_SIZES: [usize; 3] = [4 << 10, 16 << 10, 64 << 10];
 const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// The write filter's options for a memory body: no sendfile, no limit.
-const OPTS: SendOpts = SendOpts {
-    sendfile: false,
-    limit: 0,
-};
+const OPTS: SendOpts = SendOpts { sendfile: false, limit: 0 };
 
 /// Frames `body` in chunks of `chunk` bytes as the chunked filter does and
 /// sends each framed chunk as the write filter does. Returns the bytes sent.
@@ -130,23 +125,16 @@ fn chunked_stream(c: &mut Criterion) {
     for chunk in CHUNK_SIZES {
         let (sock, reader) = discard_pair().expect("discard socket");
         let responses = Cell::new(0u64);
-        group.bench_with_input(
-            BenchmarkId::new("16MiB", format!("{}KiB", chunk >> 10)),
-            &chunk,
-            |b, &chunk| {
-                b.iter(|| {
-                    responses.set(responses.get() + 1);
-                    stream_body(&sock, &body, chunk)
-                })
-            },
-        );
+        group.bench_with_input(BenchmarkId::new("16MiB", format!("{}KiB", chunk >> 10)), &chunk, |b, &chunk| {
+            b.iter(|| {
+                responses.set(responses.get() + 1);
+                stream_body(&sock, &body, chunk)
+            })
+        });
         drop(sock);
         let received = reader.join().expect("discard thread");
         let want = responses.get() * framed_len(TOTAL, chunk);
-        assert_eq!(
-            received, want,
-            "{chunk}-byte chunks: the peer got {received} bytes, the framing says {want}"
-        );
+        assert_eq!(received, want, "{chunk}-byte chunks: the peer got {received} bytes, the framing says {want}");
     }
     group.finish();
 }

@@ -311,10 +311,33 @@ pub fn write(level: Level, conn: Option<u64>, args: fmt::Arguments<'_>) {
     }
 }
 
-/// Reopens the installed log's files (USR1). Nothing to do before
-/// [`install`].
+/// Logs opened besides the installed one (`error_log` in `http`, `server`
+/// or `location`), so that USR1 reopens them too.
+static EXTRA: RwLock<Vec<std::sync::Weak<ErrorLog>>> = RwLock::new(Vec::new());
+
+/// Registers a log opened for a part of the configuration, for [`reopen`].
+/// Logs dropped since (an older configuration's) are forgotten.
+pub fn track(log: &Arc<ErrorLog>) {
+    let mut extra = EXTRA.write().unwrap_or_else(|e| e.into_inner());
+    extra.retain(|w| w.strong_count() > 0);
+    extra.push(Arc::downgrade(log));
+}
+
+/// Reopens the installed log's files and every tracked log's (USR1).
+/// Nothing to do before [`install`]. The first error is returned after all
+/// were tried.
 pub fn reopen() -> io::Result<()> {
-    installed().map_or(Ok(()), |log| log.reopen())
+    let mut result = installed().map_or(Ok(()), |log| log.reopen());
+    let extra: Vec<Arc<ErrorLog>> =
+        EXTRA.read().unwrap_or_else(|e| e.into_inner()).iter().filter_map(|w| w.upgrade()).collect();
+    for log in extra {
+        if let Err(e) = log.reopen() {
+            if result.is_ok() {
+                result = Err(e);
+            }
+        }
+    }
+    result
 }
 
 /// Logs a formatted message at a level, for a connection or none:

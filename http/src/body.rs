@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use sluice_core::log::Level;
-use sluice_core::{log_error, Buf, Chain};
+use sluice_core::{Buf, Chain};
 
 use crate::chunked_decode::{ChunkedDecoder, Decoded};
 use crate::core_module::BodyInFile;
@@ -262,7 +262,7 @@ pub(crate) fn pump(r: &mut Request) -> Pump {
             Ok(false) => {}
             Err(code) => {
                 if code == 400 {
-                    log_error!(Level::Info, r.log_id(), "client sent invalid chunked body");
+                    crate::req_log!(r, Level::Info, "client sent invalid chunked body");
                 }
                 r.keepalive = false;
                 r.body.state = BodyState::Done;
@@ -271,7 +271,7 @@ pub(crate) fn pump(r: &mut Request) -> Pump {
         }
         match read_socket(&mut r.conn, READ_CHUNK) {
             Ok(0) => {
-                log_error!(Level::Info, r.log_id(), "client prematurely closed connection");
+                crate::req_log!(r, Level::Info, "client prematurely closed connection");
                 r.keepalive = false;
                 r.conn.broken = true;
                 r.body.state = BodyState::Done;
@@ -280,7 +280,7 @@ pub(crate) fn pump(r: &mut Request) -> Pump {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Pump::NeedMore,
             Err(e) => {
-                log_error!(Level::Info, r.log_id(), "recv() failed ({})", sluice_core::log::os_error(&e));
+                crate::req_log!(r, Level::Info, "recv() failed ({})", sluice_core::log::os_error(&e));
                 r.keepalive = false;
                 r.conn.broken = true;
                 r.body.state = BodyState::Done;

@@ -135,7 +135,7 @@ pub(crate) fn drive(mut slot: Slot, ev: Event) -> Next {
             match ev {
                 Event::Timeout => {
                     let what = if r.body_pending() { "reading client request body" } else { "sending to client" };
-                    log_error!(Level::Info, r.log_id(), "client timed out (110: Connection timed out) while {}", what);
+                    crate::req_log!(r, Level::Info, "client timed out (110: Connection timed out) while {}", what);
                     return Next::Close;
                 }
                 Event::Ready { .. } | Event::Continue => {
@@ -283,7 +283,7 @@ fn start_request(conn: Box<Conn>, head: parse::RequestHead) -> Next {
     }
     r.conn.requests += 1;
     if let Err(e) = host {
-        log_error!(Level::Info, r.log_id(), "client sent invalid host header: {}", e);
+        crate::req_log!(r, Level::Info, "client sent invalid host header: {}", e);
         r.body.init(parse::BodyFraming::None);
         phase::finalize(&mut r, Flow::Status(e.status()));
         return after_request_event(r);
@@ -291,7 +291,7 @@ fn start_request(conn: Box<Conn>, head: parse::RequestHead) -> Next {
     match parse::body_framing(&r.head).and_then(|f| parse::method_allowed(&r.head).map(|_| f)) {
         Ok(f) => r.body.init(f),
         Err(e) => {
-            log_error!(Level::Info, r.log_id(), "client sent invalid request: {}", e);
+            crate::req_log!(r, Level::Info, "client sent invalid request: {}", e);
             r.body.init(parse::BodyFraming::None);
             phase::finalize(&mut r, Flow::Status(e.status()));
             return after_request_event(r);
@@ -403,6 +403,11 @@ fn complete(mut r: Box<Request>) -> Next {
     let keepalive = r.keepalive && !r.body_pending() && !r.conn.broken;
     let unread_body = r.body.expected() && r.body.state != crate::body::BodyState::Done;
     let idle_timeout = r.core_loc().keepalive_timeout.map(|(t, _)| t).unwrap_or(Duration::from_secs(75));
+    // As nginx: TCP_NODELAY once the connection turns keep-alive, so that
+    // the last small packet of the next response is not held by Nagle.
+    if keepalive && !r.conn.nodelay && r.core_loc().tcp_nodelay.unwrap_or(true) {
+        r.conn.nodelay = sluice_core::io::set_nodelay(&r.conn.stream, true).is_ok();
+    }
     let Request { conn, .. } = *r;
     let mut conn = conn;
     if keepalive {

@@ -200,6 +200,12 @@ pub struct CoreLocConf {
     pub server_tokens: Option<ServerTokens>,
     /// `error_page` entries (inherited only when a level has none).
     pub error_pages: Option<Vec<ErrorPage>>,
+    /// `error_log` at this level: targets while reading, then the opened
+    /// log (inherited by inner levels that name none).
+    pub(crate) error_log_targets: Vec<(sluice_core::log::Target, sluice_core::log::Level)>,
+    /// The opened `error_log` of this level or the nearest outer one; `None`
+    /// means the main error log.
+    pub error_log: Option<Arc<sluice_core::log::ErrorLog>>,
     /// `lingering_close` (on).
     pub lingering_close: Option<bool>,
     /// `lingering_time` (30s).
@@ -277,6 +283,7 @@ fn directives() -> Vec<Directive<HttpConfCx>> {
         Directive::new("absolute_redirect", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.absolute_redirect)),
         Directive::new("port_in_redirect", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.port_in_redirect)),
         Directive::new("server_name_in_redirect", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.server_name_in_redirect)),
+        Directive::new("error_log", any_loc(), Args::TAKE12, Loc, custom(set_error_log)),
         Directive::new("etag", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.etag)),
         Directive::new("log_not_found", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.log_not_found)),
         Directive::new("server_tokens", any_loc(), Args::TAKE1, Loc, directive::enumeration(SERVER_TOKENS, |c: &mut CoreLocConf| &mut c.server_tokens)),
@@ -470,6 +477,19 @@ fn set_keepalive_timeout(_: &mut HttpConfCx, c: &mut CoreLocConf, stmt: &Stateme
         _ => None,
     };
     c.keepalive_timeout = Some((t, header));
+    Ok(())
+}
+
+/// `error_log file|stderr [level]` inside `http`, `server` or `location`:
+/// lines about requests served there go to this log instead of the main one.
+fn set_error_log(cx: &mut HttpConfCx, c: &mut CoreLocConf, stmt: &Statement) -> Result<(), SetError> {
+    use sluice_core::log::{Level as LogLevel, Target};
+    let target = if stmt.arg(0) == "stderr" { Target::Stderr } else { Target::File(cx.full_path(stmt.arg(0))) };
+    let level = match stmt.args.get(1) {
+        Some(l) => LogLevel::parse(l.as_str()).ok_or_else(|| format!("invalid log level \"{}\"", l.as_str()))?,
+        None => LogLevel::Error,
+    };
+    c.error_log_targets.push((target, level));
     Ok(())
 }
 
@@ -703,6 +723,15 @@ impl HttpModule for CoreModule {
         merge(&mut c.etag, &p.etag, true);
         merge(&mut c.server_tokens, &p.server_tokens, ServerTokens::On);
         merge_opt(&mut c.error_pages, &p.error_pages);
+        if c.error_log_targets.is_empty() {
+            c.error_log.clone_from(&p.error_log);
+        } else {
+            let log = sluice_core::log::ErrorLog::open(&c.error_log_targets)
+                .map_err(|e| format!("could not open error log file: {}", sluice_core::log::os_error(&e)))?;
+            let log = Arc::new(log);
+            sluice_core::log::track(&log);
+            c.error_log = Some(log);
+        }
         merge(&mut c.lingering_close, &p.lingering_close, true);
         merge(&mut c.lingering_time, &p.lingering_time, Duration::from_secs(30));
         merge(&mut c.lingering_timeout, &p.lingering_timeout, Duration::from_secs(5));

@@ -37,3 +37,12 @@ pub use module::{
     NextBody, NextHeader, Phase, PhaseHandler, Resume, Task,
 };
 pub use request::Request;
+
+/// Logs a line about a request, to the error log of its location:
+/// `req_log!(r, Level::Error, "open() \"{}\" failed", path)`.
+#[macro_export]
+macro_rules! req_log {
+    ($r:expr, $lvl:expr, $($arg:tt)*) => {{
+        $r.log($lvl, ::core::format_args!($($arg)*))
+    }};
+}

@@ -128,9 +128,9 @@ fn find_config(r: &mut Request) -> Step {
     }
     let max = core.client_max_body_size.unwrap_or(0);
     if max > 0 && r.body.declared_length().is_some_and(|n| n > max) {
-        sluice_core::log_error!(
+        crate::req_log!(
+            r,
             sluice_core::log::Level::Error,
-            r.log_id(),
             "client intended to send too large body: {} bytes, client: {}, server: {}, request: \"{}\"",
             r.body.declared_length().unwrap_or(0),
             r.conn.peer.ip(),
@@ -150,9 +150,9 @@ fn post_rewrite(r: &mut Request) -> Step {
     r.uri_changed = false;
     r.uri_changes -= 1;
     if r.uri_changes == 0 {
-        sluice_core::log_error!(
+        crate::req_log!(
+            r,
             sluice_core::log::Level::Error,
-            r.log_id(),
             "rewrite or internal redirection cycle while processing \"{}\"",
             String::from_utf8_lossy(&r.uri)
         );
@@ -180,9 +180,9 @@ fn content(r: &mut Request) -> Step {
         }
     }
     if r.uri.ends_with(b"/") {
-        sluice_core::log_error!(
+        crate::req_log!(
+            r,
             sluice_core::log::Level::Error,
-            r.log_id(),
             "directory index of \"{}\" is forbidden",
             String::from_utf8_lossy(&r.uri)
         );
@@ -233,9 +233,9 @@ pub fn finalize(r: &mut Request, flow: Flow) {
 pub fn internal_redirect(r: &mut Request, uri: Bytes, args: Bytes) -> Flow {
     r.uri_changes = r.uri_changes.saturating_sub(1);
     if r.uri_changes == 0 {
-        sluice_core::log_error!(
+        crate::req_log!(
+            r,
             sluice_core::log::Level::Error,
-            r.log_id(),
             "rewrite or internal redirection cycle while internally redirecting to \"{}\"",
             String::from_utf8_lossy(&uri)
         );
@@ -258,12 +258,7 @@ pub fn internal_redirect(r: &mut Request, uri: Bytes, args: Bytes) -> Flow {
 /// rewrite with that location's confs.
 pub fn named_redirect(r: &mut Request, name: &str) -> Flow {
     let Some(loc) = r.server.named.get(name).cloned() else {
-        sluice_core::log_error!(
-            sluice_core::log::Level::Error,
-            r.log_id(),
-            "could not find named location \"{}\"",
-            name
-        );
+        crate::req_log!(r, sluice_core::log::Level::Error, "could not find named location \"{}\"", name);
         return Flow::Status(500);
     };
     r.uri_changes = r.uri_changes.saturating_sub(1);

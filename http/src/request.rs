@@ -42,6 +42,10 @@ pub struct Conn {
     /// The socket may have bytes to read (cleared by a short read, set by
     /// a readable event).
     pub(crate) read_ready: bool,
+    /// TCP_CORK is set (`tcp_nopush`).
+    pub(crate) corked: bool,
+    /// TCP_NODELAY is set (`tcp_nodelay`, from the first keep-alive wait on).
+    pub(crate) nodelay: bool,
     /// The socket refused more output (EAGAIN) at the last attempt.
     pub(crate) write_blocked: bool,
     /// A write failed: the connection is to be closed.
@@ -406,6 +410,20 @@ impl Request {
         }
     }
 
+    /// Writes an error-log line about this request: to the `error_log` of
+    /// its location (or server, or http level) when one is set, else to the
+    /// main error log. Use [`req_log!`](crate::req_log).
+    pub fn log(&self, level: sluice_core::log::Level, args: std::fmt::Arguments<'_>) {
+        match &self.core_loc().error_log {
+            Some(l) => {
+                if level <= l.level() {
+                    l.write(level, Some(self.conn.id), args);
+                }
+            }
+            None => sluice_core::log::write(level, Some(self.conn.id), args),
+        }
+    }
+
     /// The connection number, for log lines.
     pub fn log_id(&self) -> Option<u64> {
         Some(self.conn.id)
@@ -415,6 +433,14 @@ impl Request {
 mod size_probe {
     #[test]
     fn sizes() {
-        eprintln!("Conn {} Request {} Slot {} RequestHead {} HeadersOut {} RequestBody {}", std::mem::size_of::<super::Conn>(), std::mem::size_of::<super::Request>(), std::mem::size_of::<crate::connection::Slot>(), std::mem::size_of::<crate::parse::RequestHead>(), std::mem::size_of::<super::HeadersOut>(), std::mem::size_of::<crate::body::RequestBody>());
+        eprintln!(
+            "Conn {} Request {} Slot {} RequestHead {} HeadersOut {} RequestBody {}",
+            std::mem::size_of::<super::Conn>(),
+            std::mem::size_of::<super::Request>(),
+            std::mem::size_of::<crate::connection::Slot>(),
+            std::mem::size_of::<crate::parse::RequestHead>(),
+            std::mem::size_of::<super::HeadersOut>(),
+            std::mem::size_of::<crate::body::RequestBody>()
+        );
     }
 }

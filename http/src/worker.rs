@@ -227,7 +227,6 @@ impl Worker {
             self.conns.remove(slot);
             return;
         }
-        let _ = stream.set_nodelay(true);
         let conn = Box::new(Conn {
             stream,
             id,
@@ -235,6 +234,8 @@ impl Worker {
             local,
             rbuf: BytesMut::new(),
             requests: 0,
+            corked: false,
+            nodelay: false,
             read_ready: true,
             accepted: Instant::now(),
             out: Chain::new(),

@@ -24,7 +24,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use sluice_core::log::Level;
-use sluice_core::{log_error, Buf, Chain};
+use sluice_core::{Buf, Chain};
 use sluice_http::parse::Method;
 use sluice_http::{ConfKey, Flow, HttpModule, ModuleIndex, Phase, PostConf, Request};
 
@@ -43,9 +43,9 @@ pub fn open_error_status(r: &Request, path: &std::path::Path, e: &std::io::Error
         _ => (500, Level::Crit),
     };
     if status != 404 || r.core_loc().log_not_found.unwrap_or(true) {
-        log_error!(
+        sluice_http::req_log!(
+            r,
             level,
-            r.log_id(),
             "open() \"{}\" failed ({}), client: {}, server: {}, request: \"{}\"",
             path.display(),
             sluice_core::log::os_error(e),
@@ -116,7 +116,7 @@ fn handle(r: &mut Request) -> Flow {
         return redirect_to_dir(r);
     }
     if !meta.is_file() {
-        log_error!(Level::Crit, r.log_id(), "\"{}\" is not a regular file", path.display());
+        sluice_http::req_log!(r, Level::Crit, "\"{}\" is not a regular file", path.display());
         return Flow::Status(404);
     }
     if r.method() == Method::Post {
@@ -146,7 +146,7 @@ fn handle(r: &mut Request) -> Flow {
     match r.output(chain) {
         Ok(_) => Flow::Done,
         Err(e) => {
-            log_error!(Level::Info, r.log_id(), "{}", e.0);
+            sluice_http::req_log!(r, Level::Info, "{}", e.0);
             Flow::Done
         }
     }

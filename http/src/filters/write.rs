@@ -39,10 +39,27 @@ impl BodyFilter for WriteFilter {
 
 /// Sends what the connection has queued. Again when the socket is full.
 pub(crate) fn flush_conn(r: &mut Request) -> FilterResult {
-    let sendfile = r.core_loc().sendfile.unwrap_or(false);
+    let core = r.core_loc();
+    let sendfile = core.sendfile.unwrap_or(false);
+    // tcp_nopush: with sendfile, hold partial frames (TCP_CORK) while a
+    // response with file data goes out, so head and file fill full packets;
+    // TCP_NODELAY and TCP_CORK exclude each other, as in nginx.
+    if sendfile && core.tcp_nopush.unwrap_or(false) && !r.conn.corked && r.conn.out.iter().any(|b| !b.in_memory()) {
+        if r.conn.nodelay {
+            let _ = sluice_core::io::set_nodelay(&r.conn.stream, false);
+            r.conn.nodelay = false;
+        }
+        if sluice_core::io::set_cork(&r.conn.stream, true).is_ok() {
+            r.conn.corked = true;
+        }
+    }
     let sent = r.conn.send_pending(sendfile).map_err(|e| FilterError(format!("writev() failed ({e})")))?;
     r.bytes_sent += sent;
     if r.conn.out.is_empty() {
+        if r.conn.corked && r.last_sent {
+            let _ = sluice_core::io::set_cork(&r.conn.stream, false);
+            r.conn.corked = false;
+        }
         Ok(FilterStatus::Ok)
     } else {
         Ok(FilterStatus::Again)
