@@ -367,6 +367,21 @@ impl Request {
         self.core_loc().default_type_value.clone()
     }
 
+    /// The content type for the current URI, as nginx chooses it: by the
+    /// URI's extension through `types`, else `default_type`.
+    pub fn content_type_for_uri(&self) -> Bytes {
+        let core = self.core_loc();
+        let last = self.uri.rsplit(|&c| c == b'/').next().unwrap_or(&self.uri);
+        if let Some(dot) = memchr::memrchr(b'.', last) {
+            if let (Some(types), Ok(ext)) = (&core.types, std::str::from_utf8(&last[dot + 1..])) {
+                if let Some(t) = types.get(&ext.to_ascii_lowercase()) {
+                    return Bytes::from(t.clone());
+                }
+            }
+        }
+        core.default_type_value.clone()
+    }
+
     /// The HTTP version as text (`HTTP/1.1`).
     pub fn protocol(&self) -> &'static str {
         match self.head.version {
