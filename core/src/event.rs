@@ -131,6 +131,25 @@ impl<T> Slab<T> {
     }
 }
 
+thread_local! {
+    static NOW: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// Reads the clock and caches it for this thread (a worker calls it once
+/// per loop iteration, as nginx updates its cached time per event cycle).
+pub fn refresh_now() -> Instant {
+    let now = Instant::now();
+    NOW.with(|c| c.set(Some(now)));
+    now
+}
+
+/// The cached time of this thread's current event cycle; the clock itself
+/// on a thread that never called [`refresh_now`]. Deadlines and request
+/// start times use it, so a request's work costs no clock reads.
+pub fn now() -> Instant {
+    NOW.with(|c| c.get()).unwrap_or_else(Instant::now)
+}
+
 /// A pending timer: when it fires and what it is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TimerId {

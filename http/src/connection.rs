@@ -34,8 +34,10 @@ pub enum Slot {
     /// A request is being served.
     Active(Box<Request>),
     /// Output sent, reading and dropping what the client still sends
-    /// before closing, so that the close does not reset the response.
-    Lingering { conn: Box<Conn>, until: Instant },
+    /// before closing, so that the close does not reset the response:
+    /// until `until` (`lingering_time`), at most `timeout` between reads
+    /// (`lingering_timeout`).
+    Lingering { conn: Box<Conn>, until: Instant, timeout: Duration },
 }
 
 /// The deadline a connection waiting for a head has.
@@ -161,7 +163,7 @@ pub(crate) fn drive(mut slot: Slot, ev: Event) -> Next {
             }
             after_request_event(r)
         }
-        Slot::Lingering { conn, until } => linger(conn, until, ev),
+        Slot::Lingering { conn, until, timeout } => linger(conn, until, timeout, ev),
     }
 }
 
@@ -209,7 +211,7 @@ fn read_head_with(mut conn: Box<Conn>, keepalive: bool, wait: HeadWait) -> Next 
             Ok(0) => return Next::Close,
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let now = Instant::now();
+                let now = sluice_core::event::now();
                 let wait = if keepalive && conn.rbuf.is_empty() {
                     crate::read_buf::give(std::mem::take(&mut conn.rbuf));
                     match wait {
@@ -263,8 +265,12 @@ fn head_error(mut conn: Box<Conn>, e: HeadError) -> Next {
     conn.out.push(Buf::mem(Bytes::from(head)));
     conn.out.push(Buf::mem(body));
     let _ = conn.send_pending(false);
-    start_lingering(conn)
+    start_lingering(conn, LINGER_DEFAULT)
 }
+
+/// `lingering_time` and `lingering_timeout` defaults, for errors answered
+/// before a request (and its location) exists.
+const LINGER_DEFAULT: (Duration, Duration) = (Duration::from_secs(30), Duration::from_secs(5));
 
 fn start_request(conn: Box<Conn>, head: parse::RequestHead) -> Next {
     let names = conn.site().names_for(conn.local);
@@ -377,15 +383,15 @@ fn after_request_event(mut r: Box<Request>) -> Next {
             let _ = r.discard_body();
             if r.body_pending() {
                 let t = r.core_loc().client_body_timeout.unwrap_or(Duration::from_secs(60));
-                return Next::Wait(Slot::Active(r), Some(Instant::now() + t));
+                return Next::Wait(Slot::Active(r), Some(sluice_core::event::now() + t));
             }
         }
         return complete(r);
     }
     let deadline = if r.conn.write_blocked {
-        Some(Instant::now() + r.core_loc().send_timeout.unwrap_or(Duration::from_secs(60)))
+        Some(sluice_core::event::now() + r.core_loc().send_timeout.unwrap_or(Duration::from_secs(60)))
     } else if r.body_pending() {
-        Some(Instant::now() + r.core_loc().client_body_timeout.unwrap_or(Duration::from_secs(60)))
+        Some(sluice_core::event::now() + r.core_loc().client_body_timeout.unwrap_or(Duration::from_secs(60)))
     } else {
         None
     };
@@ -403,6 +409,10 @@ fn complete(mut r: Box<Request>) -> Next {
     let keepalive = r.keepalive && !r.body_pending() && !r.conn.broken;
     let unread_body = r.body.expected() && r.body.state != crate::body::BodyState::Done;
     let idle_timeout = r.core_loc().keepalive_timeout.map(|(t, _)| t).unwrap_or(Duration::from_secs(75));
+    let core = r.core_loc();
+    let linger_on = core.lingering_close.unwrap_or(true);
+    let linger = (core.lingering_time.unwrap_or(LINGER_DEFAULT.0), core.lingering_timeout.unwrap_or(LINGER_DEFAULT.1));
+    let refused = r.headers_out.status >= 400;
     // As nginx: TCP_NODELAY once the connection turns keep-alive, so that
     // the last small packet of the next response is not held by Nagle.
     if keepalive && !r.conn.nodelay && r.core_loc().tcp_nodelay.unwrap_or(true) {
@@ -418,20 +428,24 @@ fn complete(mut r: Box<Request>) -> Next {
         // reading the next request here would recurse once per request.
         return Next::Ready(Slot::Head { conn, keepalive: true, wait: HeadWait::KeepAlive(idle_timeout) });
     }
-    if unread_body || !conn.rbuf.is_empty() {
-        return start_lingering(conn);
+    // The client may still be sending (a body not read, pipelined
+    // requests, a request refused with an error): closing now would make
+    // the kernel answer those bytes with a reset that can destroy the
+    // response before the client reads it.
+    if linger_on && (unread_body || refused || !conn.rbuf.is_empty() || conn.read_ready) {
+        return start_lingering(conn, linger);
     }
     Next::Close
 }
 
-fn start_lingering(conn: Box<Conn>) -> Next {
+fn start_lingering(conn: Box<Conn>, (time, timeout): (Duration, Duration)) -> Next {
     let _ = conn.stream.shutdown(std::net::Shutdown::Write);
-    let until = Instant::now() + Duration::from_secs(30);
-    linger(conn, until, Event::Ready { readable: true, writable: false })
+    let until = sluice_core::event::now() + time;
+    linger(conn, until, timeout, Event::Continue)
 }
 
-fn linger(mut conn: Box<Conn>, until: Instant, ev: Event) -> Next {
-    if matches!(ev, Event::Timeout) || Instant::now() >= until {
+fn linger(mut conn: Box<Conn>, until: Instant, timeout: Duration, ev: Event) -> Next {
+    if matches!(ev, Event::Timeout) || sluice_core::event::now() >= until {
         return Next::Close;
     }
     loop {
@@ -441,8 +455,8 @@ fn linger(mut conn: Box<Conn>, until: Instant, ev: Event) -> Next {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 crate::read_buf::give(std::mem::take(&mut conn.rbuf));
-                let wait = (Instant::now() + Duration::from_secs(5)).min(until);
-                return Next::Wait(Slot::Lingering { conn, until }, Some(wait));
+                let wait = (sluice_core::event::now() + timeout).min(until);
+                return Next::Wait(Slot::Lingering { conn, until, timeout }, Some(wait));
             }
             Err(_) => return Next::Close,
         }

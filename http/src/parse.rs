@@ -43,7 +43,7 @@ use std::fmt;
 use bytes::Bytes;
 
 use line::{scan_header_line, scan_request_line, Field, HeaderLine, RequestLine, Stop};
-pub use uri::{normalize_uri, validate_host, validate_host_port, ValidHost};
+pub use uri::{normalize_uri, validate_host, validate_host_bytes, validate_host_port, ValidHost};
 
 /// Head size limits and header policies, named after nginx's directives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -458,7 +458,7 @@ impl HeadParser {
             None => uri::Normalized { uri: b"/".to_vec(), exten_start: None, args: None },
         };
         if let Some(h) = &t.host {
-            validate_host_port(&buf[h.clone()])
+            uri::check_host(&buf[h.clone()])
                 .map_err(|_| HeadError::BadRequest("client sent invalid host in request line"))?;
         }
         Ok(normalized)
@@ -482,7 +482,7 @@ impl HeadParser {
             }
             self.seen_unique |= 1 << i;
             if i == 0 {
-                validate_host_port(&buf[f.value.clone()])?;
+                uri::check_host(&buf[f.value.clone()])?;
             }
         }
         self.fields.push(f);
@@ -598,14 +598,14 @@ pub fn host_header(head: &RequestHead) -> Result<Option<Bytes>, HeadError> {
     if hosts.next().is_some() {
         return Err(HeadError::BadRequest("client sent duplicate host header"));
     }
-    let from_header = header.map(|h| validate_host(h)).transpose()?;
+    let from_header = header.map(validate_host_bytes).transpose()?;
     if header.is_none() && head.version > (1, 0) {
         return Err(HeadError::BadRequest("client sent HTTP/1.1 request without \"Host\" header"));
     }
     match &head.host_in_uri {
-        Some(h) => {
-            validate_host(h).map(Some).map_err(|_| HeadError::BadRequest("client sent invalid host in request line"))
-        }
+        Some(h) => validate_host_bytes(h)
+            .map(Some)
+            .map_err(|_| HeadError::BadRequest("client sent invalid host in request line")),
         None => Ok(from_header),
     }
 }

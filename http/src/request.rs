@@ -151,8 +151,6 @@ pub struct Request {
     pub keepalive: bool,
     /// When the request line was read.
     pub start: Instant,
-    /// Wall clock at start (`$msec`, logs).
-    pub start_time: SystemTime,
     /// Bytes sent to the client for this request (head included).
     pub bytes_sent: u64,
     /// Bytes of the response head.
@@ -205,8 +203,7 @@ impl Request {
             internal: false,
             header_only,
             keepalive: false,
-            start: Instant::now(),
-            start_time: SystemTime::now(),
+            start: sluice_core::event::now(),
             bytes_sent: 0,
             header_bytes: 0,
             uri_changes: MAX_URI_CHANGES + 1,
@@ -442,20 +439,5 @@ impl Request {
     /// The connection number, for log lines.
     pub fn log_id(&self) -> Option<u64> {
         Some(self.conn.id)
-    }
-}
-#[cfg(test)]
-mod size_probe {
-    #[test]
-    fn sizes() {
-        eprintln!(
-            "Conn {} Request {} Slot {} RequestHead {} HeadersOut {} RequestBody {}",
-            std::mem::size_of::<super::Conn>(),
-            std::mem::size_of::<super::Request>(),
-            std::mem::size_of::<crate::connection::Slot>(),
-            std::mem::size_of::<crate::parse::RequestHead>(),
-            std::mem::size_of::<super::HeadersOut>(),
-            std::mem::size_of::<crate::body::RequestBody>()
-        );
     }
 }

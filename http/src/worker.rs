@@ -114,7 +114,9 @@ impl Worker {
                 (None, Some(p)) => Some(p.saturating_duration_since(Instant::now())),
                 (t, None) => t,
             };
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            let polled = self.poll.poll(&mut events, timeout);
+            sluice_core::event::refresh_now();
+            if let Err(e) = polled {
                 if e.kind() != io::ErrorKind::Interrupted {
                     log_error!(Level::Alert, None, "epoll_wait() failed ({})", sluice_core::log::os_error(&e));
                     return;
@@ -141,7 +143,7 @@ impl Worker {
                     }
                 }
             }
-            let now = Instant::now();
+            let now = sluice_core::event::refresh_now();
             while let Some((_, tok)) = self.timers.pop_expired(now) {
                 let (slot, _, gen) = token_parts(tok);
                 if let Some(e) = self.conns.get_mut(slot, gen) {
@@ -237,7 +239,7 @@ impl Worker {
             corked: false,
             nodelay: false,
             read_ready: true,
-            accepted: Instant::now(),
+            accepted: sluice_core::event::now(),
             out: Chain::new(),
             write_blocked: false,
             broken: false,

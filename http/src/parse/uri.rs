@@ -256,6 +256,13 @@ fn host_byte_ok(ch: u8, in_literal: bool) -> bool {
 
 /// Validates a Host value as nginx does and also returns the port.
 pub fn validate_host_port(host: &[u8]) -> Result<ValidHost, HeadError> {
+    let (host_len, port) = check_host(host)?;
+    Ok(ValidHost { host: Bytes::from(host[..host_len].to_ascii_lowercase()), port })
+}
+
+/// Checks a Host value; returns the length of the name (without port and
+/// trailing dot) and the port. Allocates nothing.
+pub(crate) fn check_host(host: &[u8]) -> Result<(usize, Option<u16>), HeadError> {
     let invalid = HeadError::BadRequest("client sent invalid host header");
     let mut state = if host.first() == Some(&b'[') { HostState::IpLiteral } else { HostState::Name };
     let mut host_len = host.len();
@@ -310,10 +317,20 @@ pub fn validate_host_port(host: &[u8]) -> Result<ValidHost, HeadError> {
     if host_len == 0 {
         return Err(invalid);
     }
-    Ok(ValidHost {
-        host: Bytes::from(host[..host_len].to_ascii_lowercase()),
-        port: port.and_then(|p| u16::try_from(p).ok()),
-    })
+    Ok((host_len, port.and_then(|p| u16::try_from(p).ok())))
+}
+
+/// As [`validate_host`] for a host already held in `Bytes`: the result
+/// shares its memory unless it has capitals to lower (the usual case
+/// allocates nothing).
+pub fn validate_host_bytes(host: &Bytes) -> Result<Bytes, HeadError> {
+    let (len, _) = check_host(host)?;
+    let name = &host[..len];
+    if name.iter().any(u8::is_ascii_uppercase) {
+        Ok(Bytes::from(name.to_ascii_lowercase()))
+    } else {
+        Ok(host.slice(..len))
+    }
 }
 
 /// Validates a Host value as nginx's `ngx_http_validate_host`: returns it
