@@ -8,3 +8,5 @@ pub mod index;
 pub mod log;
 pub mod rewrite;
 pub mod static_file;
+pub mod not_modified;
+pub mod range;
