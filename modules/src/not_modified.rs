@@ -139,6 +139,8 @@ fn modified_since(mode: IfModifiedSince, last_modified: Option<i64>, ims: i64) -
 pub(crate) fn finalize_with_page(r: &mut Request, status: u16, next: NextHeader<'_>, clean: bool) -> FilterResult {
     let tokens = r.core_loc().server_tokens.unwrap_or(ServerTokens::On);
     let page = sluice_http::special::page(status, tokens).unwrap_or_default();
+    // The page is not the entity a filter above prepared to transform.
+    crate::charset::forget(r);
     if clean {
         r.headers_out.headers.clear();
     } else {

@@ -55,9 +55,20 @@ pub struct RangeLocConf {
 /// The module's key.
 pub static KEY: ConfKey<(), (), RangeLocConf> = ConfKey::new();
 
-/// The range module.
+/// The range module: the `max_ranges` directive and the header filter
+/// (nginx's `ngx_http_range_header_filter_module`).
 #[derive(Debug)]
 pub struct RangeModule;
+
+/// The range body filter, a module of its own so that it can sit higher in
+/// the body chain than the header filter sits in the header chain (nginx's
+/// `ngx_http_range_body_filter_module`): it slices the handler's bytes
+/// before other filters (charset) transform them.
+#[derive(Debug)]
+pub struct RangeBodyModule;
+
+/// The body module's key (no conf; the state lives under [`KEY`]).
+pub static BODY_KEY: ConfKey<(), (), ()> = ConfKey::new();
 
 /// One satisfiable range: `[start, end)` of the response body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -472,6 +483,20 @@ impl HttpModule for RangeModule {
 
     fn postconfiguration(&self, cf: &mut PostConf) -> Result<(), String> {
         cf.push_header_filter(Arc::new(RangeHeaderFilter));
+        Ok(())
+    }
+}
+
+impl HttpModule for RangeBodyModule {
+    fn name(&self) -> &'static str {
+        "range_body"
+    }
+
+    fn index(&self) -> &'static ModuleIndex {
+        BODY_KEY.index()
+    }
+
+    fn postconfiguration(&self, cf: &mut PostConf) -> Result<(), String> {
         cf.push_body_filter(Arc::new(RangeBodyFilter));
         Ok(())
     }
