@@ -36,7 +36,8 @@ fn recodes_whole_files_and_ranges() {
     let r = s.get("/rec/t.html");
     assert_eq!(r.header("Content-Type"), Some("text/html; charset=A"));
     assert_eq!(r.body_str(), "Y000YYYYYYY001YYYYYY");
-    let bytes = s.raw(b"GET /rec/t.html HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nRange: bytes=10-19\r\n\r\n");
+    let bytes =
+        s.raw(b"GET /rec/t.html HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nRange: bytes=10-19\r\n\r\n");
     let (r, _) = common::parse_response(&bytes);
     assert_eq!(r.status, 206);
     assert_eq!(r.body_str(), "Y001YYYYYY");

@@ -73,7 +73,9 @@ fn multipart_ranges_read_like_nginx() {
     let part = |range: &str, data: &str| {
         format!("\r\n--{boundary}\r\nContent-Type: text/plain\r\nContent-Range: bytes {range}/1000\r\n\r\n{data}")
     };
-    let expect = part("0-9", "X000XXXXXX") + &part("990-999", "X099XXXXXX") + &part("10-19", "X001XXXXXX")
+    let expect = part("0-9", "X000XXXXXX")
+        + &part("990-999", "X099XXXXXX")
+        + &part("10-19", "X001XXXXXX")
         + &format!("\r\n--{boundary}--\r\n");
     assert_eq!(r.body_str(), expect);
     assert_eq!(r.header("Content-Length"), Some(expect.len().to_string().as_str()));

@@ -33,11 +33,11 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use sluice_core::buf::Payload;
 use sluice_core::conf::directive::{custom, flag, Args, Contexts as C, Directive, Level};
 use sluice_core::conf::{SetError, Statement};
 use sluice_core::log::Level as LogLevel;
 use sluice_core::{log_error, Buf, Chain};
-use sluice_core::buf::Payload;
 use sluice_http::module::{downcast, downcast_mut};
 use sluice_http::variables::ComplexValue;
 use sluice_http::{
@@ -169,7 +169,7 @@ fn map_line(line: &Statement, src2dst: &mut [u8; 256], dst2src: &mut [u8; 256], 
     let to = line.arg(0);
     if utf8 {
         // Up to 3 bytes of UTF-8 (a character of the BMP), as nginx.
-        let ok = !to.is_empty() && to.len() % 2 == 0 && to.len() <= 6;
+        let ok = !to.is_empty() && to.len().is_multiple_of(2) && to.len() <= 6;
         let bytes: Option<Vec<u8>> = to.as_bytes().chunks(2).map(|h| hex_byte(std::str::from_utf8(h).ok()?)).collect();
         match bytes {
             Some(b) if ok && std::str::from_utf8(&b).is_ok() => return Ok(()),
@@ -439,7 +439,13 @@ impl HttpModule for CharsetModule {
                     store(&mut c.types, types, s)
                 }),
             ),
-            Directive::new("override_charset", any, Args::FLAG, Level::Loc, flag(|c: &mut CharsetLocConf| &mut c.override_charset)),
+            Directive::new(
+                "override_charset",
+                any,
+                Args::FLAG,
+                Level::Loc,
+                flag(|c: &mut CharsetLocConf| &mut c.override_charset),
+            ),
             Directive::new(
                 "source_charset",
                 any,

@@ -102,21 +102,26 @@ pub enum RangeCtx {
         /// Body bytes seen so far.
         offset: u64,
     },
-    /// Several ranges; the body is held until `last_buf`.
-    Multi {
-        /// The ranges, in the client's order.
-        ranges: Vec<ByteRange>,
-        /// `CRLF --B CRLF Content-Type: T CRLF Content-Range: bytes `.
-        part_head: Bytes,
-        /// `S-E/LEN CRLF CRLF` per range.
-        part_ranges: Vec<Bytes>,
-        /// `CRLF --B-- CRLF`.
-        tail: Bytes,
-        /// The body so far (references).
-        held: Chain,
-    },
+    /// Several ranges; the body is held until `last_buf`. Boxed: it is
+    /// large and rare.
+    Multi(Box<Multipart>),
     /// Done with this response (416 sent, or the multipart body went out).
     Done,
+}
+
+/// The state of a multipart (several ranges) response.
+#[derive(Debug)]
+pub struct Multipart {
+    /// The ranges, in the client's order.
+    pub ranges: Vec<ByteRange>,
+    /// `CRLF --B CRLF Content-Type: T CRLF Content-Range: bytes `.
+    pub part_head: Bytes,
+    /// `S-E/LEN CRLF CRLF` per range.
+    pub part_ranges: Vec<Bytes>,
+    /// `CRLF --B-- CRLF`.
+    pub tail: Bytes,
+    /// The body so far (references, not copies).
+    pub held: Chain,
 }
 
 /// Marks the response of `r` as one that may be served in ranges (nginx's
@@ -277,11 +282,15 @@ fn multipart_head(r: &mut Request, ranges: Vec<ByteRange>, len: u64) -> RangeCtx
     let part_ranges: Vec<Bytes> =
         ranges.iter().map(|g| Bytes::from(format!("{}-{}/{}\r\n\r\n", g.start, g.end - 1, len))).collect();
     let body_len: u64 = tail.len() as u64
-        + ranges.iter().zip(&part_ranges).map(|(g, pr)| part_head.len() as u64 + pr.len() as u64 + g.end - g.start).sum::<u64>();
+        + ranges
+            .iter()
+            .zip(&part_ranges)
+            .map(|(g, pr)| part_head.len() as u64 + pr.len() as u64 + g.end - g.start)
+            .sum::<u64>();
     r.headers_out.content_type = Some(Bytes::from(format!("multipart/byteranges; boundary={boundary}")));
     r.headers_out.content_length = Some(body_len);
     remove_header(r, "Content-Range");
-    RangeCtx::Multi { ranges, part_head, part_ranges, tail, held: Chain::new() }
+    RangeCtx::Multi(Box::new(Multipart { ranges, part_head, part_ranges, tail, held: Chain::new() }))
 }
 
 /// Whether `If-Range` (absent, or matching the response) lets ranges apply.
@@ -408,10 +417,8 @@ pub fn sub_chain(body: &Chain, start: u64, end: u64) -> Chain {
 }
 
 /// The multipart body for a complete held body.
-fn multipart_body(ctx: &RangeCtx) -> Chain {
-    let RangeCtx::Multi { ranges, part_head, part_ranges, tail, held, .. } = ctx else {
-        return Chain::new();
-    };
+fn multipart_body(m: &Multipart) -> Chain {
+    let Multipart { ranges, part_head, part_ranges, tail, held } = m;
     let mut out = Chain::new();
     for (g, pr) in ranges.iter().zip(part_ranges) {
         out.push(Buf::mem(part_head.clone()));
@@ -433,15 +440,13 @@ impl BodyFilter for RangeBodyFilter {
                 // range is dropped.
                 slice_single(chain, *range, offset)
             }
-            Some(ctx @ RangeCtx::Multi { .. }) => {
+            Some(RangeCtx::Multi(m)) => {
                 let last = chain.is_last();
-                if let RangeCtx::Multi { held, .. } = ctx {
-                    held.append(chain);
-                }
+                m.held.append(chain);
                 if !last {
                     return Ok(sluice_http::FilterStatus::Ok);
                 }
-                let out = multipart_body(ctx);
+                let out = multipart_body(m);
                 r.set_ctx(&KEY, RangeCtx::Done);
                 out
             }
