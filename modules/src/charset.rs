@@ -111,7 +111,7 @@ enum CharsetRef {
 }
 
 /// Location conf.
-#[derive(Default, Clone)]
+#[derive(Default)]
 pub struct CharsetLocConf {
     charset: Option<CharsetRef>,
     source_charset: Option<CharsetRef>,
@@ -276,7 +276,11 @@ impl HeaderFilter for CharsetHeaderFilter {
         let Some(ct) = r.headers_out.content_type.clone().filter(|c| !c.is_empty()) else {
             return next.call(r);
         };
-        let lcf = r.loc_conf(&KEY).clone();
+        let lcf = r.loc_conf(&KEY);
+        // The common case, `charset off`, costs no more than this test.
+        if matches!(lcf.charset, None | Some(CharsetRef::Off)) {
+            return next.call(r);
+        }
         let (ty, own) = split_content_type(&ct);
         if own.is_some() {
             if !lcf.override_charset.unwrap_or(false) {
@@ -292,7 +296,8 @@ impl HeaderFilter for CharsetHeaderFilter {
                 return next.call(r);
             }
         }
-        let Some((dst, dst_id)) = resolve(r, lcf.charset.as_ref().unwrap_or(&CharsetRef::Off)) else {
+        let (charset, source_charset) = (lcf.charset.clone(), lcf.source_charset.clone());
+        let Some((dst, dst_id)) = resolve(r, charset.as_ref().unwrap_or(&CharsetRef::Off)) else {
             return next.call(r);
         };
         let source = match own {
@@ -300,7 +305,7 @@ impl HeaderFilter for CharsetHeaderFilter {
                 let id = r.main_conf(&KEY).find(&name);
                 Some((name, id))
             }
-            None => resolve(r, lcf.source_charset.as_ref().unwrap_or(&CharsetRef::Off)),
+            None => resolve(r, source_charset.as_ref().unwrap_or(&CharsetRef::Off)),
         };
         let Some((src, src_id)) = source else {
             set_charset(r, &ty, &dst, false);

@@ -172,7 +172,8 @@ struct NotModifiedFilter;
 
 impl HeaderFilter for NotModifiedFilter {
     fn header_filter(&self, r: &mut Request, next: NextHeader<'_>) -> FilterResult {
-        if r.headers_out.status != 200 {
+        let conditional = ["If-Unmodified-Since", "If-Match", "If-Modified-Since", "If-None-Match"];
+        if r.headers_out.status != 200 || !conditional.iter().any(|h| r.header(h).is_some()) {
             return next.call(r);
         }
         let lm = r.headers_out.last_modified.map(epoch_secs);
