@@ -9,6 +9,17 @@
 //! them); `headers` comes after it so `add_header` / `add_trailer` have
 //! changed the head before the chunked filter decides the framing (it must
 //! see the trailers) and before the header writer serializes it.
+//! The conditional and range filters follow nginx's `auto/modules` order,
+//! so the header filters run: not_modified → headers → charset → range →
+//! chunked → header writer, and the body filters: range_body → charset →
+//! chunked → write. `not_modified` is listed last so it runs first: it
+//! judges the handler's own `Last-Modified` / `ETag`, before `add_header`.
+//! `range` (the header filter) sits below `charset` and `headers` so the
+//! multipart part heads carry the final `Content-Type` with its charset,
+//! and below any future gzip (which drops the length, so ranges then do
+//! not apply). `range_body` is a module of its own, listed after
+//! `headers`, so the body is sliced before `charset` recodes it (only the
+//! requested bytes are read and recoded).
 //! Phase handlers run in list order within their phase: `index` before
 //! `static` in the content phase (a directory URI is the index's; a file
 //! URI falls through to static), as nginx runs them.
@@ -26,7 +37,11 @@ pub fn modules() -> Vec<Arc<dyn HttpModule>> {
         Arc::new(sluice_modules::static_file::StaticModule),
         Arc::new(sluice_modules::log::LogModule),
         Arc::new(sluice_modules::rewrite::RewriteModule),
+        Arc::new(sluice_modules::range::RangeModule),
+        Arc::new(sluice_modules::charset::CharsetModule),
         Arc::new(sluice_modules::headers::HeadersModule),
+        Arc::new(sluice_modules::range::RangeBodyModule),
+        Arc::new(sluice_modules::not_modified::NotModifiedModule),
     ]
 }
 

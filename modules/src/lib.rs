@@ -3,8 +3,11 @@
 //! create/merge, tests.
 #![forbid(unsafe_code)]
 
+pub mod charset;
 pub mod headers;
 pub mod index;
 pub mod log;
+pub mod not_modified;
+pub mod range;
 pub mod rewrite;
 pub mod static_file;

@@ -135,6 +135,7 @@ fn handle(r: &mut Request) -> Flow {
     if r.core_loc().etag.unwrap_or(true) {
         r.headers_out.add(Bytes::from_static(b"ETag"), etag(mtime, size));
     }
+    crate::range::allow(r);
     if r.send_header().is_err() {
         return Flow::Status(500);
     }
