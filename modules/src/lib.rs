@@ -3,8 +3,10 @@
 //! create/merge, tests.
 #![forbid(unsafe_code)]
 
+pub mod autoindex;
 pub mod headers;
 pub mod index;
 pub mod log;
 pub mod rewrite;
 pub mod static_file;
+pub mod try_files;
