@@ -23,6 +23,14 @@
 //! Phase handlers run in list order within their phase: `index` before
 //! `static` in the content phase (a directory URI is the index's; a file
 //! URI falls through to static), as nginx runs them.
+//! Phase handlers run in list order within their phase: `index`, then
+//! `autoindex`, then `static` in the content phase (a directory URI is the
+//! index's when an index file exists, else autoindex lists it when enabled;
+//! a file URI falls through to static), as nginx runs them (nginx registers
+//! static, autoindex, index in that order and runs content handlers last
+//! registered first). `try_files` is the only precontent handler so far
+//! (nginx's mirror would join it); it has no filters, so its place in the
+//! list only orders it among later precontent handlers.
 
 pub mod cli;
 
@@ -34,7 +42,9 @@ use sluice_http::HttpModule;
 pub fn modules() -> Vec<Arc<dyn HttpModule>> {
     vec![
         Arc::new(sluice_modules::index::IndexModule),
+        Arc::new(sluice_modules::autoindex::AutoindexModule),
         Arc::new(sluice_modules::static_file::StaticModule),
+        Arc::new(sluice_modules::try_files::TryFilesModule),
         Arc::new(sluice_modules::log::LogModule),
         Arc::new(sluice_modules::rewrite::RewriteModule),
         Arc::new(sluice_modules::range::RangeModule),

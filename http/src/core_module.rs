@@ -206,6 +206,9 @@ pub struct CoreLocConf {
     /// The opened `error_log` of this level or the nearest outer one; `None`
     /// means the main error log.
     pub error_log: Option<Arc<sluice_core::log::ErrorLog>>,
+    /// `recursive_error_pages` (off): an error page's own error may use
+    /// `error_page` again.
+    pub recursive_error_pages: Option<bool>,
     /// `lingering_close` (on).
     pub lingering_close: Option<bool>,
     /// `lingering_time` (30s).
@@ -288,6 +291,7 @@ fn directives() -> Vec<Directive<HttpConfCx>> {
         Directive::new("log_not_found", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.log_not_found)),
         Directive::new("server_tokens", any_loc(), Args::TAKE1, Loc, directive::enumeration(SERVER_TOKENS, |c: &mut CoreLocConf| &mut c.server_tokens)),
         Directive::new("error_page", any_loc() | C::HTTP_LIF, Args::MORE2, Loc, custom(set_error_page)),
+        Directive::new("recursive_error_pages", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.recursive_error_pages)),
         Directive::new("lingering_close", any_loc(), Args::TAKE1, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.lingering_close)),
         Directive::new("lingering_time", any_loc(), Args::TAKE1, Loc, directive::time(|c: &mut CoreLocConf| &mut c.lingering_time)),
         Directive::new("lingering_timeout", any_loc(), Args::TAKE1, Loc, directive::time(|c: &mut CoreLocConf| &mut c.lingering_timeout)),
@@ -732,6 +736,7 @@ impl HttpModule for CoreModule {
             sluice_core::log::track(&log);
             c.error_log = Some(log);
         }
+        merge(&mut c.recursive_error_pages, &p.recursive_error_pages, false);
         merge(&mut c.lingering_close, &p.lingering_close, true);
         merge(&mut c.lingering_time, &p.lingering_time, Duration::from_secs(30));
         merge(&mut c.lingering_timeout, &p.lingering_timeout, Duration::from_secs(5));

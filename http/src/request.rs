@@ -145,6 +145,10 @@ pub struct Request {
     pub body: RequestBody,
     /// True after an internal redirect.
     pub internal: bool,
+    /// In a regex location with `alias`, map the URI as alias + URI
+    /// instead of the alias alone (set by `try_files` when a file matched,
+    /// as nginx's `r->add_uri_to_alias`).
+    pub add_uri_to_alias: bool,
     /// No body in the response (HEAD, or the header filter said so).
     pub header_only: bool,
     /// The connection may be kept open after this request.
@@ -201,6 +205,7 @@ impl Request {
             headers_out: HeadersOut::default(),
             body: RequestBody::default(),
             internal: false,
+            add_uri_to_alias: false,
             header_only,
             keepalive: false,
             start: sluice_core::event::now(),
@@ -408,6 +413,8 @@ impl Request {
                 let name = self.loc.name().as_bytes();
                 let rest = if uri.starts_with(name) { &uri[name.len()..] } else { uri };
                 path.extend_from_slice(rest);
+            } else if self.add_uri_to_alias {
+                path.extend_from_slice(uri);
             }
         } else {
             let root = core.root.as_ref().map(|r| r.eval(self)).unwrap_or_default();

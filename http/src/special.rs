@@ -133,11 +133,20 @@ fn send_builtin(r: &mut Request, status: u16) {
     }
 }
 
-/// Applies `error_page` for `status`; `None` when no entry matches.
+/// Applies `error_page` for `status`; `None` when no entry matches. Once
+/// a location with `error_page` handled an error, later errors of the same
+/// request get the built-in page, unless `recursive_error_pages on` (as
+/// nginx; the redirect limit still ends a loop with 500).
 fn error_page(r: &mut Request, status: u16) -> Option<Flow> {
-    let pages = r.core_loc().error_pages.clone()?;
+    let core = r.core_loc();
+    let pages = core.error_pages.clone()?;
+    if r.uri_changes == 0 {
+        return None;
+    }
+    if core.recursive_error_pages != Some(true) {
+        r.error_page_used = true;
+    }
     let page = pages.iter().find(|p| p.codes.contains(&status))?;
-    r.error_page_used = true;
     let target = page.target.eval(r);
     let overwrite = page.overwrite;
     if target.first() == Some(&b'@') {

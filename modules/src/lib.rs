@@ -3,6 +3,7 @@
 //! create/merge, tests.
 #![forbid(unsafe_code)]
 
+pub mod autoindex;
 pub mod charset;
 pub mod headers;
 pub mod index;
@@ -11,3 +12,4 @@ pub mod not_modified;
 pub mod range;
 pub mod rewrite;
 pub mod static_file;
+pub mod try_files;
