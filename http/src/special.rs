@@ -119,7 +119,9 @@ pub(crate) fn send(r: &mut Request, status: u16) {
 
 fn send_builtin(r: &mut Request, status: u16) {
     let tokens = r.core_loc().server_tokens.unwrap_or(ServerTokens::On);
-    r.headers_out.headers.clear();
+    // The challenge of a 401 stays with its page (nginx keeps it in its
+    // own `www_authenticate` field, which an error page does not clear).
+    r.headers_out.headers.retain(|(n, _)| status == 401 && n.eq_ignore_ascii_case(b"www-authenticate"));
     r.headers_out.location = r.headers_out.location.take().filter(|_| (300..400).contains(&status));
     r.headers_out.last_modified = None;
     let wire_status = if status == 494 { 400 } else { status };

@@ -4,7 +4,6 @@
 
 use std::fmt::Write as _;
 
-
 use bytes::{BufMut, Bytes, BytesMut};
 use sluice_core::Buf;
 
