@@ -11,7 +11,12 @@
 //! see the trailers) and before the header writer serializes it.
 //! Phase handlers run in list order within their phase: `index` before
 //! `static` in the content phase (a directory URI is the index's; a file
-//! URI falls through to static), as nginx runs them.
+//! URI falls through to static), as nginx runs them. In the access phase
+//! `access` (allow/deny) runs before `auth_basic`, as in nginx (whose
+//! phase arrays run in reverse registration order, and which registers
+//! auth_basic first): with `satisfy any` an allowed address then skips the
+//! password check. Neither registers filters, so their place among the
+//! filter modules does not matter.
 
 pub mod cli;
 
@@ -26,6 +31,8 @@ pub fn modules() -> Vec<Arc<dyn HttpModule>> {
         Arc::new(sluice_modules::static_file::StaticModule),
         Arc::new(sluice_modules::log::LogModule),
         Arc::new(sluice_modules::rewrite::RewriteModule),
+        Arc::new(sluice_modules::access::AccessModule),
+        Arc::new(sluice_modules::auth_basic::AuthBasicModule),
         Arc::new(sluice_modules::headers::HeadersModule),
     ]
 }

@@ -3,6 +3,8 @@
 //! create/merge, tests.
 #![forbid(unsafe_code)]
 
+pub mod access;
+pub mod auth_basic;
 pub mod headers;
 pub mod index;
 pub mod log;
