@@ -415,14 +415,6 @@ impl Request {
 mod size_probe {
     #[test]
     fn sizes() {
-        eprintln!(
-            "Conn {} Request {} Slot {} RequestHead {} HeadersOut {} RequestBody {}",
-            std::mem::size_of::<super::Conn>(),
-            std::mem::size_of::<super::Request>(),
-            std::mem::size_of::<crate::connection::Slot>(),
-            std::mem::size_of::<crate::parse::RequestHead>(),
-            std::mem::size_of::<super::HeadersOut>(),
-            std::mem::size_of::<crate::body::RequestBody>()
-        );
+        eprintln!("Conn {} Request {} Slot {} RequestHead {} HeadersOut {} RequestBody {}", std::mem::size_of::<super::Conn>(), std::mem::size_of::<super::Request>(), std::mem::size_of::<crate::connection::Slot>(), std::mem::size_of::<crate::parse::RequestHead>(), std::mem::size_of::<super::HeadersOut>(), std::mem::size_of::<crate::body::RequestBody>());
     }
 }

@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+
 use bytes::{BufMut, Bytes, BytesMut};
 use sluice_core::Buf;
 
