@@ -9,9 +9,11 @@
 //!
 //! A header filter. Headers are added to responses with status 200, 201,
 //! 204, 206, 301, 302, 303, 304, 307 or 308, or to every response with
-//! `always`; an empty value adds nothing. A level with its own `add_header`
-//! lines does not inherit the outer level's (as in nginx); the same holds
-//! for `add_trailer`, independently. Trailers go out after a chunked body.
+//! `always`; an empty value adds nothing, except that `ETag` and
+//! `Last-Modified` replace the response's own and an empty one removes it
+//! (as nginx does). A level with its own `add_header` lines does not
+//! inherit the outer level's (as in nginx); the same holds for
+//! `add_trailer`, independently. Trailers go out after a chunked body.
 //!
 //! `expires` sets `Expires` and `Cache-Control` (replacing ones already
 //! there) on the same statuses, never with `always`: `epoch` (1 January
@@ -216,6 +218,17 @@ fn expires_values(e: Expires, now: i64, last_modified: Option<i64>, conf_negativ
 
 /// Sets a header, replacing the first of that name and dropping the rest.
 fn replace_header(headers: &mut Vec<(Bytes, Bytes)>, name: &'static [u8], value: Bytes) {
+    set_single(headers, &Bytes::from_static(name), value);
+}
+
+/// `add_header` for a header the response has at most one of (nginx's
+/// ETag and Last-Modified handlers): the value replaces the one there, and
+/// an empty value removes it.
+fn set_single(headers: &mut Vec<(Bytes, Bytes)>, name: &Bytes, value: Bytes) {
+    if value.is_empty() {
+        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        return;
+    }
     let mut seen = false;
     headers.retain_mut(|(n, v)| {
         if !n.eq_ignore_ascii_case(name) {
@@ -229,7 +242,22 @@ fn replace_header(headers: &mut Vec<(Bytes, Bytes)>, name: &'static [u8], value:
         true
     });
     if !seen {
-        headers.push((Bytes::from_static(name), value));
+        headers.push((name.clone(), value));
+    }
+}
+
+/// One `add_header` line's effect.
+fn add_header(r: &mut Request, name: &Bytes, value: Bytes) {
+    if name.eq_ignore_ascii_case(b"etag") {
+        set_single(&mut r.headers_out.headers, name, value);
+    } else if name.eq_ignore_ascii_case(b"last-modified") {
+        // Kept as a time when it parses (the header writer prints it).
+        let parsed = std::str::from_utf8(&value).ok().and_then(sluice_core::time::parse_http_date);
+        r.headers_out.last_modified = parsed;
+        let raw = if parsed.is_some() { Bytes::new() } else { value };
+        set_single(&mut r.headers_out.headers, name, raw);
+    } else if !value.is_empty() {
+        r.headers_out.add(name.clone(), value);
     }
 }
 
@@ -271,9 +299,7 @@ impl HeaderFilter for HeadersFilter {
         let trailers = conf.trailers.clone().unwrap_or_default();
         for e in headers.iter().filter(|e| safe || e.always) {
             let v = e.value.eval(r);
-            if !v.is_empty() {
-                r.headers_out.add(e.name.clone(), v);
-            }
+            add_header(r, &e.name, v);
         }
         if r.protocol() == "HTTP/1.1" && !r.header_only {
             for e in trailers.iter().filter(|e| safe || e.always) {
