@@ -167,14 +167,22 @@ impl UserFile {
     }
 }
 
-/// Reads the user file; on failure logs as nginx does and gives the status.
+/// Reads the user file; on failure logs as nginx does and gives the status:
+/// 403 when it does not exist, else 500.
 fn read_user_file(r: &Request, path: &Path) -> Result<Vec<u8>, Flow> {
-    std::fs::read(path).map_err(|e| {
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path).map_err(|e| {
         let (level, status) =
             if e.kind() == std::io::ErrorKind::NotFound { (LogLevel::Error, 403) } else { (LogLevel::Crit, 500) };
         sluice_core::log_error!(level, r.log_id(), "open() \"{}\" failed ({})", path.display(), os_error(&e));
         Flow::Status(status)
-    })
+    })?;
+    let mut text = Vec::new();
+    file.read_to_end(&mut text).map_err(|e| {
+        sluice_core::log_error!(LogLevel::Crit, r.log_id(), "pread() \"{}\" failed ({})", path.display(), os_error(&e));
+        Flow::Status(500)
+    })?;
+    Ok(text)
 }
 
 /// The access-phase handler.
