@@ -31,6 +31,12 @@
 //! registered first). `try_files` is the only precontent handler so far
 //! (nginx's mirror would join it); it has no filters, so its place in the
 //! list only orders it among later precontent handlers.
+//! URI falls through to static), as nginx runs them. In the access phase
+//! `access` (allow/deny) runs before `auth_basic`, as in nginx (whose
+//! phase arrays run in reverse registration order, and which registers
+//! auth_basic first): with `satisfy any` an allowed address then skips the
+//! password check. Neither registers filters, so their place among the
+//! filter modules does not matter.
 
 pub mod cli;
 
@@ -49,6 +55,8 @@ pub fn modules() -> Vec<Arc<dyn HttpModule>> {
         Arc::new(sluice_modules::rewrite::RewriteModule),
         Arc::new(sluice_modules::range::RangeModule),
         Arc::new(sluice_modules::charset::CharsetModule),
+        Arc::new(sluice_modules::access::AccessModule),
+        Arc::new(sluice_modules::auth_basic::AuthBasicModule),
         Arc::new(sluice_modules::headers::HeadersModule),
         Arc::new(sluice_modules::range::RangeBodyModule),
         Arc::new(sluice_modules::not_modified::NotModifiedModule),

@@ -24,6 +24,8 @@ use crate::core_module::{self, CoreLocConf, CoreMainConf, CoreSrvConf, LocationB
 use crate::listen::{self, ListenSite};
 use crate::location::{LocMatch, Location, LocationTree};
 use crate::module::{AnyConf, BodyFilter, HeaderFilter, HttpModule, Phase, PhaseHandler};
+use crate::phase::Satisfy;
+use crate::request::Request;
 use crate::server_name::ServerNames;
 use crate::variables::{ComplexValue, Variables};
 
@@ -208,6 +210,7 @@ pub struct PostConf<'a> {
     pub(crate) phases: &'a mut [Vec<Arc<dyn PhaseHandler>>; Phase::COUNT],
     pub(crate) header_filters: &'a mut Vec<Arc<dyn HeaderFilter>>,
     pub(crate) body_filters: &'a mut Vec<Arc<dyn BodyFilter>>,
+    satisfy: &'a mut SatisfyFn,
     main: &'a [AnyConf],
     /// The configuration prefix.
     pub prefix: &'a Path,
@@ -241,6 +244,19 @@ impl PostConf<'_> {
     pub fn main_conf<M: 'static, S, L>(&self, key: &crate::module::ConfKey<M, S, L>) -> &M {
         crate::module::downcast(self.main[key.slot()].as_ref())
     }
+
+    /// Tells the phase engine how to combine the access phase's answers for
+    /// a request (the module that owns `satisfy` registers this).
+    pub fn set_access_satisfy(&mut self, f: SatisfyFn) {
+        *self.satisfy = f;
+    }
+}
+
+/// Answers a request's `satisfy` mode (see [`PostConf::set_access_satisfy`]).
+pub type SatisfyFn = fn(&Request) -> Satisfy;
+
+fn satisfy_all(_: &Request) -> Satisfy {
+    Satisfy::All
 }
 
 /// One virtual server, frozen.
@@ -277,6 +293,7 @@ pub struct HttpConfig {
     pub(crate) phases: [Vec<Arc<dyn PhaseHandler>>; Phase::COUNT],
     pub(crate) header_filters: Vec<Arc<dyn HeaderFilter>>,
     pub(crate) body_filters: Vec<Arc<dyn BodyFilter>>,
+    pub(crate) satisfy: SatisfyFn,
     /// The sockets to listen on and the servers behind each.
     pub listens: Vec<ListenSite>,
     /// The configuration prefix (relative `root` paths resolve against it).
@@ -407,11 +424,13 @@ pub fn load_http(modules: &Arc<Modules>, stmt: &Statement, prefix: &Path) -> Res
     let mut phases: [Vec<Arc<dyn PhaseHandler>>; Phase::COUNT] = Default::default();
     let mut header_filters = Vec::new();
     let mut body_filters = Vec::new();
+    let mut satisfy: SatisfyFn = satisfy_all;
     for m in modules.list.iter() {
         let mut pc = PostConf {
             phases: &mut phases,
             header_filters: &mut header_filters,
             body_filters: &mut body_filters,
+            satisfy: &mut satisfy,
             main: &main,
             prefix,
             vars: &cx.vars,
@@ -427,6 +446,7 @@ pub fn load_http(modules: &Arc<Modules>, stmt: &Statement, prefix: &Path) -> Res
         phases,
         header_filters,
         body_filters,
+        satisfy,
         listens,
         prefix: prefix.to_path_buf(),
     })

@@ -7,16 +7,24 @@
 //! |---|---|---|---|---|
 //! | post_read, preaccess, precontent | next handler | next phase | suspend | finish |
 //! | server_rewrite, rewrite | next handler | next handler | suspend | finish |
-//! | access | next handler | next handler (all must pass) | suspend | finish |
+//! | access, `satisfy all` | next handler | next handler (all must pass) | suspend | finish |
+//! | access, `satisfy any` | next handler | next phase (one pass is enough) | suspend | 401/403 remembered, next handler; else finish |
 //! | content | next handler | finish | suspend / finish | finish |
 //!
 //! find_config, post_rewrite and post_access are the engine's own steps.
+//! With `satisfy any`, post_access answers with the 401 or 403 remembered
+//! from the access phase when no handler let the request pass (a 401 wins
+//! over a 403, as in nginx). Which mode applies is asked of the function a
+//! module registered with `PostConf::set_access_satisfy` (the access
+//! module owns the `satisfy` directive); without one every request is
+//! `satisfy all`.
 //! Internal redirects re-enter at server_rewrite, as nginx's
 //! `ngx_http_internal_redirect` does (so server-level rewrites see the new
 //! URI); a rewrite's `last` re-enters at find_config.
 
 use bytes::Bytes;
 
+use crate::core_module::CORE;
 use crate::module::{Flow, Phase};
 use crate::request::Request;
 use crate::special;
@@ -82,7 +90,7 @@ fn step(r: &mut Request) -> Step {
     match phase {
         Phase::FindConfig => find_config(r),
         Phase::PostRewrite => post_rewrite(r),
-        Phase::PostAccess => next_phase(r),
+        Phase::PostAccess => post_access(r),
         Phase::Content => content(r),
         _ => {
             let http = r.http.clone();
@@ -91,6 +99,9 @@ fn step(r: &mut Request) -> Step {
                 return next_phase(r);
             };
             let flow = h.handle(r);
+            if phase == Phase::Access && (r.http.satisfy)(r) == Satisfy::Any {
+                return access_any(r, flow);
+            }
             match (phase, flow) {
                 (_, Flow::Declined) => {
                     r.phase_handler += 1;
@@ -107,6 +118,58 @@ fn step(r: &mut Request) -> Step {
             }
         }
     }
+}
+
+/// How the access phase combines its handlers' answers (nginx's `satisfy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Satisfy {
+    /// Every access handler must pass (the default).
+    All,
+    /// One passing access handler is enough.
+    Any,
+}
+
+/// The 401 or 403 an access handler answered under `satisfy any`, kept
+/// until post_access (in the core module's context slot, so an internal
+/// redirect, which clears contexts, forgets it).
+struct AccessCode(u16);
+
+/// nginx's access checker for `satisfy any`.
+fn access_any(r: &mut Request, flow: Flow) -> Step {
+    match flow {
+        Flow::Declined => {
+            r.phase_handler += 1;
+            Step::Continue
+        }
+        Flow::Ok => {
+            // Access granted: forget a denial and the challenge a failed
+            // handler left behind.
+            let _ = r.take_ctx::<_, _, _, AccessCode>(&CORE);
+            r.headers_out.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(b"www-authenticate"));
+            next_phase(r)
+        }
+        Flow::Again => Step::Suspend,
+        Flow::Done => Step::Finish(Flow::Done),
+        Flow::Status(code @ (401 | 403 | 407)) => {
+            let kept = r.ctx::<_, _, _, AccessCode>(&CORE).map(|c| c.0);
+            if !matches!(kept, Some(401 | 407)) {
+                r.set_ctx(&CORE, AccessCode(code));
+            }
+            r.phase_handler += 1;
+            Step::Continue
+        }
+        Flow::Status(s) => Step::Finish(Flow::Status(s)),
+    }
+}
+
+fn post_access(r: &mut Request) -> Step {
+    let Some(AccessCode(code)) = r.take_ctx::<_, _, _, AccessCode>(&CORE) else {
+        return next_phase(r);
+    };
+    if code == 403 {
+        sluice_core::log_error!(sluice_core::log::Level::Error, r.log_id(), "access forbidden by rule");
+    }
+    Step::Finish(Flow::Status(code))
 }
 
 fn find_config(r: &mut Request) -> Step {

@@ -67,6 +67,8 @@ pub fn page(status: u16, tokens: ServerTokens) -> Option<Bytes> {
         494 => "400 Request Header Or Cookie Too Large".to_string(),
         // The status line says "Moved Temporarily"; nginx's page says "Found".
         302 => "302 Found".to_string(),
+        // Likewise nginx's 401 page says "Authorization Required".
+        401 => "401 Authorization Required".to_string(),
         s if s >= 300 && !reason(s).is_empty() => format!("{} {}", s, reason(s)),
         _ => return None,
     };
@@ -119,7 +121,9 @@ pub(crate) fn send(r: &mut Request, status: u16) {
 
 fn send_builtin(r: &mut Request, status: u16) {
     let tokens = r.core_loc().server_tokens.unwrap_or(ServerTokens::On);
-    r.headers_out.headers.clear();
+    // The challenge of a 401 stays with its page (nginx keeps it in its
+    // own `www_authenticate` field, which an error page does not clear).
+    r.headers_out.headers.retain(|(n, _)| status == 401 && n.eq_ignore_ascii_case(b"www-authenticate"));
     r.headers_out.location = r.headers_out.location.take().filter(|_| (300..400).contains(&status));
     r.headers_out.last_modified = None;
     let wire_status = if status == 494 { 400 } else { status };
@@ -196,6 +200,8 @@ mod tests {
             b"<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n<center><h1>404 Not Found</h1></center>\r\n<hr><center>sluice</center>\r\n</body>\r\n</html>\r\n"
         );
         assert!(page(200, ServerTokens::On).is_none());
+        let p = page(401, ServerTokens::Off).unwrap();
+        assert!(std::str::from_utf8(&p).unwrap().contains("<title>401 Authorization Required</title>"));
         let p = page(494, ServerTokens::On).unwrap();
         assert!(std::str::from_utf8(&p).unwrap().contains("Request Header Or Cookie Too Large"));
     }

@@ -5,6 +5,8 @@
 
 pub mod autoindex;
 pub mod charset;
+pub mod access;
+pub mod auth_basic;
 pub mod headers;
 pub mod index;
 pub mod log;
