@@ -12,6 +12,10 @@
 //! Phase handlers run in list order within their phase: `index` before
 //! `static` in the content phase (a directory URI is the index's; a file
 //! URI falls through to static), as nginx runs them.
+//! `map` registers no handler or filter (its variables are evaluated when
+//! used), so its place is free; it sits beside `rewrite`, as in nginx's
+//! list. `rewrite` has no filters; its handlers are the only ones of the
+//! server_rewrite and rewrite phases.
 
 pub mod cli;
 
@@ -25,6 +29,7 @@ pub fn modules() -> Vec<Arc<dyn HttpModule>> {
         Arc::new(sluice_modules::index::IndexModule),
         Arc::new(sluice_modules::static_file::StaticModule),
         Arc::new(sluice_modules::log::LogModule),
+        Arc::new(sluice_modules::map::MapModule),
         Arc::new(sluice_modules::rewrite::RewriteModule),
         Arc::new(sluice_modules::headers::HeadersModule),
     ]

@@ -6,5 +6,6 @@
 pub mod headers;
 pub mod index;
 pub mod log;
+pub mod map;
 pub mod rewrite;
 pub mod static_file;
