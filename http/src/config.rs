@@ -225,6 +225,10 @@ impl HttpConfCx {
 pub struct PreConf<'a> {
     /// Add variables here.
     pub vars: &'a mut Variables,
+    /// The statements of the `http` block (includes expanded), for a module
+    /// that declares variables its directives define anywhere in the block
+    /// (`set $x`), since nginx lets them be used before that line.
+    pub block: &'a [Statement],
 }
 
 /// What `postconfiguration` gets: where to register handlers and filters.
@@ -413,7 +417,7 @@ pub fn load_http(modules: &Arc<Modules>, stmt: &Statement, prefix: &Path) -> Res
     let block = stmt.block.as_deref().unwrap_or(&[]);
     let mut vars = Variables::new();
     for m in &modules.list {
-        m.preconfiguration(&mut PreConf { vars: &mut vars }).map_err(|e| stmt.error(e))?;
+        m.preconfiguration(&mut PreConf { vars: &mut vars, block }).map_err(|e| stmt.error(e))?;
     }
     let mut cx = HttpConfCx {
         prefix: prefix.to_path_buf(),
