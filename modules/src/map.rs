@@ -33,7 +33,7 @@ use regex::bytes::{Captures, Regex};
 use sluice_core::conf::directive::{custom, Args, Contexts as C, Directive, Level};
 use sluice_core::conf::{SetError, Statement};
 use sluice_http::variables::{ComplexValue, DeclaredGetter, Variables};
-use sluice_http::{AnyConf, ConfKey, HttpConfCx, HttpModule, ModuleIndex, PostConf, Request};
+use sluice_http::{AnyConf, ConfKey, HttpConfCx, HttpModule, ModuleIndex, PostConf, PreConf, Request};
 
 /// The maps of the `http` block.
 #[derive(Default)]
@@ -324,6 +324,17 @@ impl HttpModule for MapModule {
         vec![Directive::new("map", C::HTTP_MAIN, Args::BLOCK | Args::TAKE2, Level::Main, custom(set_map))]
     }
 
+    // A map's variable may be used above the `map` that defines it, as in
+    // nginx: declare them all before the block is read.
+    fn preconfiguration(&self, cf: &mut PreConf) -> Result<(), String> {
+        for stmt in cf.block.iter().filter(|s| s.name == "map") {
+            if let Some(name) = stmt.arg(1).strip_prefix('$').filter(|n| !n.is_empty()) {
+                let _ = cf.vars.declare(name);
+            }
+        }
+        Ok(())
+    }
+
     fn create_main_conf(&self) -> AnyConf {
         Box::new(MapMainConf::default())
     }
@@ -391,14 +402,15 @@ mod tests {
     fn block_errors() {
         let text = "http { map $a $b { default 1; default 2; } }";
         let conf = sluice_core::conf::parse_str(text, std::path::Path::new("t"), std::path::Path::new("/")).unwrap();
-        let modules = sluice_http::Modules::new(vec![Arc::new(MapModule)]).unwrap();
+        let modules =
+            sluice_http::Modules::new(vec![Arc::new(MapModule), Arc::new(crate::headers::HeadersModule)]).unwrap();
         let err = sluice_http::config::load_http(&modules, &conf.statements[0], std::path::Path::new("/")).unwrap_err();
         assert!(err.to_string().starts_with("duplicate default map parameter"), "{err}");
         let text = "http { map $args $b { a b c; } }";
         let conf = sluice_core::conf::parse_str(text, std::path::Path::new("t"), std::path::Path::new("/")).unwrap();
         let err = sluice_http::config::load_http(&modules, &conf.statements[0], std::path::Path::new("/")).unwrap_err();
         assert!(err.to_string().starts_with("invalid number of the map parameters"), "{err}");
-        let text = "http { map $args $b { a $later; } map $args $later { default 1; } }";
+        let text = "http { add_header X $later; map $args $b { a $later; } map $args $later { default 1; } }";
         let conf = sluice_core::conf::parse_str(text, std::path::Path::new("t"), std::path::Path::new("/")).unwrap();
         assert!(sluice_http::config::load_http(&modules, &conf.statements[0], std::path::Path::new("/")).is_ok());
     }

@@ -41,7 +41,7 @@ use sluice_core::conf::{SetError, Statement};
 use sluice_core::log::Level as LogLevel;
 use sluice_http::location::{LocMatch, Location};
 use sluice_http::variables::{ComplexValue, DeclaredGetter};
-use sluice_http::{AnyConf, ConfKey, Flow, HttpConfCx, HttpModule, ModuleIndex, Phase, PostConf, Request};
+use sluice_http::{AnyConf, ConfKey, Flow, HttpConfCx, HttpModule, ModuleIndex, Phase, PostConf, PreConf, Request};
 
 /// The rewrite module's main conf: the names of `set` variables, for the
 /// "uninitialized" warning.
@@ -555,6 +555,22 @@ fn file_test(path: &[u8], test: &FileTest) -> bool {
     }
 }
 
+/// Declares the variables of every `set` in `block`, nested blocks
+/// included. A name that cannot be declared is left for `set` to report
+/// where it is written.
+fn declare_set_variables(block: &[Statement], vars: &mut sluice_http::variables::Variables) {
+    for stmt in block {
+        if stmt.name == "set" {
+            if let Some(name) = stmt.arg(0).strip_prefix('$').filter(|n| !n.is_empty()) {
+                let _ = vars.declare(name);
+            }
+        }
+        if let Some(inner) = &stmt.block {
+            declare_set_variables(inner, vars);
+        }
+    }
+}
+
 fn server_rewrite(r: &mut Request) -> Flow {
     run_level(r)
 }
@@ -595,6 +611,13 @@ impl HttpModule for RewriteModule {
 
     fn directives(&self) -> Vec<Directive<HttpConfCx>> {
         directives()
+    }
+
+    // nginx resolves variables once the whole block was read, so `$x` may
+    // be used above the `set $x` that defines it: declare them all first.
+    fn preconfiguration(&self, cf: &mut PreConf) -> Result<(), String> {
+        declare_set_variables(cf.block, cf.vars);
+        Ok(())
     }
 
     fn create_main_conf(&self) -> AnyConf {
