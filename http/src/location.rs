@@ -235,7 +235,7 @@ mod tests {
         ))
     }
 
-    fn find<'a>(t: &'a LocationTree, uri: &str) -> String {
+    fn find(t: &LocationTree, uri: &str) -> String {
         t.find(uri.as_bytes()).map(|f| f.location.name().to_string()).unwrap_or_else(|| "-".into())
     }
 

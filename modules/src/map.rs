@@ -174,7 +174,7 @@ fn parse_key(key: &str, hostnames: bool) -> Result<MapKey, String> {
         if rest.is_empty() || rest.contains('*') {
             return Err(invalid());
         }
-        return Ok(MapKey::Head { suffix: low[1..].as_bytes().to_vec(), bare: false });
+        return Ok(MapKey::Head { suffix: low.as_bytes()[1..].to_vec(), bare: false });
     }
     if low.starts_with('.') && low.len() > 1 && !low.contains('*') {
         return Ok(MapKey::Head { suffix: low.into_bytes(), bare: true });
@@ -183,7 +183,7 @@ fn parse_key(key: &str, hostnames: bool) -> Result<MapKey, String> {
         if rest.is_empty() || rest.contains('*') {
             return Err(invalid());
         }
-        return Ok(MapKey::Tail(low[..low.len() - 1].as_bytes().to_vec()));
+        return Ok(MapKey::Tail(low.as_bytes()[..low.len() - 1].to_vec()));
     }
     if low.contains('*') {
         return Err(invalid());
