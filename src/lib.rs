@@ -2,41 +2,39 @@
 //!
 //! [`modules()`] is the ordered list of compiled-in HTTP modules — the job
 //! of nginx's generated `ngx_modules.c`. The http core module is always
-//! first (sluice-http inserts it). The order decides the filter order:
-//! filters are pushed LIFO in each module's postconfiguration, so a module
-//! listed later runs its filters earlier. The core pushes the protocol
-//! filters (header writer and write filter at the bottom, chunked above
-//! them); `headers` comes after it so `add_header` / `add_trailer` have
-//! changed the head before the chunked filter decides the framing (it must
-//! see the trailers) and before the header writer serializes it.
-//! The conditional and range filters follow nginx's `auto/modules` order,
-//! so the header filters run: not_modified → headers → charset → range →
-//! chunked → header writer, and the body filters: range_body → charset →
-//! chunked → write. `not_modified` is listed last so it runs first: it
-//! judges the handler's own `Last-Modified` / `ETag`, before `add_header`.
-//! `range` (the header filter) sits below `charset` and `headers` so the
-//! multipart part heads carry the final `Content-Type` with its charset,
-//! and below any future gzip (which drops the length, so ranges then do
-//! not apply). `range_body` is a module of its own, listed after
-//! `headers`, so the body is sliced before `charset` recodes it (only the
-//! requested bytes are read and recoded).
-//! Phase handlers run in list order within their phase: `index` before
-//! `static` in the content phase (a directory URI is the index's; a file
-//! URI falls through to static), as nginx runs them.
-//! Phase handlers run in list order within their phase: `index`, then
-//! `autoindex`, then `static` in the content phase (a directory URI is the
-//! index's when an index file exists, else autoindex lists it when enabled;
-//! a file URI falls through to static), as nginx runs them (nginx registers
-//! static, autoindex, index in that order and runs content handlers last
-//! registered first). `try_files` is the only precontent handler so far
-//! (nginx's mirror would join it); it has no filters, so its place in the
-//! list only orders it among later precontent handlers.
-//! URI falls through to static), as nginx runs them. In the access phase
-//! `access` (allow/deny) runs before `auth_basic`, as in nginx (whose
-//! phase arrays run in reverse registration order, and which registers
-//! auth_basic first): with `satisfy any` an allowed address then skips the
-//! password check. Neither registers filters, so their place among the
-//! filter modules does not matter.
+//! first (sluice-http inserts it). The order decides two things.
+//!
+//! **Filter order.** Filters are pushed LIFO in each module's
+//! postconfiguration, so a module listed later runs its filters earlier.
+//! The core pushes the protocol filters first (header writer and write
+//! filter at the very bottom, chunked above them). Then, following nginx's
+//! `auto/modules`, the header filters run
+//! not_modified → headers → charset → range → chunked → header writer,
+//! and the body filters range_body → charset → chunked → write:
+//!
+//! * `not_modified` is listed last so it runs first: it judges the
+//!   handler's own `Last-Modified` / `ETag`, before `add_header` changes
+//!   anything;
+//! * `headers` runs before the chunked filter decides the framing (it must
+//!   see `add_trailer`'s trailers) and before the head is serialized;
+//! * `range` (the header filter) sits below `charset` and `headers`, so
+//!   multipart part heads carry the final `Content-Type`; `range_body` is a
+//!   module of its own, listed after `headers`, so the body is sliced
+//!   before `charset` recodes it (only the requested bytes are recoded).
+//!
+//! **Phase handler order.** Handlers run in list order within their
+//! phase (nginx registers them the other way round and runs its phase
+//! arrays last-registered first; the result is the same):
+//!
+//! * content: `index`, then `autoindex`, then `static` — a directory URI is
+//!   the index's when an index file exists, else autoindex lists it when
+//!   enabled; a file URI falls through to static;
+//! * precontent: `try_files`;
+//! * server_rewrite and rewrite: `rewrite` (`map` only adds variables,
+//!   evaluated when used, so its place is free);
+//! * access: `access` (allow/deny) before `auth_basic`, so that with
+//!   `satisfy any` an allowed address skips the password check;
+//! * log: `log`.
 
 pub mod cli;
 
@@ -52,6 +50,7 @@ pub fn modules() -> Vec<Arc<dyn HttpModule>> {
         Arc::new(sluice_modules::static_file::StaticModule),
         Arc::new(sluice_modules::try_files::TryFilesModule),
         Arc::new(sluice_modules::log::LogModule),
+        Arc::new(sluice_modules::map::MapModule),
         Arc::new(sluice_modules::rewrite::RewriteModule),
         Arc::new(sluice_modules::range::RangeModule),
         Arc::new(sluice_modules::charset::CharsetModule),

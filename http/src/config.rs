@@ -162,6 +162,30 @@ impl HttpConfCx {
         r.map(|_| loc)
     }
 
+    /// Reads the block of an anonymous location (nginx's `if`) in context
+    /// `ctx` (`HTTP_SIF` or `HTTP_LIF`) with fresh location confs; they are
+    /// merged from the enclosing location's when the tree is frozen. The
+    /// caller may take what its module collected, then hands the confs to
+    /// [`HttpConfCx::add_anonymous_location`].
+    pub fn read_anonymous_location(&mut self, block: &[Statement], ctx: Contexts) -> Result<Vec<AnyConf>, ConfError> {
+        self.loc.push(self.create_loc_confs());
+        let r = self.parse_block(block, ctx);
+        let loc = self.loc.pop().expect("pushed above");
+        r.map(|_| loc)
+    }
+
+    /// Adds an anonymous location inside the location being read; returns
+    /// its number there, for [`crate::location::Location::anonymous`].
+    pub fn add_anonymous_location(&mut self, confs: Vec<AnyConf>, origin: Origin) -> Result<usize, SetError> {
+        let core = self.loc.last_mut().expect("location confs")[0]
+            .downcast_mut::<CoreLocConf>()
+            .ok_or("an anonymous location is added from inside the core module")?;
+        let n = core.locations.iter().filter(|l| matches!(l.matcher, LocMatch::Anonymous(_))).count();
+        let matcher = LocMatch::Anonymous(Box::new(LocMatch::ServerLevel));
+        core.locations.push(LocationBuild { matcher, confs, origin });
+        Ok(n)
+    }
+
     /// Sets the content handler of the location being read (as `proxy_pass`
     /// sets nginx's `clcf->handler`). Not inherited by nested locations.
     pub fn set_content_handler(&mut self, handler: Arc<dyn PhaseHandler>) -> Result<(), SetError> {
@@ -203,6 +227,10 @@ impl HttpConfCx {
 pub struct PreConf<'a> {
     /// Add variables here.
     pub vars: &'a mut Variables,
+    /// The statements of the `http` block (includes expanded), for a module
+    /// that declares variables its directives define anywhere in the block
+    /// (`set $x`), since nginx lets them be used before that line.
+    pub block: &'a [Statement],
 }
 
 /// What `postconfiguration` gets: where to register handlers and filters.
@@ -353,8 +381,18 @@ fn freeze_location(
     merge_module_locs(modules, parent, &mut build.confs, &build.origin)?;
     let core: &mut CoreLocConf = crate::module::downcast_mut(build.confs[0].as_mut());
     let children = std::mem::take(&mut core.locations);
+    let handler = core.content_handler.clone();
     let mut nested = Vec::with_capacity(children.len());
-    for child in children {
+    for mut child in children {
+        if let LocMatch::Anonymous(parent) = &mut child.matcher {
+            // An `if` block reads as its location (name, alias) and keeps
+            // its content handler unless it sets its own, as in nginx.
+            **parent = build.matcher.clone();
+            let c: &mut CoreLocConf = crate::module::downcast_mut(child.confs[0].as_mut());
+            if c.content_handler.is_none() {
+                c.content_handler = handler.clone();
+            }
+        }
         if matches!(child.matcher, LocMatch::Named(_)) && !matches!(build.matcher, LocMatch::ServerLevel) {
             return Err(ConfError::at(
                 format!("named location \"{}\" can be on the server level only", child.matcher.name()),
@@ -396,7 +434,7 @@ pub fn load_http(modules: &Arc<Modules>, stmt: &Statement, prefix: &Path) -> Res
     let block = stmt.block.as_deref().unwrap_or(&[]);
     let mut vars = Variables::new();
     for m in &modules.list {
-        m.preconfiguration(&mut PreConf { vars: &mut vars }).map_err(|e| stmt.error(e))?;
+        m.preconfiguration(&mut PreConf { vars: &mut vars, block }).map_err(|e| stmt.error(e))?;
     }
     let mut cx = HttpConfCx {
         prefix: prefix.to_path_buf(),

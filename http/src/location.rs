@@ -39,6 +39,11 @@ pub enum LocMatch {
     },
     /// `location @name`.
     Named(String),
+    /// An `if` block: an anonymous location that matches no URI itself; the
+    /// rewrite module switches a request to it. It carries its parent's
+    /// matcher (set when the tree is frozen) so that `alias` and the name
+    /// read as the enclosing location's, as nginx's `noname` locations do.
+    Anonymous(Box<LocMatch>),
 }
 
 impl LocMatch {
@@ -64,6 +69,7 @@ impl LocMatch {
             LocMatch::ServerLevel => "",
             LocMatch::Exact(n) | LocMatch::Named(n) => n,
             LocMatch::Prefix { name, .. } | LocMatch::Regex { name, .. } => name,
+            LocMatch::Anonymous(parent) => parent.name(),
         }
     }
 }
@@ -105,9 +111,18 @@ impl Location {
         matches!(self.matcher, LocMatch::Exact(_))
     }
 
-    /// True for regex locations.
+    /// True for regex locations (and `if` blocks inside one).
     pub fn is_regex(&self) -> bool {
-        matches!(self.matcher, LocMatch::Regex { .. })
+        match &self.matcher {
+            LocMatch::Regex { .. } => true,
+            LocMatch::Anonymous(parent) => matches!(**parent, LocMatch::Regex { .. }),
+            _ => false,
+        }
+    }
+
+    /// The `n`th anonymous (`if`) location written directly inside this one.
+    pub fn anonymous(&self, n: usize) -> Option<&Arc<Location>> {
+        self.nested.anonymous.get(n)
     }
 }
 
@@ -120,6 +135,8 @@ pub struct LocationTree {
     regexes: Vec<Arc<Location>>,
     /// Named locations (server level only).
     named: Vec<Arc<Location>>,
+    /// `if` blocks, in configuration order; never matched by URI.
+    anonymous: Vec<Arc<Location>>,
 }
 
 /// A location found for a URI, with the captures of a regex match.
@@ -140,6 +157,7 @@ impl LocationTree {
             match l.matcher {
                 LocMatch::Regex { .. } => t.regexes.push(l),
                 LocMatch::Named(_) => t.named.push(l),
+                LocMatch::Anonymous(_) => t.anonymous.push(l),
                 _ => t.statics.push(l),
             }
         }
@@ -217,7 +235,7 @@ mod tests {
         ))
     }
 
-    fn find<'a>(t: &'a LocationTree, uri: &str) -> String {
+    fn find(t: &LocationTree, uri: &str) -> String {
         t.find(uri.as_bytes()).map(|f| f.location.name().to_string()).unwrap_or_else(|| "-".into())
     }
 
@@ -245,6 +263,29 @@ mod tests {
         assert_eq!(find(&t, "/@named"), "/");
         let t2 = LocationTree::new(vec![loc("", "/a", vec![])]);
         assert_eq!(find(&t2, "/b"), "-");
+    }
+
+    #[test]
+    fn anonymous_locations_are_never_matched() {
+        let parent = LocMatch::parse("~", "^/r/").unwrap();
+        let anon = Arc::new(Location::new(
+            LocMatch::Anonymous(Box::new(parent)),
+            Vec::new(),
+            LocationTree::default(),
+            Origin { file: Arc::from(Path::new("t")), line: 2 },
+        ));
+        assert_eq!(anon.name(), "^/r/");
+        assert!(anon.is_regex());
+        let outer = Arc::new(Location::new(
+            LocMatch::parse("", "/").unwrap(),
+            Vec::new(),
+            LocationTree::new(vec![anon]),
+            Origin { file: Arc::from(Path::new("t")), line: 1 },
+        ));
+        assert_eq!(outer.anonymous(0).unwrap().name(), "^/r/");
+        assert!(outer.anonymous(1).is_none());
+        let t = LocationTree::new(vec![outer]);
+        assert_eq!(find(&t, "/r/x"), "/");
     }
 
     #[test]

@@ -173,6 +173,8 @@ fn post_access(r: &mut Request) -> Step {
 }
 
 fn find_config(r: &mut Request) -> Step {
+    // A server-level rewrite's URI change is served by this very look-up.
+    r.uri_changed = false;
     let found = r.server.root.nested.find(&r.uri);
     match found {
         Some(f) => {
@@ -340,6 +342,13 @@ pub fn named_redirect(r: &mut Request, name: &str) -> Flow {
 }
 
 impl Request {
+    /// Marks the URI as changed by a rewrite (`rewrite ... last`, or one
+    /// without a flag): after the rewrite phase the location is looked up
+    /// again for `r.uri`, at most 10 times per request.
+    pub fn set_uri_changed(&mut self, changed: bool) {
+        self.uri_changed = changed;
+    }
+
     /// True (once) after an internal redirect restarted the phases.
     pub(crate) fn phase_restarted(&mut self) -> bool {
         std::mem::take(&mut self.restarted)

@@ -164,6 +164,9 @@ pub struct Request {
     pub(crate) phase: usize,
     pub(crate) phase_handler: usize,
     pub(crate) captures: Captures,
+    /// Values of declared variables (`set`, `map`), kept across internal
+    /// redirects as nginx keeps `r->variables`.
+    pub(crate) var_store: crate::variables::VarStore,
     pub(crate) ctx: Vec<Option<Box<dyn Any>>>,
     pub(crate) task: Option<Box<dyn Task>>,
     pub(crate) header_sent: bool,
@@ -216,6 +219,7 @@ impl Request {
             phase: 0,
             phase_handler: 0,
             captures: Captures::default(),
+            var_store: Default::default(),
             // Allocated when a module first sets a context.
             ctx: Vec::new(),
             task: None,
@@ -312,12 +316,9 @@ impl Request {
         self.capture(*i)
     }
 
-    pub(crate) fn set_captures(
-        &mut self,
-        subject: Bytes,
-        groups: Vec<Option<Range<usize>>>,
-        names: Vec<(String, usize)>,
-    ) {
+    /// Sets the captures of a regex match (`$1`..`$9`, named captures),
+    /// as the rewrite module does after `rewrite` or `if (... ~ ...)`.
+    pub fn set_captures(&mut self, subject: Bytes, groups: Vec<Option<Range<usize>>>, names: Vec<(String, usize)>) {
         self.captures = Captures { subject, groups, names };
     }
 

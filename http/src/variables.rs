@@ -9,7 +9,14 @@
 //! ```text
 //! add_header X-Where "uri=$uri, arg=${arg_a}x";
 //! ```
+//!
+//! Declared variables (`set $x ...`, `map ... $x`) get an index at
+//! configuration time; their values live per request in a [`VarStore`]
+//! slot of that index: set by [`Request::set_variable`], or computed by the
+//! variable's [`DeclaredGetter`] on first use and kept for the rest of the
+//! request unless the getter is volatile.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -27,6 +34,28 @@ struct VarDef {
     /// The getter receives the variable's own name as its suffix (named
     /// regex captures, which share one getter).
     pass_name: bool,
+    /// A declared variable: its index.
+    declared: Option<usize>,
+}
+
+/// How a declared variable computes its value when the request holds none.
+#[derive(Clone, Copy, Debug)]
+pub struct DeclaredGetter {
+    /// Computes the value; receives `data`.
+    pub get: fn(&Request, usize) -> Option<Bytes>,
+    /// Handed to `get` (e.g. which `map`).
+    pub data: usize,
+    /// Keep the computed value for the rest of the request (a `map`
+    /// without `volatile`).
+    pub cache: bool,
+    /// A fallback (`set`'s "uninitialized" warning): a non-weak getter
+    /// replaces it, and it never replaces another getter.
+    pub weak: bool,
+}
+
+struct Declared {
+    name: String,
+    getter: Option<DeclaredGetter>,
 }
 
 /// The variable registry of one `http` block.
@@ -34,6 +63,7 @@ struct VarDef {
 pub struct Variables {
     by_name: HashMap<String, VarDef>,
     prefixes: Vec<(String, VarDef)>,
+    declared: Vec<Declared>,
 }
 
 impl fmt::Debug for Variables {
@@ -53,17 +83,52 @@ impl Variables {
         if self.by_name.contains_key(name) {
             return Err(format!("the duplicate \"{name}\" variable"));
         }
-        self.by_name.insert(name.to_string(), VarDef { get, pass_name: false });
+        self.by_name.insert(name.to_string(), VarDef { get, pass_name: false, declared: None });
         Ok(())
+    }
+
+    /// Declares `$name` as a variable whose value lives per request (as
+    /// `set` and `map` need) and returns its index. Declaring it again
+    /// returns the same index; a built-in name is an error.
+    pub fn declare(&mut self, name: &str) -> Result<usize, String> {
+        let lower = name.to_ascii_lowercase();
+        if let Some(d) = self.by_name.get(&lower) {
+            return d.declared.ok_or_else(|| format!("the duplicate \"{name}\" variable"));
+        }
+        let index = self.declared.len();
+        self.declared.push(Declared { name: lower.clone(), getter: None });
+        self.by_name.insert(lower, VarDef { get: |_, _| None, pass_name: false, declared: Some(index) });
+        Ok(index)
+    }
+
+    /// Sets the getter of a declared variable. Two non-weak getters for
+    /// one variable are an error (two `map`s to one variable).
+    pub fn set_declared_getter(&mut self, index: usize, getter: DeclaredGetter) -> Result<(), String> {
+        let d = self.declared.get_mut(index).ok_or("no such declared variable")?;
+        match d.getter {
+            Some(_) if getter.weak => Ok(()),
+            Some(old) if !old.weak => Err(format!("the duplicate \"{}\" variable", d.name)),
+            _ => {
+                d.getter = Some(getter);
+                Ok(())
+            }
+        }
+    }
+
+    /// The name of a declared variable.
+    pub fn declared_name(&self, index: usize) -> &str {
+        self.declared.get(index).map(|d| d.name.as_str()).unwrap_or("")
     }
 
     /// Declares `$name` for a named regex capture (`(?P<name>…)` in a
     /// location or server name). Declaring it twice is fine; a name that is
     /// already another variable keeps that meaning, as in nginx.
     pub fn add_capture(&mut self, name: &str) {
-        self.by_name
-            .entry(name.to_ascii_lowercase())
-            .or_insert(VarDef { get: |r, n| r.named_capture(n), pass_name: true });
+        self.by_name.entry(name.to_ascii_lowercase()).or_insert(VarDef {
+            get: |r, n| r.named_capture(n),
+            pass_name: true,
+            declared: None,
+        });
     }
 
     /// Adds a family of variables `$prefixNAME` (e.g. `http_`).
@@ -71,7 +136,7 @@ impl Variables {
         if self.prefixes.iter().any(|(p, _)| p == prefix) {
             return Err(format!("the duplicate \"{prefix}\" variable prefix"));
         }
-        self.prefixes.push((prefix.to_string(), VarDef { get, pass_name: false }));
+        self.prefixes.push((prefix.to_string(), VarDef { get, pass_name: false, declared: None }));
         Ok(())
     }
 
@@ -83,13 +148,72 @@ impl Variables {
                 get: d.get,
                 suffix: if d.pass_name { name.into() } else { String::new().into() },
                 name: name.into(),
+                declared: d.declared,
             });
         }
         self.prefixes
             .iter()
             .filter(|(p, _)| lower.starts_with(p.as_str()) && lower.len() > p.len())
             .max_by_key(|(p, _)| p.len())
-            .map(|(p, d)| VarRef { get: d.get, suffix: lower[p.len()..].into(), name: name.into() })
+            .map(|(p, d)| VarRef { get: d.get, suffix: lower[p.len()..].into(), name: name.into(), declared: None })
+    }
+}
+
+/// One declared variable's per-request state.
+#[derive(Clone, Debug, Default)]
+enum Slot {
+    #[default]
+    Empty,
+    /// Its getter is running (a second entry is a cycle).
+    Busy,
+    Value(Option<Bytes>),
+}
+
+/// The per-request values of declared variables, indexed by declaration.
+/// Interior mutability lets a getter cache a value while handlers hold
+/// `&Request`; no borrow is held across a getter call, so getters may
+/// evaluate other variables.
+#[derive(Debug, Default)]
+pub struct VarStore {
+    slots: RefCell<Vec<Slot>>,
+}
+
+impl VarStore {
+    fn put(&self, index: usize, slot: Slot) {
+        let mut slots = self.slots.borrow_mut();
+        if slots.len() <= index {
+            slots.resize(index + 1, Slot::Empty);
+        }
+        slots[index] = slot;
+    }
+}
+
+impl Request {
+    /// Sets a declared variable's value for this request (`set`).
+    pub fn set_variable(&mut self, index: usize, value: Bytes) {
+        self.var_store.put(index, Slot::Value(Some(value)));
+    }
+
+    /// A declared variable's value: the stored one, else its getter's.
+    pub fn declared_variable(&self, index: usize) -> Option<Bytes> {
+        match self.var_store.slots.borrow().get(index) {
+            Some(Slot::Value(v)) => return v.clone(),
+            Some(Slot::Busy) => {
+                sluice_core::log_error!(
+                    sluice_core::log::Level::Error,
+                    self.log_id(),
+                    "cycle while evaluating variable \"{}\"",
+                    self.http.vars.declared_name(index)
+                );
+                return None;
+            }
+            _ => {}
+        }
+        let getter = self.http.vars.declared.get(index)?.getter?;
+        self.var_store.put(index, Slot::Busy);
+        let value = (getter.get)(self, getter.data);
+        self.var_store.put(index, if getter.cache { Slot::Value(value.clone()) } else { Slot::Empty });
+        value
     }
 }
 
@@ -99,6 +223,7 @@ pub struct VarRef {
     get: VarGetter,
     suffix: Box<str>,
     name: Box<str>,
+    declared: Option<usize>,
 }
 
 impl fmt::Debug for VarRef {
@@ -110,7 +235,15 @@ impl fmt::Debug for VarRef {
 impl VarRef {
     /// The variable's value for this request.
     pub fn get(&self, r: &Request) -> Option<Bytes> {
-        (self.get)(r, &self.suffix)
+        match self.declared {
+            Some(i) => r.declared_variable(i),
+            None => (self.get)(r, &self.suffix),
+        }
+    }
+
+    /// The index of a declared variable (`set`, `map`).
+    pub fn declared_index(&self) -> Option<usize> {
+        self.declared
     }
 
     /// The name as written.
@@ -249,6 +382,21 @@ mod tests {
         assert!(ComplexValue::compile("${uri", &v).is_err());
         assert!(v.resolve("ARG_X").is_some());
         assert!(v.resolve("arg_").is_none());
+    }
+
+    #[test]
+    fn declared_variables() {
+        let mut v = reg();
+        let i = v.declare("Foo").unwrap();
+        assert_eq!(v.declare("foo").unwrap(), i);
+        assert_eq!(v.declare("uri").unwrap_err(), "the duplicate \"uri\" variable");
+        assert_eq!(v.resolve("foo").unwrap().declared_index(), Some(i));
+        assert_eq!(v.declared_name(i), "foo");
+        let g = |weak| DeclaredGetter { get: |_, _| None, data: 0, cache: true, weak };
+        v.set_declared_getter(i, g(true)).unwrap();
+        v.set_declared_getter(i, g(false)).unwrap();
+        v.set_declared_getter(i, g(true)).unwrap();
+        assert!(v.set_declared_getter(i, g(false)).is_err());
     }
 
     #[test]

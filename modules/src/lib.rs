@@ -3,13 +3,14 @@
 //! create/merge, tests.
 #![forbid(unsafe_code)]
 
-pub mod autoindex;
-pub mod charset;
 pub mod access;
 pub mod auth_basic;
+pub mod autoindex;
+pub mod charset;
 pub mod headers;
 pub mod index;
 pub mod log;
+pub mod map;
 pub mod not_modified;
 pub mod range;
 pub mod rewrite;
