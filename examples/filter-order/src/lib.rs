@@ -10,6 +10,9 @@
 //! * [`stream_demo`] — a content handler (`stream_demo N SIZE;`) that sends
 //!   N chunks of SIZE bytes, one `output()` call each, and waits for the
 //!   socket when the filters answer Again.
+//! * [`body_echo`] — a content handler (`body_echo;`) that reads the request
+//!   body with sluice's body reader and sends it back (from memory, or from
+//!   the temp file it spilled to).
 //!
 //! [`modules()`] is this crate's module list; `src/main.rs` appends it to
 //! `sluice::modules()` and calls `sluice::run_with`. Modules listed later
@@ -17,6 +20,7 @@
 //! first.
 #![forbid(unsafe_code)]
 
+pub mod body_echo;
 pub mod stream_demo;
 pub mod tag_filters;
 
@@ -26,7 +30,11 @@ use sluice_http::HttpModule;
 
 /// This crate's modules, in the order a server binary should append them.
 pub fn modules() -> Vec<Arc<dyn HttpModule>> {
-    vec![Arc::new(tag_filters::TagFiltersModule), Arc::new(stream_demo::StreamDemoModule)]
+    vec![
+        Arc::new(tag_filters::TagFiltersModule),
+        Arc::new(stream_demo::StreamDemoModule),
+        Arc::new(body_echo::BodyEchoModule),
+    ]
 }
 
 /// sluice's module bundle followed by this crate's modules: the list the
@@ -45,7 +53,7 @@ mod tests {
     fn ours_come_after_sluices_own() {
         let names: Vec<&str> = server_modules().iter().map(|m| m.name()).collect();
         let own = sluice::modules().len();
-        assert_eq!(&names[own..], ["tag_filters", "stream_demo"]);
+        assert_eq!(&names[own..], ["tag_filters", "stream_demo", "body_echo"]);
         assert!(sluice_http::Modules::new(server_modules()).is_ok(), "no name is listed twice");
     }
 }
