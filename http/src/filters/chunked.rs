@@ -47,9 +47,23 @@ impl HeaderFilter for ChunkedFilter {
 
 /// The size line of a chunk: hex length and CRLF.
 pub fn size_line(len: u64) -> Bytes {
-    let mut b = BytesMut::with_capacity(18);
-    b.put_slice(format!("{len:x}\r\n").as_bytes());
-    b.freeze()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // At most 16 hex digits and CRLF, formatted on the stack: one
+    // allocation per chunk, for the returned bytes.
+    let mut line = [0u8; 18];
+    let mut start = 16;
+    let mut n = len;
+    loop {
+        start -= 1;
+        line[start] = HEX[(n & 0xf) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    line[16] = b'\r';
+    line[17] = b'\n';
+    Bytes::copy_from_slice(&line[start..])
 }
 
 fn last_chunk(r: &Request) -> Bytes {
@@ -115,5 +129,9 @@ mod tests {
         assert_eq!(&size_line(0)[..], b"0\r\n");
         assert_eq!(&size_line(255)[..], b"ff\r\n");
         assert_eq!(&size_line(1 << 20)[..], b"100000\r\n");
+        assert_eq!(&size_line(u64::MAX)[..], b"ffffffffffffffff\r\n");
+        for n in [1u64, 9, 10, 15, 16, 4095, 4096, 123_456_789] {
+            assert_eq!(size_line(n), Bytes::from(format!("{n:x}\r\n")));
+        }
     }
 }
