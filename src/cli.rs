@@ -158,35 +158,9 @@ impl Cli {
     }
 }
 
-/// A signal sent to the master process with `-s`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
-    /// `stop`: fast shutdown (SIGTERM).
-    Stop,
-    /// `quit`: graceful shutdown (SIGQUIT).
-    Quit,
-    /// `reopen`: reopen log files (SIGUSR1).
-    Reopen,
-    /// `reload`: reload the configuration (SIGHUP).
-    Reload,
-}
-
-impl Signal {
-    /// The name as written after `-s`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Signal::Stop => "stop",
-            Signal::Quit => "quit",
-            Signal::Reopen => "reopen",
-            Signal::Reload => "reload",
-        }
-    }
-
-    /// The signal named `name`, as accepted by `-s` (exact, lower case).
-    fn from_name(name: &[u8]) -> Option<Signal> {
-        [Signal::Stop, Signal::Quit, Signal::Reopen, Signal::Reload].into_iter().find(|s| s.name().as_bytes() == name)
-    }
-}
+/// A signal sent to the running server with `-s` (the core's, which also
+/// knows the OS signal each name stands for).
+pub use sluice_core::process::Signal;
 
 /// Parses the arguments after the program name. The error is the message
 /// nginx would print (without the program-name prefix).
@@ -263,7 +237,7 @@ fn set_value(cli: &mut Cli, letter: u8, value: &OsStr) -> Result<(), String> {
             cli.globals = Some(text.to_string());
         }
         _ => {
-            let Some(signal) = Signal::from_name(value.as_bytes()) else {
+            let Some(signal) = std::str::from_utf8(value.as_bytes()).ok().and_then(Signal::from_name) else {
                 return Err(format!("invalid option: \"-s {}\"", lossy(value.as_bytes())));
             };
             cli.signal = Some(signal);
