@@ -437,3 +437,23 @@ fn a_long_pipeline_is_answered_in_full() {
     // The server is still there for a new connection.
     assert_eq!(s.get("/again").status, 200);
 }
+
+/// `$pipe` is "p" for a request that arrived behind the previous one on
+/// the connection, "." otherwise.
+#[test]
+fn pipe_variable_marks_pipelined_requests() {
+    let s = Server::start(
+        "http { log_format p '$pipe $uri'; access_log %%DIR%%/pipe.log p;
+            server { listen 127.0.0.1:%%PORT%%; location / { return 204; } } }",
+    );
+    let raw = s.raw(
+        b"GET /first HTTP/1.1\r\nHost: a\r\n\r\nGET /second HTTP/1.1\r\nHost: a\r\n\r\n\
+          GET /third HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(parse_all(&raw).len(), 3);
+    let mut c = s.connect();
+    c.send(b"GET /alone HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    c.read_to_end();
+    let log = std::fs::read_to_string(s.dir().join("pipe.log")).expect("access log");
+    assert_eq!(log, ". /first\np /second\np /third\n. /alone\n");
+}

@@ -284,6 +284,7 @@ fn start_request(conn: Box<Conn>, head: parse::RequestHead) -> Next {
     let server = server.clone();
     let host_bytes = host.clone().ok().flatten().unwrap_or_default();
     let mut r = Box::new(Request::new(conn, head, server, host_bytes.clone()));
+    r.pipelined = std::mem::take(&mut r.conn.pipelined);
     if let Some(c) = captures {
         r.set_captures(host_bytes, c.captures, c.capture_names);
     }
@@ -421,7 +422,8 @@ fn complete(mut r: Box<Request>) -> Next {
     let Request { conn, .. } = *r;
     let mut conn = conn;
     if keepalive {
-        if conn.rbuf.is_empty() {
+        conn.pipelined = !conn.rbuf.is_empty();
+        if !conn.pipelined {
             crate::read_buf::give(std::mem::take(&mut conn.rbuf));
         }
         // Back to the worker, which drives the connection again at once:

@@ -111,6 +111,7 @@ pub fn register(v: &mut Variables) -> Result<(), String> {
     v.add("request_length", |r, _| b((r.head.head_len as u64 + r.body.received).to_string()))?;
     v.add("status", |r, _| b(format!("{:03}", r.headers_out.status)))?;
     v.add("connection", |r, _| b(r.conn.id.to_string()))?;
+    v.add("pipe", |r, _| b(if r.pipelined() { "p" } else { "." }))?;
     v.add("connection_requests", |r, _| b(r.conn.requests.to_string()))?;
     v.add("bytes_sent", |r, _| b(r.bytes_sent.to_string()))?;
     v.add("body_bytes_sent", |r, _| b(r.bytes_sent.saturating_sub(r.header_bytes).to_string()))?;

@@ -42,6 +42,9 @@ pub struct Conn {
     /// The socket may have bytes to read (cleared by a short read, set by
     /// a readable event).
     pub(crate) read_ready: bool,
+    /// The next request's bytes were already read with the previous one
+    /// (pipelining; `$pipe`).
+    pub(crate) pipelined: bool,
     /// TCP_CORK is set (`tcp_nopush`).
     pub(crate) corked: bool,
     /// TCP_NODELAY is set (`tcp_nodelay`, from the first keep-alive wait on).
@@ -174,6 +177,7 @@ pub struct Request {
     pub(crate) error_page_used: bool,
     pub(crate) finalized: bool,
     pub(crate) restarted: bool,
+    pub(crate) pipelined: bool,
     /// The handler sent a status its error page should report (`error_page ... =`).
     pub(crate) err_status: u16,
 }
@@ -228,6 +232,7 @@ impl Request {
             error_page_used: false,
             finalized: false,
             restarted: false,
+            pipelined: false,
             err_status: 0,
         }
     }
@@ -442,6 +447,12 @@ impl Request {
             }
             None => sluice_core::log::write(level, Some(self.conn.id), args),
         }
+    }
+
+    /// True when the request arrived behind the previous one on the
+    /// connection, before that one was answered (`$pipe`).
+    pub fn pipelined(&self) -> bool {
+        self.pipelined
     }
 
     /// The connection number, for log lines.

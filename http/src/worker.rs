@@ -236,6 +236,7 @@ impl Worker {
             local,
             rbuf: BytesMut::new(),
             requests: 0,
+            pipelined: false,
             corked: false,
             nodelay: false,
             read_ready: true,
