@@ -171,6 +171,12 @@ pub fn run(modules: Arc<Modules>, opts: StartOpts) -> i32 {
             return 1;
         }
     }
+    if let Some(n) = cycle.core.worker_rlimit_nofile {
+        use nix::sys::resource::{setrlimit, Resource};
+        if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, n, n) {
+            log_error!(Level::Alert, None, "setrlimit(RLIMIT_NOFILE, {}) failed ({})", n, log::os_error(&e.into()));
+        }
+    }
     let mut current = match start_generation(&cycle) {
         Ok(g) => g,
         Err(e) => {
