@@ -457,3 +457,17 @@ fn pipe_variable_marks_pipelined_requests() {
     let log = std::fs::read_to_string(s.dir().join("pipe.log")).expect("access log");
     assert_eq!(log, ". /first\np /second\np /third\n. /alone\n");
 }
+
+/// `return code text` types its body as nginx does: by the URI's
+/// extension through `types`, else `default_type`.
+#[test]
+fn return_text_is_typed_by_the_uri_extension() {
+    let s = Server::start(
+        "http { types { application/json json; } default_type text/x-default;
+            server { listen 127.0.0.1:%%PORT%%; location / { return 200 \"{}\"; } } }",
+    );
+    assert_eq!(s.get("/data.json").header("Content-Type"), Some("application/json"));
+    assert_eq!(s.get("/DATA.JSON").header("Content-Type"), Some("application/json"));
+    assert_eq!(s.get("/data").header("Content-Type"), Some("text/x-default"));
+    assert_eq!(s.get("/dir.json/data").header("Content-Type"), Some("text/x-default"));
+}

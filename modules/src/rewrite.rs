@@ -401,7 +401,8 @@ fn answer(ret: &Return, r: &mut Request) -> Flow {
             if let Err(status) = r.discard_body() {
                 return Flow::Status(status);
             }
-            let ct = r.default_type();
+            // As nginx: the type by the URI's extension, else default_type.
+            let ct = r.content_type_for_uri();
             let _ = r.send_response(ret.code, Some(ct), body);
             Flow::Done
         }
