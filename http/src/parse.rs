@@ -455,7 +455,7 @@ impl HeadParser {
         let t = &line.target;
         let normalized = match &t.path {
             Some(p) => uri::normalize(&buf[p.clone()], t.empty_path, self.limits.merge_slashes)?,
-            None => uri::Normalized { uri: b"/".to_vec(), exten_start: None, args: None },
+            None => uri::Normalized { uri: smallvec::SmallVec::from_slice(b"/"), exten_start: None, args: None },
         };
         if let Some(h) = &t.host {
             uri::check_host(&buf[h.clone()])
@@ -502,7 +502,7 @@ impl HeadParser {
             Some(p) if !t.empty_path && buf[p.start..].starts_with(&norm.uri) => {
                 all.slice(p.start..p.start + norm.uri.len())
             }
-            _ => Bytes::from(norm.uri.clone()),
+            _ => Bytes::copy_from_slice(&norm.uri),
         };
         let args = match (&path, &norm.args) {
             (Some(p), Some(a)) => all.slice(p.start + a.start..p.start + a.end),
