@@ -490,7 +490,8 @@ impl HeadParser {
     }
 
     fn build(&self, buf: &[u8], head_len: usize) -> RequestHead {
-        let all = Bytes::copy_from_slice(&buf[..head_len]);
+        // From the worker's arena: no allocation per request.
+        let all = crate::head_buf::copy(&buf[..head_len]);
         let (line, norm) = self.request.as_ref().expect("request line parsed");
         let start = self.start.unwrap_or(0);
         let t = &line.target;

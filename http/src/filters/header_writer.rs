@@ -88,60 +88,64 @@ impl HeaderFilter for HeaderWriter {
         } else if r.headers_out.status == 304 {
             r.header_only = true;
         }
-        let status = r.headers_out.status;
-        let ho = &r.headers_out;
-        let mut b = BytesMut::with_capacity(256);
-        let reason = special::reason(status);
-        // Written straight into the buffer: no temporary strings per response.
-        b.put_slice(b"HTTP/1.1 ");
-        put_decimal(&mut b, u64::from(status));
-        if !reason.is_empty() {
-            b.put_u8(b' ');
-            b.put_slice(reason.as_bytes());
-        }
-        b.put_slice(b"\r\n");
-        let tokens = r.core_loc().server_tokens.unwrap_or(ServerTokens::On);
-        put_header(&mut b, b"Server", special::server_signature(tokens).as_bytes());
-        sluice_core::time::with_cached_http_date(|d| put_header(&mut b, b"Date", d));
-        if let Some(ct) = &ho.content_type {
-            put_header(&mut b, b"Content-Type", ct);
-        }
-        if let Some(n) = ho.content_length {
-            b.put_slice(b"Content-Length: ");
-            put_decimal(&mut b, n);
-            b.put_slice(b"\r\n");
-        }
-        if let Some(t) = ho.last_modified {
-            put_header(&mut b, b"Last-Modified", sluice_core::time::http_date(t).as_bytes());
-        }
-        if let Some(loc) = &ho.location {
-            let abs = absolute_location(r, loc);
-            put_header(&mut b, b"Location", &abs);
-        }
-        let ho = &r.headers_out;
-        if ho.chunked {
-            put_header(&mut b, b"Transfer-Encoding", b"chunked");
-        }
-        if status == 101 {
-            put_header(&mut b, b"Connection", b"upgrade");
-        } else if r.keepalive {
-            put_header(&mut b, b"Connection", b"keep-alive");
-            if let Some((_, Some(h))) = r.core_loc().keepalive_timeout {
-                b.put_slice(b"Keep-Alive: timeout=");
-                put_decimal(&mut b, h.as_secs());
-                b.put_slice(b"\r\n");
-            }
-        } else {
-            put_header(&mut b, b"Connection", b"close");
-        }
-        for (n, v) in &r.headers_out.headers {
-            put_header(&mut b, n, v);
-        }
-        b.put_slice(b"\r\n");
-        r.header_bytes = b.len() as u64;
-        r.conn.out.push(Buf::mem(b.freeze()));
+        // Written into the worker's head arena: no allocation per response.
+        let head = crate::head_buf::build(256, |b| write_head(r, b));
+        r.header_bytes = head.len() as u64;
+        r.conn.out.push(Buf::mem(head));
         Ok(FilterStatus::Ok)
     }
+}
+
+/// The status line and headers, up to and including the empty line.
+fn write_head(r: &Request, b: &mut BytesMut) {
+    let status = r.headers_out.status;
+    let ho = &r.headers_out;
+    let reason = special::reason(status);
+    // Written straight into the buffer: no temporary strings per response.
+    b.put_slice(b"HTTP/1.1 ");
+    put_decimal(b, u64::from(status));
+    if !reason.is_empty() {
+        b.put_u8(b' ');
+        b.put_slice(reason.as_bytes());
+    }
+    b.put_slice(b"\r\n");
+    let tokens = r.core_loc().server_tokens.unwrap_or(ServerTokens::On);
+    put_header(b, b"Server", special::server_signature(tokens).as_bytes());
+    sluice_core::time::with_cached_http_date(|d| put_header(b, b"Date", d));
+    if let Some(ct) = &ho.content_type {
+        put_header(b, b"Content-Type", ct);
+    }
+    if let Some(n) = ho.content_length {
+        b.put_slice(b"Content-Length: ");
+        put_decimal(b, n);
+        b.put_slice(b"\r\n");
+    }
+    if let Some(t) = ho.last_modified {
+        put_header(b, b"Last-Modified", sluice_core::time::http_date(t).as_bytes());
+    }
+    if let Some(loc) = &ho.location {
+        let abs = absolute_location(r, loc);
+        put_header(b, b"Location", &abs);
+    }
+    if ho.chunked {
+        put_header(b, b"Transfer-Encoding", b"chunked");
+    }
+    if status == 101 {
+        put_header(b, b"Connection", b"upgrade");
+    } else if r.keepalive {
+        put_header(b, b"Connection", b"keep-alive");
+        if let Some((_, Some(h))) = r.core_loc().keepalive_timeout {
+            b.put_slice(b"Keep-Alive: timeout=");
+            put_decimal(b, h.as_secs());
+            b.put_slice(b"\r\n");
+        }
+    } else {
+        put_header(b, b"Connection", b"close");
+    }
+    for (n, v) in &r.headers_out.headers {
+        put_header(b, n, v);
+    }
+    b.put_slice(b"\r\n");
 }
 
 #[cfg(test)]
