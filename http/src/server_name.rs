@@ -41,7 +41,8 @@ impl Hasher for FxHasher {
 /// The servers behind one listening address, by name.
 #[derive(Debug, Default)]
 pub struct ServerNames {
-    exact: HashMap<String, usize, BuildHasherDefault<FxHasher>>,
+    /// Keyed by bytes: the look-up needs no UTF-8 check of the host.
+    exact: HashMap<Box<[u8]>, usize, BuildHasherDefault<FxHasher>>,
     /// `(suffix, also_bare, server)`: `*.x.com` → (".x.com", false); `.x.com` → (".x.com", true).
     front: Vec<(String, bool, usize)>,
     /// `(prefix, server)`: `www.x.*` → ("www.x.", _).
@@ -72,7 +73,7 @@ impl ServerNames {
                 } else {
                     // The first server that names a host wins; nginx warns
                     // about the conflict and ignores later ones.
-                    t.exact.entry(name.clone()).or_insert(i);
+                    t.exact.entry(name.as_bytes().into()).or_insert(i);
                 }
             }
         }
@@ -91,7 +92,8 @@ impl ServerNames {
     /// captures when a regular expression matched.
     pub fn find_with_captures(&self, host: &[u8]) -> (&Arc<Server>, Option<crate::location::Found>) {
         for (re, i) in &self.regex {
-            if self.exact.contains_key(std::str::from_utf8(host).unwrap_or("")) {
+            let key: &[u8] = if std::str::from_utf8(host).is_ok() { host } else { b"" };
+            if self.exact.contains_key(key) {
                 break;
             }
             if let Some(caps) = re.captures(host) {
@@ -116,12 +118,12 @@ impl ServerNames {
 
     /// The server for a validated, lowercased host name (no port).
     pub fn find(&self, host: &[u8]) -> &Arc<Server> {
+        if let Some(&i) = self.exact.get(host) {
+            return &self.servers[i];
+        }
         let Ok(h) = std::str::from_utf8(host) else {
             return self.default_server();
         };
-        if let Some(&i) = self.exact.get(h) {
-            return &self.servers[i];
-        }
         for (suffix, bare, i) in &self.front {
             if h.ends_with(suffix.as_str()) || (*bare && h == &suffix[1..]) {
                 return &self.servers[*i];
@@ -161,12 +163,12 @@ mod tests {
 
     #[test]
     fn exact_names_found_with_fx_map() {
-        let mut m: HashMap<String, usize, BuildHasherDefault<FxHasher>> = HashMap::default();
+        let mut m: HashMap<Box<[u8]>, usize, BuildHasherDefault<FxHasher>> = HashMap::default();
         for (i, n) in ["localhost", "example.com", "a.very.long.host.name.example.net"].iter().enumerate() {
-            m.insert(n.to_string(), i);
+            m.insert(n.as_bytes().into(), i);
         }
-        assert_eq!(m.get("example.com"), Some(&1));
-        assert_eq!(m.get("a.very.long.host.name.example.net"), Some(&2));
-        assert_eq!(m.get("example.co"), None);
+        assert_eq!(m.get(&b"example.com"[..]), Some(&1));
+        assert_eq!(m.get(&b"a.very.long.host.name.example.net"[..]), Some(&2));
+        assert_eq!(m.get(&b"example.co"[..]), None);
     }
 }
