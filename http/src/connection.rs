@@ -85,7 +85,7 @@ pub enum Event {
 const HEAD_READ: usize = 4096;
 
 fn head_limits(conn: &Conn) -> (HeadLimits, Duration) {
-    let srv = conn.site().names_for(conn.local).default_server().clone();
+    let srv = conn.site().names_for(conn.local).default_server();
     let c = srv.core();
     let (count, size) = c.large_client_header_buffers.unwrap_or((4, 8192));
     (
