@@ -13,7 +13,7 @@
 //! an event to its owner in one place.
 
 use std::collections::BTreeSet;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use mio::Token;
 
@@ -133,6 +133,8 @@ impl<T> Slab<T> {
 
 thread_local! {
     static NOW: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+    /// The wall clock of the current event cycle, read on first use.
+    static WALL: std::cell::Cell<Option<SystemTime>> = const { std::cell::Cell::new(None) };
 }
 
 /// Reads the clock and caches it for this thread (a worker calls it once
@@ -140,7 +142,24 @@ thread_local! {
 pub fn refresh_now() -> Instant {
     let now = Instant::now();
     NOW.with(|c| c.set(Some(now)));
+    WALL.with(|c| c.set(None));
     now
+}
+
+/// The wall-clock time of this thread's current event cycle (for `Date`
+/// headers): read once per cycle, on first use; the clock itself on a
+/// thread that never called [`refresh_now`].
+pub fn wall_now() -> SystemTime {
+    if NOW.with(|c| c.get()).is_none() {
+        return SystemTime::now();
+    }
+    WALL.with(|c| {
+        c.get().unwrap_or_else(|| {
+            let t = SystemTime::now();
+            c.set(Some(t));
+            t
+        })
+    })
 }
 
 /// The cached time of this thread's current event cycle; the clock itself
@@ -221,6 +240,28 @@ impl Timers {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn wall_clock_is_cached_per_cycle() {
+        // A thread that never refreshed reads the clock each time.
+        std::thread::spawn(|| {
+            let a = wall_now();
+            std::thread::sleep(Duration::from_millis(5));
+            assert!(wall_now() > a);
+        })
+        .join()
+        .unwrap();
+        std::thread::spawn(|| {
+            refresh_now();
+            let a = wall_now();
+            std::thread::sleep(Duration::from_millis(5));
+            assert_eq!(wall_now(), a, "one reading per event cycle");
+            refresh_now();
+            assert!(wall_now() > a, "the next cycle reads the clock again");
+        })
+        .join()
+        .unwrap();
+    }
 
     #[test]
     fn token_round_trip() {

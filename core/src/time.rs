@@ -247,12 +247,18 @@ impl CachedClock {
     /// refreshes the cached date if the second has changed.
     pub fn now(&mut self) -> SystemTime {
         let now = SystemTime::now();
+        self.set(now);
+        now
+    }
+
+    /// Moves the clock to `now` (a time read elsewhere, such as the event
+    /// cycle's), re-formatting the date if the second has changed.
+    pub fn set(&mut self, now: SystemTime) {
         let sec = unix_secs(now);
         if sec != self.sec {
             self.sec = sec;
             self.http_date = Bytes::from(http_date(now));
         }
-        now
     }
 
     /// The current second as an IMF-fixdate, shared by reference count.
@@ -267,11 +273,13 @@ thread_local! {
 }
 
 /// Runs `f` with the current second's IMF-fixdate from this thread's
-/// [`CachedClock`], without copying it.
+/// [`CachedClock`], without copying it. The time is the event cycle's
+/// ([`crate::event::wall_now`]), so a busy worker reads the clock once per
+/// cycle, not once per response.
 pub fn with_cached_http_date<R>(f: impl FnOnce(&[u8]) -> R) -> R {
     CLOCK.with(|clock| {
         let mut clock = clock.borrow_mut();
-        clock.now();
+        clock.set(crate::event::wall_now());
         f(&clock.http_date)
     })
 }

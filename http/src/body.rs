@@ -62,7 +62,9 @@ impl Drop for TempFile {
 pub struct RequestBody {
     pub(crate) framing: Option<BodyFraming>,
     remaining: u64,
-    decoder: Option<ChunkedDecoder>,
+    /// Boxed: most requests have no chunked body, and a smaller `Request`
+    /// stays within the allocator's fast size classes.
+    decoder: Option<Box<ChunkedDecoder>>,
     /// The body: memory bufs, or one file region once it spilled.
     pub bufs: Chain,
     mem_len: u64,
@@ -103,7 +105,7 @@ impl RequestBody {
             _ => 0,
         };
         if framing == BodyFraming::Chunked {
-            self.decoder = Some(ChunkedDecoder::new());
+            self.decoder = Some(Box::new(ChunkedDecoder::new()));
         }
         self.framing = Some(framing);
         if !self.expected() {

@@ -455,7 +455,7 @@ impl HeadParser {
         let t = &line.target;
         let normalized = match &t.path {
             Some(p) => uri::normalize(&buf[p.clone()], t.empty_path, self.limits.merge_slashes)?,
-            None => uri::Normalized { uri: b"/".to_vec(), exten_start: None, args: None },
+            None => uri::Normalized { uri: smallvec::SmallVec::from_slice(b"/"), exten_start: None, args: None },
         };
         if let Some(h) = &t.host {
             uri::check_host(&buf[h.clone()])
@@ -490,7 +490,8 @@ impl HeadParser {
     }
 
     fn build(&self, buf: &[u8], head_len: usize) -> RequestHead {
-        let all = Bytes::copy_from_slice(&buf[..head_len]);
+        // From the worker's arena: no allocation per request.
+        let all = crate::head_buf::copy(&buf[..head_len]);
         let (line, norm) = self.request.as_ref().expect("request line parsed");
         let start = self.start.unwrap_or(0);
         let t = &line.target;
@@ -502,7 +503,7 @@ impl HeadParser {
             Some(p) if !t.empty_path && buf[p.start..].starts_with(&norm.uri) => {
                 all.slice(p.start..p.start + norm.uri.len())
             }
-            _ => Bytes::from(norm.uri.clone()),
+            _ => Bytes::copy_from_slice(&norm.uri),
         };
         let args = match (&path, &norm.args) {
             (Some(p), Some(a)) => all.slice(p.start + a.start..p.start + a.end),

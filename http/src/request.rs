@@ -166,7 +166,10 @@ pub struct Request {
     pub(crate) uri_changed: bool,
     pub(crate) phase: usize,
     pub(crate) phase_handler: usize,
-    pub(crate) captures: Captures,
+    /// Boxed and only set after a regex matched: most requests have none,
+    /// and a smaller `Request` stays within the allocator's fast size
+    /// classes.
+    pub(crate) captures: Option<Box<Captures>>,
     /// Values of declared variables (`set`, `map`), kept across internal
     /// redirects as nginx keeps `r->variables`.
     pub(crate) var_store: crate::variables::VarStore,
@@ -222,7 +225,7 @@ impl Request {
             uri_changed: false,
             phase: 0,
             phase_handler: 0,
-            captures: Captures::default(),
+            captures: None,
             var_store: Default::default(),
             // Allocated when a module first sets a context.
             ctx: Vec::new(),
@@ -311,20 +314,25 @@ impl Request {
 
     /// Capture `n` of the last regex match.
     pub fn capture(&self, n: usize) -> Option<Bytes> {
-        let r = self.captures.groups.get(n)?.clone()?;
-        Some(self.captures.subject.slice(r))
+        let c = self.captures.as_deref()?;
+        let r = c.groups.get(n)?.clone()?;
+        Some(c.subject.slice(r))
     }
 
     /// A named capture of the last regex match.
     pub fn named_capture(&self, name: &str) -> Option<Bytes> {
-        let (_, i) = self.captures.names.iter().find(|(n, _)| n == name)?;
+        let (_, i) = self.captures.as_deref()?.names.iter().find(|(n, _)| n == name)?;
         self.capture(*i)
     }
 
     /// Sets the captures of a regex match (`$1`..`$9`, named captures),
     /// as the rewrite module does after `rewrite` or `if (... ~ ...)`.
     pub fn set_captures(&mut self, subject: Bytes, groups: Vec<Option<Range<usize>>>, names: Vec<(String, usize)>) {
-        self.captures = Captures { subject, groups, names };
+        self.captures = if groups.is_empty() && names.is_empty() {
+            None
+        } else {
+            Some(Box::new(Captures { subject, groups, names }))
+        };
     }
 
     /// True once the response head went to the filters.
@@ -458,5 +466,15 @@ impl Request {
     /// The connection number, for log lines.
     pub fn log_id(&self) -> Option<u64> {
         Some(self.conn.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn request_fits_the_allocators_fast_size_classes() {
+        // glibc serves blocks up to 1032 bytes from its per-thread cache;
+        // one `Request` is allocated per request.
+        assert!(std::mem::size_of::<super::Request>() <= 1024, "{}", std::mem::size_of::<super::Request>());
     }
 }

@@ -50,7 +50,11 @@ static CONNECTION_IDS: AtomicU64 = AtomicU64::new(1);
 
 struct Entry {
     slot: Option<Slot>,
+    /// The timer in the tree for this connection, if any: it may fire
+    /// before `deadline` (see [`Worker::arm`]).
     timer: Option<TimerId>,
+    /// When the connection's current wait times out.
+    deadline: Option<Instant>,
 }
 
 /// A worker, ready to run on its thread.
@@ -146,10 +150,16 @@ impl Worker {
             let now = sluice_core::event::refresh_now();
             while let Some((_, tok)) = self.timers.pop_expired(now) {
                 let (slot, _, gen) = token_parts(tok);
-                if let Some(e) = self.conns.get_mut(slot, gen) {
-                    e.timer = None;
+                let Some(e) = self.conns.get_mut(slot, gen) else {
+                    continue;
+                };
+                e.timer = None;
+                match e.deadline {
+                    Some(d) if d <= now => self.drive(slot, gen, Event::Timeout),
+                    // Armed for an earlier wait: on to the current deadline.
+                    Some(d) => e.timer = Some(self.timers.add(d, tok)),
+                    None => {}
                 }
-                self.drive(slot, gen, Event::Timeout);
             }
             match self.shared.cmd.load(Ordering::SeqCst) {
                 CMD_STOP => return,
@@ -219,7 +229,7 @@ impl Worker {
     fn add_connection(&mut self, mut stream: mio::net::TcpStream, peer: SocketAddr, site: usize) {
         let local = stream.local_addr().unwrap_or(self.http.listens[site].addr);
         let id = CONNECTION_IDS.fetch_add(1, Ordering::Relaxed);
-        let (slot, gen) = self.conns.insert(Entry { slot: None, timer: None });
+        let (slot, gen) = self.conns.insert(Entry { slot: None, timer: None, deadline: None });
         if let Err(e) = self.poll.registry().register(
             &mut stream,
             token(slot, ROLE_CLIENT, gen),
@@ -284,25 +294,34 @@ impl Worker {
                     return;
                 };
                 entry.slot = Some(state);
-                // The same deadline as before (most events on a waiting
-                // connection): keep the timer rather than re-arm it.
-                if entry.timer.map(|t| t.deadline()) == deadline && !quit_idle {
-                    return;
-                }
-                if let Some(t) = entry.timer.take() {
-                    self.timers.cancel(t, tok);
-                }
-                if let Some(d) = deadline {
-                    let id = self.timers.add(d, tok);
-                    if let Some(entry) = self.conns.get_mut(slot, gen) {
-                        entry.timer = Some(id);
-                    }
-                }
                 if quit_idle {
                     self.close(slot, gen);
+                    return;
                 }
+                entry.deadline = deadline;
+                Self::arm(&mut self.timers, entry, tok);
             }
         }
+    }
+
+    /// Makes sure a timer fires no later than the entry's deadline. As
+    /// nginx's lazy timer updates: a timer already armed for an earlier
+    /// moment stays (when it fires, the loop re-arms it for the deadline
+    /// then current, or drops it when the connection no longer waits), so
+    /// a keep-alive connection, whose deadline moves forward with every
+    /// request and disappears while a request is active, does not remove
+    /// and insert a timer per request.
+    fn arm(timers: &mut Timers, entry: &mut Entry, tok: mio::Token) {
+        let Some(d) = entry.deadline else {
+            return;
+        };
+        if entry.timer.is_some_and(|t| t.deadline() <= d) {
+            return;
+        }
+        if let Some(t) = entry.timer.take() {
+            timers.cancel(t, tok);
+        }
+        entry.timer = Some(timers.add(d, tok));
     }
 
     fn close(&mut self, slot: usize, gen: u16) {
@@ -320,5 +339,36 @@ impl Worker {
             }
         }
         self.conns.remove(slot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn arm_keeps_an_earlier_timer_and_replaces_a_later_one() {
+        let mut timers = Timers::new();
+        let tok = token(1, ROLE_CLIENT, 0);
+        let t0 = Instant::now();
+        let mut e = Entry { slot: None, timer: None, deadline: Some(t0 + Duration::from_secs(5)) };
+        Worker::arm(&mut timers, &mut e, tok);
+        assert_eq!(e.timer.map(|t| t.deadline()), Some(t0 + Duration::from_secs(5)));
+        // A later deadline (the next keep-alive wait) keeps the armed timer.
+        e.deadline = Some(t0 + Duration::from_secs(9));
+        Worker::arm(&mut timers, &mut e, tok);
+        assert_eq!(e.timer.map(|t| t.deadline()), Some(t0 + Duration::from_secs(5)));
+        assert_eq!(timers.len(), 1);
+        // No deadline (an active request) leaves it too.
+        e.deadline = None;
+        Worker::arm(&mut timers, &mut e, tok);
+        assert_eq!(timers.len(), 1);
+        // An earlier deadline replaces it.
+        e.deadline = Some(t0 + Duration::from_secs(1));
+        Worker::arm(&mut timers, &mut e, tok);
+        assert_eq!(e.timer.map(|t| t.deadline()), Some(t0 + Duration::from_secs(1)));
+        assert_eq!(timers.len(), 1);
+        assert_eq!(timers.next_deadline(), Some(t0 + Duration::from_secs(1)));
     }
 }

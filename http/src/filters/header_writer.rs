@@ -16,7 +16,31 @@ use crate::special;
 #[derive(Debug)]
 pub struct HeaderWriter;
 
-fn put_header(b: &mut BytesMut, name: &[u8], value: &[u8]) {
+/// Appends `n` in decimal: cheaper than `write!`, which goes through the
+/// formatting machinery for every response.
+fn put_decimal(b: &mut BytesMut, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    b.put_slice(&digits[i..]);
+}
+
+/// A header line whose name, with its `": "`, is a constant (one copy
+/// less than [`put_field`], for the headers every response has).
+fn put_header(b: &mut BytesMut, name_colon: &'static [u8], value: &[u8]) {
+    b.put_slice(name_colon);
+    b.put_slice(value);
+    b.put_slice(b"\r\n");
+}
+
+fn put_field(b: &mut BytesMut, name: &[u8], value: &[u8]) {
     b.put_slice(name);
     b.put_slice(b": ");
     b.put_slice(value);
@@ -72,52 +96,76 @@ impl HeaderFilter for HeaderWriter {
         } else if r.headers_out.status == 304 {
             r.header_only = true;
         }
-        let status = r.headers_out.status;
-        let ho = &r.headers_out;
-        let mut b = BytesMut::with_capacity(256);
-        let reason = special::reason(status);
-        // Written straight into the buffer: no temporary strings per response.
-        let _ = if reason.is_empty() {
-            write!(b, "HTTP/1.1 {status}\r\n")
-        } else {
-            write!(b, "HTTP/1.1 {status} {reason}\r\n")
-        };
-        let tokens = r.core_loc().server_tokens.unwrap_or(ServerTokens::On);
-        put_header(&mut b, b"Server", special::server_signature(tokens).as_bytes());
-        sluice_core::time::with_cached_http_date(|d| put_header(&mut b, b"Date", d));
-        if let Some(ct) = &ho.content_type {
-            put_header(&mut b, b"Content-Type", ct);
-        }
-        if let Some(n) = ho.content_length {
-            let _ = write!(b, "Content-Length: {n}\r\n");
-        }
-        if let Some(t) = ho.last_modified {
-            put_header(&mut b, b"Last-Modified", sluice_core::time::http_date(t).as_bytes());
-        }
-        if let Some(loc) = &ho.location {
-            let abs = absolute_location(r, loc);
-            put_header(&mut b, b"Location", &abs);
-        }
-        let ho = &r.headers_out;
-        if ho.chunked {
-            put_header(&mut b, b"Transfer-Encoding", b"chunked");
-        }
-        if status == 101 {
-            put_header(&mut b, b"Connection", b"upgrade");
-        } else if r.keepalive {
-            put_header(&mut b, b"Connection", b"keep-alive");
-            if let Some((_, Some(h))) = r.core_loc().keepalive_timeout {
-                let _ = write!(b, "Keep-Alive: timeout={}\r\n", h.as_secs());
-            }
-        } else {
-            put_header(&mut b, b"Connection", b"close");
-        }
-        for (n, v) in &r.headers_out.headers {
-            put_header(&mut b, n, v);
-        }
-        b.put_slice(b"\r\n");
-        r.header_bytes = b.len() as u64;
-        r.conn.out.push(Buf::mem(b.freeze()));
+        // Written into the worker's head arena: no allocation per response.
+        let head = crate::head_buf::build(256, |b| write_head(r, b));
+        r.header_bytes = head.len() as u64;
+        r.conn.out.push(Buf::mem(head));
         Ok(FilterStatus::Ok)
+    }
+}
+
+/// The status line and headers, up to and including the empty line.
+fn write_head(r: &Request, b: &mut BytesMut) {
+    let status = r.headers_out.status;
+    let ho = &r.headers_out;
+    let reason = special::reason(status);
+    // Written straight into the buffer: no temporary strings per response.
+    b.put_slice(b"HTTP/1.1 ");
+    put_decimal(b, u64::from(status));
+    if !reason.is_empty() {
+        b.put_u8(b' ');
+        b.put_slice(reason.as_bytes());
+    }
+    b.put_slice(b"\r\n");
+    let tokens = r.core_loc().server_tokens.unwrap_or(ServerTokens::On);
+    put_header(b, b"Server: ", special::server_signature(tokens).as_bytes());
+    sluice_core::time::with_cached_http_date(|d| put_header(b, b"Date: ", d));
+    if let Some(ct) = &ho.content_type {
+        put_header(b, b"Content-Type: ", ct);
+    }
+    if let Some(n) = ho.content_length {
+        b.put_slice(b"Content-Length: ");
+        put_decimal(b, n);
+        b.put_slice(b"\r\n");
+    }
+    if let Some(t) = ho.last_modified {
+        put_header(b, b"Last-Modified: ", sluice_core::time::http_date(t).as_bytes());
+    }
+    if let Some(loc) = &ho.location {
+        let abs = absolute_location(r, loc);
+        put_header(b, b"Location: ", &abs);
+    }
+    if ho.chunked {
+        b.put_slice(b"Transfer-Encoding: chunked\r\n");
+    }
+    if status == 101 {
+        b.put_slice(b"Connection: upgrade\r\n");
+    } else if r.keepalive {
+        b.put_slice(b"Connection: keep-alive\r\n");
+        if let Some((_, Some(h))) = r.core_loc().keepalive_timeout {
+            b.put_slice(b"Keep-Alive: timeout=");
+            put_decimal(b, h.as_secs());
+            b.put_slice(b"\r\n");
+        }
+    } else {
+        b.put_slice(b"Connection: close\r\n");
+    }
+    for (n, v) in &r.headers_out.headers {
+        put_field(b, n, v);
+    }
+    b.put_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_as_written() {
+        for n in [0u64, 7, 10, 200, 404, 1024, 99_999, u64::MAX] {
+            let mut b = BytesMut::new();
+            put_decimal(&mut b, n);
+            assert_eq!(&b[..], n.to_string().as_bytes());
+        }
     }
 }

@@ -443,6 +443,20 @@ fn validate_host_cases() {
     assert_eq!(validate_host_port(b"h").unwrap().port, None);
 }
 
+#[test]
+fn host_bytes_allowed_exactly_as_rfc_3986() {
+    let sub_delims = b"!$&'()*+,;=";
+    for ch in 0..=255u8 {
+        let plain = ch.is_ascii_alphanumeric() || b"-_~".contains(&ch) || sub_delims.contains(&ch);
+        let name = [b'a', ch, b'b'];
+        let want_name = plain || ch == b'%' || ch == b'.';
+        assert_eq!(validate_host(&name).is_ok(), want_name, "name byte {ch:#x}");
+        let literal = [b'[', b'a', ch, b'b', b']'];
+        let want_literal = plain || ch == b':' || ch == b'.';
+        assert_eq!(validate_host(&literal).is_ok(), want_literal, "literal byte {ch:#x}");
+    }
+}
+
 fn long_request_line(total: usize) -> Vec<u8> {
     // "GET /xxx HTTP/1.1\r\n" is `total` bytes long.
     let path_len = total - "GET  HTTP/1.1\r\n".len();

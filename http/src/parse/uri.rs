@@ -12,6 +12,7 @@
 use std::ops::Range;
 
 use bytes::Bytes;
+use smallvec::SmallVec;
 
 use super::HeadError;
 
@@ -42,8 +43,9 @@ enum Step {
 /// The result of normalising a raw request target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Normalized {
-    /// The decoded, resolved path.
-    pub(crate) uri: Vec<u8>,
+    /// The decoded, resolved path (inline when short: most paths are, and
+    /// the common request then needs no allocation for it).
+    pub(crate) uri: SmallVec<[u8; 128]>,
     /// Start of the extension inside `uri` (after the last dot of the last
     /// segment), when there is one.
     pub(crate) exten_start: Option<usize>,
@@ -52,7 +54,7 @@ pub(crate) struct Normalized {
 }
 
 struct Normalizer {
-    out: Vec<u8>,
+    out: SmallVec<[u8; 128]>,
     exten_start: Option<usize>,
     state: PathState,
     merge_slashes: bool,
@@ -160,7 +162,7 @@ pub(crate) fn normalize(raw: &[u8], empty_path: bool, merge_slashes: bool) -> Re
         return Err(INVALID_REQUEST);
     }
     let mut n = Normalizer {
-        out: Vec::with_capacity(raw.len() + 1),
+        out: SmallVec::with_capacity(raw.len() + 1),
         exten_start: None,
         state: PathState::Usual,
         merge_slashes,
@@ -222,7 +224,7 @@ impl Normalizer {
 /// The input must start with `/`. Errors are 400s: a bad `%` escape, a
 /// decoded NUL, or `..` above the root.
 pub fn normalize_uri(raw_path: &[u8], merge_slashes: bool) -> Result<Bytes, HeadError> {
-    normalize(raw_path, false, merge_slashes).map(|n| Bytes::from(n.uri))
+    normalize(raw_path, false, merge_slashes).map(|n| Bytes::copy_from_slice(&n.uri))
 }
 
 /// A validated host: lowercase, without port or trailing dot.
@@ -243,15 +245,33 @@ enum HostState {
     Port,
 }
 
-fn host_byte_ok(ch: u8, in_literal: bool) -> bool {
-    match ch {
-        b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'~' => true,
-        // RFC 3986 sub-delims.
-        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=' => true,
-        b'%' => !in_literal,
-        b':' => in_literal,
-        _ => false,
+/// Which bytes a host may hold: [`NAME`] in a reg-name, [`LITERAL`] inside
+/// `[...]` (a table, as the check runs on every request).
+const HOST_BYTES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let ch = c as u8;
+        let common = ch.is_ascii_alphanumeric()
+            || matches!(ch, b'-' | b'_' | b'~')
+            // RFC 3986 sub-delims.
+            || matches!(ch, b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=');
+        if common || ch == b'%' {
+            t[c] |= NAME;
+        }
+        if common || ch == b':' {
+            t[c] |= LITERAL;
+        }
+        c += 1;
     }
+    t
+};
+const NAME: u8 = 1;
+const LITERAL: u8 = 2;
+
+#[inline]
+fn host_byte_ok(ch: u8, in_literal: bool) -> bool {
+    HOST_BYTES[usize::from(ch)] & if in_literal { LITERAL } else { NAME } != 0
 }
 
 /// Validates a Host value as nginx does and also returns the port.
@@ -299,8 +319,10 @@ pub(crate) fn check_host(host: &[u8]) -> Result<(usize, Option<u16>), HeadError>
             HostState::AfterLiteral if ch == b':' => state = HostState::Port,
             HostState::AfterLiteral => return Err(invalid),
             HostState::Port => {
-                let digit = (ch as char).to_digit(10).ok_or(invalid.clone())?;
-                let value = port.unwrap_or(0) * 10 + digit;
+                if !ch.is_ascii_digit() {
+                    return Err(invalid);
+                }
+                let value = port.unwrap_or(0) * 10 + u32::from(ch - b'0');
                 if value > u32::from(u16::MAX) {
                     return Err(invalid);
                 }
