@@ -180,6 +180,10 @@ pub struct RequestHead {
     pub exten: Bytes,
     /// The header fields kept, in order.
     pub headers: Vec<Header>,
+    /// The Host header's name, validated and lowercased, without port and
+    /// trailing dot (set by the parser; `host_header` falls back to
+    /// checking the header itself for heads built otherwise).
+    pub host_header: Option<Bytes>,
     /// Bytes of the head, leading empty lines and the final empty line
     /// included; pipelined bytes start here.
     pub head_len: usize,
@@ -327,6 +331,10 @@ pub struct HeadParser {
     pos: usize,
     seen_unique: u16,
     failed: Option<HeadError>,
+    /// The Host header's value range and the length of its name part, from
+    /// the check made when the line arrived (kept so the host is not
+    /// checked twice).
+    host: Option<(std::ops::Range<usize>, usize)>,
 }
 
 impl HeadParser {
@@ -342,6 +350,7 @@ impl HeadParser {
             pos: 0,
             seen_unique: 0,
             failed: None,
+            host: None,
         }
     }
 
@@ -482,7 +491,8 @@ impl HeadParser {
             }
             self.seen_unique |= 1 << i;
             if i == 0 {
-                uri::check_host(&buf[f.value.clone()])?;
+                let (len, _) = uri::check_host(&buf[f.value.clone()])?;
+                self.host = Some((f.value.clone(), len));
             }
         }
         self.fields.push(f);
@@ -526,6 +536,14 @@ impl HeadParser {
                 .iter()
                 .map(|f| Header { name: all.slice(f.name.clone()), value: all.slice(f.value.clone()) })
                 .collect(),
+            host_header: self.host.as_ref().map(|(range, len)| {
+                let name = &buf[range.start..range.start + len];
+                if name.iter().any(u8::is_ascii_uppercase) {
+                    Bytes::from(name.to_ascii_lowercase())
+                } else {
+                    all.slice(range.start..range.start + len)
+                }
+            }),
             head_len,
         }
     }
@@ -599,7 +617,12 @@ pub fn host_header(head: &RequestHead) -> Result<Option<Bytes>, HeadError> {
     if hosts.next().is_some() {
         return Err(HeadError::BadRequest("client sent duplicate host header"));
     }
-    let from_header = header.map(validate_host_bytes).transpose()?;
+    // Checked when the line arrived; the parser kept the result.
+    let from_header = match (&head.host_header, header) {
+        (Some(h), _) => Some(h.clone()),
+        (None, Some(h)) => Some(validate_host_bytes(h)?),
+        (None, None) => None,
+    };
     if header.is_none() && head.version > (1, 0) {
         return Err(HeadError::BadRequest("client sent HTTP/1.1 request without \"Host\" header"));
     }

@@ -93,9 +93,9 @@ fn step(r: &mut Request) -> Step {
         Phase::PostAccess => post_access(r),
         Phase::Content => content(r),
         _ => {
-            let http = r.http.clone();
-            let handlers = &http.phases[phase as usize];
-            let Some(h) = handlers.get(r.phase_handler) else {
+            // A phase without (more) handlers is passed without touching
+            // the configuration's reference count.
+            let Some(h) = r.http.phases[phase as usize].get(r.phase_handler).cloned() else {
                 return next_phase(r);
             };
             let flow = h.handle(r);
