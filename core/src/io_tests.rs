@@ -369,3 +369,22 @@ fn discard_pair_counts_what_it_swallows() {
     drop(w);
     assert_eq!(counter.join().unwrap(), want.len() as u64);
 }
+
+#[test]
+fn recv_into_appends_without_zero_filling_and_reports_eof() {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    let (a, mut b) = UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let mut buf = bytes::BytesMut::from(&b"head:"[..]);
+    assert_eq!(recv_into(&a, &mut buf, 64).unwrap_err().kind(), std::io::ErrorKind::WouldBlock);
+    b.write_all(b"hello").unwrap();
+    assert_eq!(recv_into(&a, &mut buf, 64).unwrap(), 5);
+    assert_eq!(&buf[..], b"head:hello");
+    b.write_all(b"0123456789").unwrap();
+    assert_eq!(recv_into(&a, &mut buf, 4).unwrap(), 4, "at most `max` bytes");
+    assert_eq!(&buf[..], b"head:hello0123");
+    drop(b);
+    assert_eq!(recv_into(&a, &mut buf, 64).unwrap(), 6);
+    assert_eq!(recv_into(&a, &mut buf, 64).unwrap(), 0, "end of file");
+}

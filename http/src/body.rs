@@ -233,7 +233,7 @@ pub(crate) fn read_socket(conn: &mut Conn, max: usize) -> io::Result<usize> {
     if conn.rbuf.capacity() == 0 {
         conn.rbuf = crate::read_buf::take(max);
     }
-    match sluice_core::io::read_into(&conn.stream, &mut conn.rbuf, max) {
+    match sluice_core::io::recv_into(&conn.stream, &mut conn.rbuf, max) {
         Ok(n) => {
             if n < max && n > 0 {
                 conn.read_ready = false;
