@@ -26,7 +26,6 @@ use crate::location::{LocMatch, Location, LocationTree};
 use crate::module::{AnyConf, BodyFilter, HeaderFilter, HttpModule, Phase, PhaseHandler};
 use crate::phase::Satisfy;
 use crate::request::Request;
-use crate::server_name::ServerNames;
 use crate::variables::{ComplexValue, Variables};
 
 /// The compiled-in HTTP modules, in order, with their directive tables.
@@ -476,7 +475,6 @@ pub fn load_http(modules: &Arc<Modules>, stmt: &Statement, prefix: &Path) -> Res
         m.postconfiguration(&mut pc).map_err(|e| stmt.error(e))?;
     }
     let listens = listen::group(&servers).map_err(|e| stmt.error(e))?;
-    let _ = ServerNames::build;
     Ok(HttpConfig {
         modules: modules.clone(),
         main_confs: main,

@@ -665,7 +665,7 @@ impl HttpModule for CoreModule {
         let c: &mut CoreSrvConf = downcast_mut(child);
         if c.listen.is_empty() {
             c.listen.push(ListenSpec {
-                addr: SocketAddr::from(([0, 0, 0, 0], if nix_is_root() { 80 } else { 8000 })),
+                addr: SocketAddr::from(([0, 0, 0, 0], if running_as_root() { 80 } else { 8000 })),
                 default_server: false,
                 reuseport: false,
                 backlog: None,
@@ -745,7 +745,7 @@ impl HttpModule for CoreModule {
 }
 
 /// The default port is 80 for root and 8000 otherwise, as nginx's.
-fn nix_is_root() -> bool {
+fn running_as_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
