@@ -385,3 +385,31 @@ fn add_trailer_depends_on_status_and_always() {
     assert!(r.chunked);
     assert_eq!(r.trailers, [("X-T".to_string(), "t".to_string())]);
 }
+
+/// A location nested in an `alias` location keeps the alias (and what it
+/// replaces), as nginx's merge does; a regex location's alias is the whole
+/// path.
+#[test]
+fn nested_locations_inherit_alias() {
+    let s = Server::start(
+        "http { server { listen 127.0.0.1:%%PORT%%; root %%DIR%%/root;
+            location /a/ { alias %%DIR%%/data/;
+                location /a/sub/ { }
+                location ~ \\.txt$ { } }
+            location ~ ^/r/(.*)$ { alias %%DIR%%/data/$1; } } }",
+    );
+    s.write_file("data/top.html", "top\n");
+    s.write_file("data/sub/f.html", "nested\n");
+    s.write_file("data/sub/t.txt", "regex nested\n");
+    s.write_file("root/a/sub/f.html", "wrong: root\n");
+    for (uri, body) in [
+        ("/a/top.html", "top\n"),
+        ("/a/sub/f.html", "nested\n"),
+        ("/a/sub/t.txt", "regex nested\n"),
+        ("/r/sub/f.html", "nested\n"),
+    ] {
+        let r = s.get(uri);
+        assert_eq!(r.status, 200, "{uri}");
+        assert_eq!(r.body, body.as_bytes(), "{uri}");
+    }
+}

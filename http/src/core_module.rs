@@ -147,6 +147,10 @@ pub struct CoreLocConf {
     pub root: Option<ComplexValue>,
     /// `alias`.
     pub alias: Option<ComplexValue>,
+    /// What the `alias` replaces: the leading bytes of the URI matched by
+    /// the location that set it (inherited with the alias by nested
+    /// locations, as nginx does), or the whole URI in a regex location.
+    pub(crate) alias_of: Option<AliasOf>,
     /// `internal`.
     pub internal: Option<bool>,
     /// `default_type` (text/plain).
@@ -215,6 +219,15 @@ pub struct CoreLocConf {
     pub lingering_time: Option<Duration>,
     /// `lingering_timeout` (5s).
     pub lingering_timeout: Option<Duration>,
+}
+
+/// What part of the URI an `alias` stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AliasOf {
+    /// The first N bytes: the name of the prefix location that set it.
+    Prefix(usize),
+    /// A regex location's alias is the whole path (with captures).
+    Regex,
 }
 
 /// The core module.
@@ -415,7 +428,14 @@ fn set_location(cx: &mut HttpConfCx, parent: &mut CoreLocConf, stmt: &Statement)
             cx.vars.add_capture(&n);
         }
     }
-    let confs = cx.read_location(stmt.block.as_deref().unwrap_or(&[]))?;
+    let mut confs = cx.read_location(stmt.block.as_deref().unwrap_or(&[]))?;
+    let core: &mut CoreLocConf = downcast_mut(confs[0].as_mut());
+    if core.alias.is_some() {
+        core.alias_of = Some(match matcher {
+            LocMatch::Regex { .. } => AliasOf::Regex,
+            _ => AliasOf::Prefix(matcher.name().len()),
+        });
+    }
     parent.locations.push(LocationBuild { matcher, confs, origin: stmt.origin.clone() });
     Ok(())
 }
@@ -697,7 +717,14 @@ impl HttpModule for CoreModule {
         let p: &CoreLocConf = downcast(parent);
         let c: &mut CoreLocConf = downcast_mut(child);
         if c.root.is_none() && c.alias.is_none() {
-            c.root = Some(p.root.clone().unwrap_or_else(|| ComplexValue::literal("html")));
+            if p.alias.is_some() {
+                // A location nested in an alias location keeps the alias
+                // and what it replaces, as nginx's merge does.
+                c.alias.clone_from(&p.alias);
+                c.alias_of = p.alias_of;
+            } else {
+                c.root = Some(p.root.clone().unwrap_or_else(|| ComplexValue::literal("html")));
+            }
         }
         merge(&mut c.internal, &None, false);
         merge(&mut c.default_type, &p.default_type, "text/plain".to_string());

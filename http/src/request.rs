@@ -423,12 +423,10 @@ impl Request {
         let mut path = Vec::with_capacity(64 + uri.len());
         if let Some(alias) = &core.alias {
             path.extend_from_slice(&alias.eval(self));
-            if !self.loc.is_regex() {
-                let name = self.loc.name().as_bytes();
-                let rest = if uri.starts_with(name) { &uri[name.len()..] } else { uri };
-                path.extend_from_slice(rest);
-            } else if self.add_uri_to_alias {
-                path.extend_from_slice(uri);
+            match core.alias_of {
+                Some(crate::core_module::AliasOf::Prefix(n)) => path.extend_from_slice(uri.get(n..).unwrap_or(b"")),
+                _ if self.add_uri_to_alias => path.extend_from_slice(uri),
+                _ => {}
             }
         } else {
             let root = core.root.as_ref().map(|r| r.eval(self)).unwrap_or_default();
