@@ -231,8 +231,15 @@ impl Chain {
     }
 
     /// True when the chain has no bufs at all (not even flag-only ones).
+    /// A chain of flag-only bufs is not empty but has no payload: see
+    /// [`Chain::has_payload`].
     pub fn is_empty(&self) -> bool {
         self.bufs.is_empty()
+    }
+
+    /// True when some buf carries payload bytes.
+    pub fn has_payload(&self) -> bool {
+        self.bufs.iter().any(|b| !b.is_empty())
     }
 
     /// Total payload length.
@@ -361,6 +368,9 @@ mod tests {
     fn length_and_last() {
         let mut c = chain(&[b"abc", b"", b"de"]);
         assert_eq!(c.len(), 5);
+        assert!(c.has_payload());
+        let flags_only = Chain::one(Buf::flush());
+        assert!(!flags_only.is_empty() && !flags_only.has_payload());
         assert!(!c.is_last());
         c.push(Buf::last());
         assert!(c.is_last());

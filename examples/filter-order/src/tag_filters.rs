@@ -62,7 +62,7 @@ struct TagFilter {
 /// comes back as it was, so flag-only bufs carry no marker.
 pub fn tag(mut chain: Chain, marker: &'static [u8]) -> Chain {
     // Not `!chain.is_empty()`: that is true for a flag-only chain too.
-    if chain.iter().any(|b| !b.is_empty()) {
+    if chain.has_payload() {
         chain.push_front(Buf::from_static(marker));
     }
     chain
