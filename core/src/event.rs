@@ -169,6 +169,41 @@ pub fn now() -> Instant {
     NOW.with(|c| c.get()).unwrap_or_else(Instant::now)
 }
 
+/// Work a module asks a worker thread to do about once a second (flushing
+/// buffered log lines, say), and once more when the worker ends (then the
+/// flag is true: finish everything).
+pub type Tick = Box<dyn FnMut(Instant, bool)>;
+
+thread_local! {
+    static TICKS: std::cell::RefCell<Vec<Tick>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Registers periodic work for the calling worker thread; it runs from the
+/// worker's loop (see [`run_ticks`]), never concurrently with requests.
+pub fn add_tick(tick: Tick) {
+    TICKS.with(|t| t.borrow_mut().push(tick));
+}
+
+/// True when the calling thread has periodic work (the worker then wakes
+/// at least once a second).
+pub fn has_ticks() -> bool {
+    TICKS.with(|t| !t.borrow().is_empty())
+}
+
+/// Runs the calling thread's periodic work; `last` when the worker ends.
+pub fn run_ticks(now: Instant, last: bool) {
+    // Taken out while running, so a tick may register another.
+    let mut ticks = TICKS.with(|t| std::mem::take(&mut *t.borrow_mut()));
+    for tick in ticks.iter_mut() {
+        tick(now, last);
+    }
+    TICKS.with(|t| {
+        let mut t = t.borrow_mut();
+        ticks.append(&mut t);
+        *t = ticks;
+    });
+}
+
 /// A pending timer: when it fires and what it is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TimerId {

@@ -48,6 +48,9 @@ impl WorkerShared {
 
 static CONNECTION_IDS: AtomicU64 = AtomicU64::new(1);
 
+/// How often modules' periodic work runs (see `sluice_core::event::add_tick`).
+const TICK: Duration = Duration::from_secs(1);
+
 struct Entry {
     slot: Option<Slot>,
     /// The timer in the tree for this connection, if any: it may fire
@@ -108,11 +111,24 @@ impl Worker {
         ))
     }
 
-    /// Runs until told to stop (or to quit and all connections are done).
+    /// Runs until told to stop (or to quit and all connections are done),
+    /// then lets modules finish their per-worker work (buffered logs).
     pub fn run(mut self) {
+        self.run_loop();
+        sluice_core::event::run_ticks(Instant::now(), true);
+    }
+
+    fn run_loop(&mut self) {
         let mut events = Events::with_capacity(512);
+        let mut next_tick = Instant::now() + TICK;
         loop {
             let timeout = self.timers.next_deadline().map(|d| d.saturating_duration_since(Instant::now()));
+            let timeout = if sluice_core::event::has_ticks() {
+                let t = next_tick.saturating_duration_since(Instant::now());
+                Some(timeout.map_or(t, |x| x.min(t)))
+            } else {
+                timeout
+            };
             let timeout = match (timeout, self.accept_paused_until) {
                 (Some(t), Some(p)) => Some(t.min(p.saturating_duration_since(Instant::now()))),
                 (None, Some(p)) => Some(p.saturating_duration_since(Instant::now())),
@@ -160,6 +176,10 @@ impl Worker {
                     Some(d) => e.timer = Some(self.timers.add(d, tok)),
                     None => {}
                 }
+            }
+            if now >= next_tick {
+                next_tick = now + TICK;
+                sluice_core::event::run_ticks(now, false);
             }
             match self.shared.cmd.load(Ordering::SeqCst) {
                 CMD_STOP => return,

@@ -1,0 +1,80 @@
+//! End-to-end: `access_log` buffering — `buffer=` holds lines per worker,
+//! `flush=` writes them once they are that old, a full buffer is written
+//! when the next line would not fit, and a worker that ends writes what it
+//! holds.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Server;
+
+fn log_of(s: &Server) -> String {
+    std::fs::read_to_string(s.dir().join("access.log")).unwrap_or_default()
+}
+
+fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn conf(params: &str) -> String {
+    format!(
+        "http {{ log_format short '$request_uri $status'; access_log %%DIR%%/access.log short {params};
+            server {{ listen 127.0.0.1:%%PORT%%; location / {{ return 200 \"ok\"; }} }} }}"
+    )
+}
+
+#[test]
+fn buffered_lines_are_written_once_flush_time_passes() {
+    let s = Server::start(&conf("buffer=4k flush=2s"));
+    let first = Instant::now();
+    for i in 0..3 {
+        assert_eq!(s.get(&format!("/{i}")).status, 200);
+    }
+    // Held in the worker's buffer until two seconds after the first line
+    // (checked only while that is surely not yet the case).
+    let log = log_of(&s);
+    if first.elapsed() < Duration::from_millis(1500) {
+        assert_eq!(log, "", "lines are buffered");
+    }
+    wait_for("buffered lines never written", Duration::from_secs(5), || log_of(&s) == "/0 200\n/1 200\n/2 200\n");
+}
+
+#[test]
+fn a_full_buffer_is_written_when_the_next_line_does_not_fit() {
+    let s = Server::start(&conf("buffer=100"));
+    // Lines of 11 bytes ("/00000 200\n"): nine fill 99 of the 100 bytes,
+    // the tenth does not fit, so the nine are written.
+    for i in 0..10 {
+        assert_eq!(s.get(&format!("/{i:05}")).status, 200);
+    }
+    let log = log_of(&s);
+    assert_eq!(log.lines().count(), 9, "the nine lines that filled the buffer: {log:?}");
+    assert!(log.starts_with("/00000 200\n"));
+}
+
+#[test]
+fn a_worker_that_quits_writes_what_it_holds() {
+    let mut s = Server::start(&conf("buffer=64k"));
+    assert_eq!(s.get("/before-quit").status, 200);
+    assert_eq!(log_of(&s), "");
+    s.signal("QUIT");
+    assert!(s.wait_exit(Duration::from_secs(10)).is_some(), "server exits on QUIT");
+    assert_eq!(log_of(&s), "/before-quit 200\n");
+}
+
+#[test]
+fn bad_buffer_parameters_are_refused() {
+    for (params, msg) in [
+        ("buffer=0", "invalid buffer size \"0\""),
+        ("flush=x", "invalid flush time \"x\""),
+        ("gzip=1", "\"gzip=1\" parameter"),
+    ] {
+        let err = Server::try_start(&conf(params)).expect_err(params);
+        assert!(err.contains(msg), "{params}: {err}");
+    }
+}
