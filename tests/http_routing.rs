@@ -413,3 +413,23 @@ fn nested_locations_inherit_alias() {
         assert_eq!(r.body, body.as_bytes(), "{uri}");
     }
 }
+
+/// An error page answers with the error's status whatever status its own
+/// location produced (nginx's send_header applies it), unless `=code` or
+/// `=` says otherwise.
+#[test]
+fn error_page_status_overrides_the_page_location_s() {
+    let s = Server::start(
+        "http { server { listen 127.0.0.1:%%PORT%%;
+            location /missing { error_page 404 /page; return 404; }
+            location /eq { error_page 404 = /page; return 404; }
+            location /code { error_page 404 =410 /page; return 404; }
+            location = /page { return 201 \"page body\"; } } }",
+    );
+    let r = s.get("/missing");
+    assert_eq!((r.status, &r.body[..]), (404, &b"page body"[..]));
+    let r = s.get("/eq");
+    assert_eq!((r.status, &r.body[..]), (201, &b"page body"[..]));
+    let r = s.get("/code");
+    assert_eq!((r.status, &r.body[..]), (410, &b"page body"[..]));
+}

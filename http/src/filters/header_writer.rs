@@ -84,7 +84,10 @@ impl HeaderFilter for HeaderWriter {
             // HTTP/0.9: no head at all.
             return Ok(FilterStatus::Ok);
         }
-        if r.err_status != 0 && r.headers_out.status == 200 {
+        // An error page answers with the error's status (or the one
+        // `error_page ... =code` gave), whatever its location answered, as
+        // nginx's send_header does.
+        if r.err_status != 0 {
             r.headers_out.status = r.err_status;
         }
         // As nginx: 204 carries no body, type or length; 304 no body.
