@@ -145,7 +145,7 @@ fn access_any(r: &mut Request, flow: Flow) -> Step {
             // Access granted: forget a denial and the challenge a failed
             // handler left behind.
             let _ = r.take_ctx::<_, _, _, AccessCode>(&CORE);
-            r.headers_out.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(b"www-authenticate"));
+            r.headers_out.remove("WWW-Authenticate");
             next_phase(r)
         }
         Flow::Again => Step::Suspend,

@@ -104,6 +104,38 @@ impl HeadersOut {
         self.headers.push((name.into(), value.into()));
     }
 
+    /// Removes every header with this name (case-insensitive) from
+    /// `headers`.
+    pub fn remove(&mut self, name: &str) {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name.as_bytes()));
+    }
+
+    /// Sets a header the response has at most one of: the value replaces
+    /// the first of that name (the others are dropped), or is added; an
+    /// empty value removes the header.
+    pub fn set(&mut self, name: impl Into<Bytes>, value: impl Into<Bytes>) {
+        let (name, value) = (name.into(), value.into());
+        if value.is_empty() {
+            self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+            return;
+        }
+        let mut seen = false;
+        self.headers.retain_mut(|(n, v)| {
+            if !n.eq_ignore_ascii_case(&name) {
+                return true;
+            }
+            if seen {
+                return false;
+            }
+            seen = true;
+            *v = value.clone();
+            true
+        });
+        if !seen {
+            self.headers.push((name, value));
+        }
+    }
+
     /// The first header with this name (case-insensitive), including the
     /// ones kept in fields.
     pub fn get(&self, name: &str) -> Option<Bytes> {
@@ -474,5 +506,26 @@ mod tests {
         // glibc serves blocks up to 1032 bytes from its per-thread cache;
         // one `Request` is allocated per request.
         assert!(std::mem::size_of::<super::Request>() <= 1024, "{}", std::mem::size_of::<super::Request>());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_replaces_once_and_remove_drops_all() {
+        let mut h = HeadersOut::default();
+        h.add(Bytes::from_static(b"cache-control"), Bytes::from_static(b"private"));
+        h.add(Bytes::from_static(b"X"), Bytes::from_static(b"1"));
+        h.add(Bytes::from_static(b"Cache-Control"), Bytes::from_static(b"no-store"));
+        h.set(Bytes::from_static(b"Cache-Control"), Bytes::from_static(b"max-age=5"));
+        h.set(Bytes::from_static(b"Expires"), Bytes::from_static(b"soon"));
+        let flat: Vec<(&[u8], &[u8])> = h.headers.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+        assert_eq!(flat, vec![(&b"cache-control"[..], &b"max-age=5"[..]), (b"X", b"1"), (b"Expires", b"soon")]);
+        h.set(Bytes::from_static(b"x"), Bytes::new());
+        h.remove("EXPIRES");
+        let flat: Vec<&[u8]> = h.headers.iter().map(|(n, _)| &n[..]).collect();
+        assert_eq!(flat, vec![&b"cache-control"[..]]);
     }
 }

@@ -216,46 +216,16 @@ fn expires_values(e: Expires, now: i64, last_modified: Option<i64>, conf_negativ
     Some((date, cc))
 }
 
-/// Sets a header, replacing the first of that name and dropping the rest.
-fn replace_header(headers: &mut Vec<(Bytes, Bytes)>, name: &'static [u8], value: Bytes) {
-    set_single(headers, &Bytes::from_static(name), value);
-}
-
-/// `add_header` for a header the response has at most one of (nginx's
-/// ETag and Last-Modified handlers): the value replaces the one there, and
-/// an empty value removes it.
-fn set_single(headers: &mut Vec<(Bytes, Bytes)>, name: &Bytes, value: Bytes) {
-    if value.is_empty() {
-        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        return;
-    }
-    let mut seen = false;
-    headers.retain_mut(|(n, v)| {
-        if !n.eq_ignore_ascii_case(name) {
-            return true;
-        }
-        if seen {
-            return false;
-        }
-        seen = true;
-        *v = value.clone();
-        true
-    });
-    if !seen {
-        headers.push((name.clone(), value));
-    }
-}
-
 /// One `add_header` line's effect.
 fn add_header(r: &mut Request, name: &Bytes, value: Bytes) {
     if name.eq_ignore_ascii_case(b"etag") {
-        set_single(&mut r.headers_out.headers, name, value);
+        r.headers_out.set(name.clone(), value);
     } else if name.eq_ignore_ascii_case(b"last-modified") {
         // Kept as a time when it parses (the header writer prints it).
         let parsed = std::str::from_utf8(&value).ok().and_then(sluice_core::time::parse_http_date);
         r.headers_out.last_modified = parsed;
         let raw = if parsed.is_some() { Bytes::new() } else { value };
-        set_single(&mut r.headers_out.headers, name, raw);
+        r.headers_out.set(name.clone(), raw);
     } else if !value.is_empty() {
         r.headers_out.add(name.clone(), value);
     }
@@ -275,8 +245,8 @@ fn apply_expires(r: &mut Request, conf: &ExpiresConf) {
     let now = unix_secs(SystemTime::now());
     let lm = r.headers_out.last_modified.map(unix_secs);
     if let Some((date, cc)) = expires_values(e, now, lm, conf_negative) {
-        replace_header(&mut r.headers_out.headers, b"Expires", date);
-        replace_header(&mut r.headers_out.headers, b"Cache-Control", cc);
+        r.headers_out.set(Bytes::from_static(b"Expires"), date);
+        r.headers_out.set(Bytes::from_static(b"Cache-Control"), cc);
     }
 }
 
@@ -442,19 +412,6 @@ mod tests {
         assert!(age > 0 && age <= 25 * 3600, "{age}");
         let t = next_time(now, 15 * 3600 + 30 * 60 + 33);
         assert!(t > now && t - now <= 25 * 3600);
-    }
-
-    #[test]
-    fn replacing_headers() {
-        let mut h = vec![
-            (Bytes::from_static(b"cache-control"), Bytes::from_static(b"private")),
-            (Bytes::from_static(b"X"), Bytes::from_static(b"1")),
-            (Bytes::from_static(b"Cache-Control"), Bytes::from_static(b"no-store")),
-        ];
-        replace_header(&mut h, b"Cache-Control", Bytes::from_static(b"max-age=5"));
-        replace_header(&mut h, b"Expires", Bytes::from_static(b"soon"));
-        let flat: Vec<(&[u8], &[u8])> = h.iter().map(|(n, v)| (&n[..], &v[..])).collect();
-        assert_eq!(flat, vec![(&b"cache-control"[..], &b"max-age=5"[..]), (b"X", b"1"), (b"Expires", b"soon")]);
     }
 
     #[test]

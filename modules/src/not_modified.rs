@@ -144,8 +144,8 @@ pub(crate) fn finalize_with_page(r: &mut Request, status: u16, next: NextHeader<
     if clean {
         r.headers_out.headers.clear();
     } else {
-        remove_header(r, "ETag");
-        remove_header(r, "Accept-Ranges");
+        r.headers_out.remove("ETag");
+        r.headers_out.remove("Accept-Ranges");
     }
     let ho = &mut r.headers_out;
     ho.status = status;
@@ -160,11 +160,6 @@ pub(crate) fn finalize_with_page(r: &mut Request, status: u16, next: NextHeader<
     }
     chain.push(Buf::last());
     r.output(chain)
-}
-
-/// Removes every header named `name` from the response head.
-pub(crate) fn remove_header(r: &mut Request, name: &str) {
-    r.headers_out.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name.as_bytes()));
 }
 
 /// The header filter.
@@ -205,8 +200,8 @@ impl HeaderFilter for NotModifiedFilter {
         ho.status = 304;
         ho.content_type = None;
         ho.content_length = None;
-        remove_header(r, "Accept-Ranges");
-        remove_header(r, "Content-Encoding");
+        r.headers_out.remove("Accept-Ranges");
+        r.headers_out.remove("Content-Encoding");
         next.call(r)
     }
 }

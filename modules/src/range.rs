@@ -43,7 +43,7 @@ use sluice_http::{
     NextHeader, PostConf, Request,
 };
 
-use crate::not_modified::{epoch_secs, finalize_with_page, remove_header};
+use crate::not_modified::{epoch_secs, finalize_with_page};
 
 /// Location conf.
 #[derive(Debug, Default)]
@@ -289,7 +289,7 @@ fn multipart_head(r: &mut Request, ranges: Vec<ByteRange>, len: u64) -> RangeCtx
             .sum::<u64>();
     r.headers_out.content_type = Some(Bytes::from(format!("multipart/byteranges; boundary={boundary}")));
     r.headers_out.content_length = Some(body_len);
-    remove_header(r, "Content-Range");
+    r.headers_out.remove("Content-Range");
     RangeCtx::Multi(Box::new(Multipart { ranges, part_head, part_ranges, tail, held: Chain::new() }))
 }
 
@@ -330,14 +330,14 @@ impl HeaderFilter for RangeHeaderFilter {
             Parsed::Whole => accept_ranges(r, next),
             Parsed::NotSatisfiable => {
                 r.set_ctx(&KEY, RangeCtx::Done);
-                remove_header(r, "Content-Range");
+                r.headers_out.remove("Content-Range");
                 r.headers_out.add(Bytes::from_static(b"Content-Range"), Bytes::from(format!("bytes */{len}")));
                 finalize_with_page(r, 416, next, false)
             }
             Parsed::Ranges(ranges) => {
                 r.headers_out.status = 206;
                 let ctx = if let [range] = ranges[..] {
-                    remove_header(r, "Content-Range");
+                    r.headers_out.remove("Content-Range");
                     let value = format!("bytes {}-{}/{}", range.start, range.end - 1, len);
                     r.headers_out.add(Bytes::from_static(b"Content-Range"), Bytes::from(value));
                     r.headers_out.content_length = Some(range.end - range.start);
