@@ -501,17 +501,14 @@ impl Request {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn request_fits_the_allocators_fast_size_classes() {
         // glibc serves blocks up to 1032 bytes from its per-thread cache;
         // one `Request` is allocated per request.
         assert!(std::mem::size_of::<super::Request>() <= 1024, "{}", std::mem::size_of::<super::Request>());
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 
     #[test]
     fn set_replaces_once_and_remove_drops_all() {
