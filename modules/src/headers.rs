@@ -70,8 +70,9 @@ enum ExpiresConf {
 /// Location conf.
 #[derive(Default)]
 pub struct HeadersLocConf {
-    headers: Option<Vec<Entry>>,
-    trailers: Option<Vec<Entry>>,
+    // Shared, so the filter takes them with a reference count per response.
+    headers: Option<Arc<Vec<Entry>>>,
+    trailers: Option<Arc<Vec<Entry>>>,
     expires: Option<ExpiresConf>,
 }
 
@@ -267,6 +268,7 @@ impl HeaderFilter for HeadersFilter {
         let conf = r.loc_conf(&KEY);
         let headers = conf.headers.clone().unwrap_or_default();
         let trailers = conf.trailers.clone().unwrap_or_default();
+        let (headers, trailers): (&[Entry], &[Entry]) = (&headers, &trailers);
         for e in headers.iter().filter(|e| safe || e.always) {
             let v = e.value.eval(r);
             add_header(r, &e.name, v);
@@ -302,7 +304,7 @@ impl HttpModule for HeadersModule {
                 Level::Loc,
                 custom(|cx, c: &mut HeadersLocConf, s| {
                     let e = parse_entry(cx, s)?;
-                    c.headers.get_or_insert_with(Vec::new).push(e);
+                    Arc::make_mut(c.headers.get_or_insert_with(Default::default)).push(e);
                     Ok(())
                 }),
             ),
@@ -314,7 +316,7 @@ impl HttpModule for HeadersModule {
                 Level::Loc,
                 custom(|cx, c: &mut HeadersLocConf, s| {
                     let e = parse_entry(cx, s)?;
-                    c.trailers.get_or_insert_with(Vec::new).push(e);
+                    Arc::make_mut(c.trailers.get_or_insert_with(Default::default)).push(e);
                     Ok(())
                 }),
             ),

@@ -185,13 +185,14 @@ pub struct LogMainConf {
     formats: Vec<Arc<LogFormat>>,
     files: Mutex<Vec<Arc<LogFile>>>,
     /// `logs/access.log combined`, for requests whose levels name no log.
-    default: std::sync::OnceLock<AccessLog>,
+    default: std::sync::OnceLock<Arc<Vec<AccessLog>>>,
 }
 
 /// Location conf: `None` = inherit; `Some(empty)` = `off`.
 #[derive(Default)]
 pub struct LogLocConf {
-    logs: Option<Vec<AccessLog>>,
+    // Shared, so the log phase takes them with a reference count.
+    logs: Option<Arc<Vec<AccessLog>>>,
 }
 
 /// The module's key.
@@ -269,7 +270,7 @@ fn set_access_log(cx: &mut HttpConfCx, c: &mut LogLocConf, stmt: &Statement) -> 
         if stmt.args.len() > 1 {
             return Err(format!("invalid parameter \"{}\"", stmt.arg(1)).into());
         }
-        c.logs = Some(Vec::new());
+        c.logs = Some(Arc::default());
         return Ok(());
     }
     if c.logs.as_ref().is_some_and(|l| l.is_empty()) {
@@ -334,7 +335,7 @@ fn set_access_log(cx: &mut HttpConfCx, c: &mut LogLocConf, stmt: &Statement) -> 
         (None, None) => None,
         (size, flush) => Some(Buffering { size: size.unwrap_or(64 * 1024), flush }),
     };
-    c.logs.get_or_insert_with(Vec::new).push(AccessLog { file, format, condition, buffering });
+    Arc::make_mut(c.logs.get_or_insert_with(Arc::default)).push(AccessLog { file, format, condition, buffering });
     Ok(())
 }
 
@@ -391,9 +392,12 @@ impl LogFormat {
 fn log_handler(r: &mut Request) -> Flow {
     let logs = match r.loc_conf(&KEY).logs.clone() {
         Some(l) => l,
-        None => r.main_conf(&KEY).default.get().cloned().into_iter().collect(),
+        None => match r.main_conf(&KEY).default.get() {
+            Some(d) => d.clone(),
+            None => return Flow::Ok,
+        },
     };
-    for l in &logs {
+    for l in logs.iter() {
         if let Some(cond) = &l.condition {
             let v = cond.eval(r);
             if v.is_empty() || &v[..] == b"0" {
@@ -466,7 +470,12 @@ impl HttpModule for LogModule {
         if let Ok(mut files) = main.files.lock() {
             files.push(file.clone());
         }
-        let _ = main.default.set(AccessLog { file, format: Arc::new(format), condition: None, buffering: None });
+        let _ = main.default.set(Arc::new(vec![AccessLog {
+            file,
+            format: Arc::new(format),
+            condition: None,
+            buffering: None,
+        }]));
         Ok(())
     }
 
