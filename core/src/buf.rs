@@ -266,40 +266,49 @@ impl Chain {
     /// chain holds `[0, at)`. A buf straddling `at` is split without copying;
     /// flags stay with the part of the buf that keeps its end.
     pub fn split_to(&mut self, at: u64) -> Chain {
-        let mut head = Chain::new();
+        // Whole bufs that go to the head, moved in one step (removing them
+        // from the front one by one would cost quadratic time on long chains).
         let mut left = at;
-        while left > 0 {
-            let Some(first) = self.bufs.first_mut() else {
+        let mut whole = 0;
+        for b in &self.bufs {
+            let n = b.len();
+            if left == 0 || !(n < left || (n == left && !b.has_flags())) {
                 break;
-            };
-            let n = first.len();
-            if n < left || (n == left && !first.has_flags()) {
-                left -= n;
-                head.bufs.push(self.bufs.remove(0));
-            } else {
+            }
+            left -= n;
+            whole += 1;
+        }
+        let mut head: Chain = self.bufs.drain(..whole).collect();
+        if left > 0 {
+            if let Some(first) = self.bufs.first_mut() {
                 // The buf straddles the split, or ends exactly at it but
                 // carries flags: its flags belong to the tail.
                 head.bufs.push(first.split_to(left));
-                left = 0;
             }
         }
         head
     }
 
-    /// Drops `n` payload bytes from the front, removing emptied bufs. Flag-only
-    /// bufs at the front are removed too once the bytes before them are gone.
+    /// Drops `n` payload bytes from the front, removing the bufs they
+    /// empty (in one step: long chains cost linear time). A flag-only buf
+    /// right after the consumed bytes stays, so its flags still apply.
     pub fn consume(&mut self, mut n: u64) {
-        while let Some(first) = self.bufs.first_mut() {
-            let len = first.len();
-            if len <= n {
-                n -= len;
-                self.bufs.remove(0);
-                if n == 0 {
-                    break;
-                }
-            } else {
-                first.advance(n);
+        let mut whole = 0;
+        for b in &self.bufs {
+            let len = b.len();
+            if len > n {
                 break;
+            }
+            n -= len;
+            whole += 1;
+            if n == 0 {
+                break;
+            }
+        }
+        self.bufs.drain(..whole);
+        if n > 0 {
+            if let Some(first) = self.bufs.first_mut() {
+                first.advance(n);
             }
         }
     }
