@@ -158,7 +158,8 @@ pub struct CoreLocConf {
     /// The resolved `default_type`, ready to share with responses.
     pub(crate) default_type_value: bytes::Bytes,
     /// `types { }` (built-in html/gif/jpg/... when none given).
-    pub types: Option<Arc<HashMap<String, String>>>,
+    /// (Types are kept as `Bytes`, so a response shares them.)
+    pub types: Option<Arc<HashMap<String, bytes::Bytes>>>,
     /// `keepalive_timeout` (75s) and the optional header timeout.
     pub keepalive_timeout: Option<(Duration, Option<Duration>)>,
     /// `keepalive_requests` (1000).
@@ -471,7 +472,7 @@ fn set_internal(_: &mut HttpConfCx, c: &mut CoreLocConf, stmt: &Statement) -> Re
 }
 
 fn set_types(_: &mut HttpConfCx, c: &mut CoreLocConf, stmt: &Statement) -> Result<(), SetError> {
-    let mut map: HashMap<String, String> = match &c.types {
+    let mut map: HashMap<String, bytes::Bytes> = match &c.types {
         Some(t) => (**t).clone(),
         None => HashMap::new(),
     };
@@ -482,8 +483,9 @@ fn set_types(_: &mut HttpConfCx, c: &mut CoreLocConf, stmt: &Statement) -> Resul
         if entry.args.is_empty() {
             return Err(entry.error("invalid number of arguments in \"types\" directive").into());
         }
+        let mime = bytes::Bytes::from(entry.name.clone());
         for ext in &entry.args {
-            map.insert(ext.as_str().to_ascii_lowercase(), entry.name.clone());
+            map.insert(ext.as_str().to_ascii_lowercase(), mime.clone());
         }
     }
     c.types = Some(Arc::new(map));
@@ -646,8 +648,8 @@ fn merge_opt<T: Clone>(child: &mut Option<T>, parent: &Option<T>) {
     }
 }
 
-fn default_types() -> Arc<HashMap<String, String>> {
-    Arc::new(DEFAULT_TYPES.iter().map(|(e, t)| (e.to_string(), t.to_string())).collect())
+fn default_types() -> Arc<HashMap<String, bytes::Bytes>> {
+    Arc::new(DEFAULT_TYPES.iter().map(|(e, t)| (e.to_string(), bytes::Bytes::from_static(t.as_bytes()))).collect())
 }
 
 impl HttpModule for CoreModule {

@@ -422,8 +422,14 @@ impl Request {
         let last = self.uri.rsplit(|&c| c == b'/').next().unwrap_or(&self.uri);
         if let Some(dot) = memchr::memrchr(b'.', last) {
             if let (Some(types), Ok(ext)) = (&core.types, std::str::from_utf8(&last[dot + 1..])) {
-                if let Some(t) = types.get(&ext.to_ascii_lowercase()) {
-                    return Bytes::from(t.clone());
+                // Keys are lower case; most extensions already are.
+                let found = if ext.bytes().any(|c| c.is_ascii_uppercase()) {
+                    types.get(&ext.to_ascii_lowercase())
+                } else {
+                    types.get(ext)
+                };
+                if let Some(t) = found {
+                    return t.clone();
                 }
             }
         }
