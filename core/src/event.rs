@@ -29,6 +29,12 @@ pub type Role = u8;
 
 /// The client socket of a connection.
 pub const ROLE_CLIENT: Role = 0;
+/// The first role a request's task may register its own descriptors under
+/// (an upstream socket, a CGI pipe); roles up to [`ROLE_TASK_LAST`] are the
+/// task's to choose.
+pub const ROLE_TASK_FIRST: Role = 1;
+/// The last role a task may use.
+pub const ROLE_TASK_LAST: Role = 0xfd;
 /// A listening socket (the slot is the listener's index).
 pub const ROLE_LISTENER: Role = 0xfe;
 /// The worker's waker (the slot is unused).

@@ -80,6 +80,8 @@ pub enum Event {
     Timeout,
     /// Go on with what is already there (no new readiness).
     Continue,
+    /// Readiness of a descriptor the request's task registered.
+    Io { role: u8, readable: bool, writable: bool },
 }
 
 const HEAD_READ: usize = 4096;
@@ -124,17 +126,26 @@ pub(crate) fn drive(mut slot: Slot, ev: Event) -> Next {
             }
             // A write-readiness edge (every ACK brings one) has nothing for
             // a connection that waits to read: keep waiting as before.
-            Event::Ready { readable: false, .. } if !matches!(wait, HeadWait::None | HeadWait::KeepAlive(_)) => {
+            Event::Ready { readable: false, .. } | Event::Io { .. }
+                if !matches!(wait, HeadWait::None | HeadWait::KeepAlive(_)) =>
+            {
                 let deadline = match wait {
                     HeadWait::Idle(at) | HeadWait::Header(at) => Some(at),
                     _ => None,
                 };
                 Next::Wait(Slot::Head { conn, keepalive, wait }, deadline)
             }
-            Event::Ready { .. } | Event::Continue => read_head_with(conn, keepalive, wait),
+            Event::Ready { .. } | Event::Continue | Event::Io { .. } => read_head_with(conn, keepalive, wait),
         },
         Slot::Active(mut r) => {
             match ev {
+                Event::Timeout if r.task_deadline.is_some_and(|d| d <= sluice_core::event::now()) => {
+                    r.task_deadline = None;
+                    resume_task(&mut r, Resume::Timer);
+                }
+                Event::Io { role, readable, writable } => {
+                    resume_task(&mut r, Resume::Io { role, readable, writable });
+                }
                 Event::Timeout => {
                     let what = if r.body_pending() { "reading client request body" } else { "sending to client" };
                     crate::req_log!(r, Level::Info, "client timed out (110: Connection timed out) while {}", what);
@@ -152,6 +163,8 @@ pub(crate) fn drive(mut slot: Slot, ev: Event) -> Next {
                                 phase::run(&mut r);
                             }
                         }
+                    } else if readable && r.task.is_some() && client_closed(&r) {
+                        resume_task(&mut r, Resume::ClientClosed);
                     }
                     if writable || !r.conn.out.is_empty() {
                         let _ = crate::filters::write::flush_conn(&mut r);
@@ -164,6 +177,18 @@ pub(crate) fn drive(mut slot: Slot, ev: Event) -> Next {
             after_request_event(r)
         }
         Slot::Lingering { conn, until, timeout } => linger(conn, until, timeout, ev),
+    }
+}
+
+/// True when the client's side reads end-of-file or an error while a task
+/// waits (nginx's broken-connection check): bytes waiting (a pipelined
+/// request) mean it is still there.
+fn client_closed(r: &Request) -> bool {
+    let mut one = [0u8; 1];
+    match r.conn.stream.peek(&mut one) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted),
     }
 }
 
@@ -398,6 +423,10 @@ fn after_request_event(mut r: Box<Request>) -> Next {
         Some(sluice_core::event::now() + r.core_loc().client_body_timeout.unwrap_or(Duration::from_secs(60)))
     } else {
         None
+    };
+    let deadline = match (deadline, r.task_deadline) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     };
     Next::Wait(Slot::Active(r), deadline)
 }

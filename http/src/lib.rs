@@ -29,6 +29,7 @@ pub mod regex_compat;
 pub mod request;
 pub mod server_name;
 pub mod special;
+pub mod task_io;
 pub mod variables;
 pub mod worker;
 

@@ -236,8 +236,11 @@ pub enum Resume {
         /// Writable readiness.
         writable: bool,
     },
-    /// The task's timer fired.
+    /// The task's timer fired (see `Request::set_task_deadline`).
     Timer,
+    /// The client closed its side of the connection (or reset it) while
+    /// the task waited: a proxy gives up on the upstream (nginx's 499).
+    ClientClosed,
 }
 
 /// A request's pending work (a streaming producer, a body reader's

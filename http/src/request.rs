@@ -56,6 +56,10 @@ pub struct Conn {
     /// The configuration and listen site this connection came through.
     pub(crate) http: Arc<HttpConfig>,
     pub(crate) site: usize,
+    /// The worker's slot and generation for this connection: tokens of the
+    /// request's own descriptors are made from them (see `task_io`).
+    pub(crate) slot: usize,
+    pub(crate) generation: u16,
 }
 
 impl std::fmt::Debug for Conn {
@@ -207,6 +211,8 @@ pub struct Request {
     pub(crate) var_store: crate::variables::VarStore,
     pub(crate) ctx: Vec<Option<Box<dyn Any>>>,
     pub(crate) task: Option<Box<dyn Task>>,
+    /// When the task's timer fires (`set_task_deadline`).
+    pub(crate) task_deadline: Option<Instant>,
     pub(crate) header_sent: bool,
     pub(crate) last_sent: bool,
     pub(crate) error_page_used: bool,
@@ -262,6 +268,7 @@ impl Request {
             // Allocated when a module first sets a context.
             ctx: Vec::new(),
             task: None,
+            task_deadline: None,
             header_sent: false,
             last_sent: false,
             error_page_used: false,

@@ -114,6 +114,10 @@ impl Worker {
     /// Runs until told to stop (or to quit and all connections are done),
     /// then lets modules finish their per-worker work (buffered logs).
     pub fn run(mut self) {
+        match self.poll.registry().try_clone() {
+            Ok(reg) => crate::task_io::install(reg),
+            Err(e) => log_error!(Level::Alert, None, "epoll registry clone failed ({})", sluice_core::log::os_error(&e)),
+        }
         self.run_loop();
         sluice_core::event::run_ticks(Instant::now(), true);
     }
@@ -152,7 +156,11 @@ impl Worker {
                         let writable = ev.is_writable() || ev.is_write_closed();
                         self.drive(slot, gen, Event::Ready { readable, writable });
                     }
-                    _ => {}
+                    _ => {
+                        let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                        let writable = ev.is_writable() || ev.is_write_closed() || ev.is_error();
+                        self.drive(slot, gen, Event::Io { role, readable, writable });
+                    }
                 }
             }
             if let Some(p) = self.accept_paused_until {
@@ -276,6 +284,8 @@ impl Worker {
             broken: false,
             http: self.http.clone(),
             site,
+            slot,
+            generation: gen,
         });
         let next = connection::read_head(conn, false);
         self.settle(slot, gen, next);

@@ -16,3 +16,4 @@ pub mod range;
 pub mod rewrite;
 pub mod static_file;
 pub mod try_files;
+pub mod upstream;
