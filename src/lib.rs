@@ -45,6 +45,7 @@ use sluice_http::HttpModule;
 /// The compiled-in modules, in order (see the module doc for why).
 pub fn modules() -> Vec<Arc<dyn HttpModule>> {
     vec![
+        Arc::new(sluice_modules::upstream::UpstreamModule),
         Arc::new(sluice_modules::index::IndexModule),
         Arc::new(sluice_modules::autoindex::AutoindexModule),
         Arc::new(sluice_modules::static_file::StaticModule),
