@@ -46,6 +46,7 @@ use sluice_http::HttpModule;
 pub fn modules() -> Vec<Arc<dyn HttpModule>> {
     vec![
         Arc::new(sluice_modules::upstream::UpstreamModule),
+        Arc::new(sluice_modules::proxy::ProxyModule),
         Arc::new(sluice_modules::index::IndexModule),
         Arc::new(sluice_modules::autoindex::AutoindexModule),
         Arc::new(sluice_modules::static_file::StaticModule),

@@ -75,6 +75,8 @@ pub struct RequestBody {
     /// Reader state.
     pub state: BodyState,
     discard: bool,
+    /// Handed to the handler piece by piece (`stream_body`), never to a file.
+    streaming: bool,
     pub(crate) next: Option<fn(&mut Request) -> Flow>,
     pub(crate) continue_sent: bool,
 }
@@ -157,8 +159,8 @@ impl RequestBody {
         if self.discard || data.is_empty() {
             return Ok(());
         }
-        let to_file =
-            lim.in_file != BodyInFile::Off || self.file.is_some() || self.mem_len + data.len() as u64 > lim.buffer;
+        let to_file = !self.streaming
+            && (lim.in_file != BodyInFile::Off || self.file.is_some() || self.mem_len + data.len() as u64 > lim.buffer);
         if !to_file {
             self.mem_len += data.len() as u64;
             self.bufs.push(Buf::mem(data));
@@ -261,6 +263,9 @@ pub(crate) fn pump(r: &mut Request) -> Pump {
                 r.body.finish();
                 return Pump::Done;
             }
+            // A streamed body waits in memory for the handler to take it:
+            // at `client_body_buffer_size` reading stops until it does.
+            Ok(false) if r.body.streaming && r.body.bufs.len() >= lim.buffer => return Pump::NeedMore,
             Ok(false) => {}
             Err(code) => {
                 if code == 400 {
@@ -343,6 +348,44 @@ impl Request {
             }
             Pump::Done | Pump::NeedMore => Ok(()),
         }
+    }
+
+    /// Starts reading the body to hand it over as it arrives (a proxy with
+    /// `proxy_request_buffering off`): the handler takes it with
+    /// [`Request::take_body_chunk`] when its task is resumed with
+    /// `Resume::BodyRead`. At most `client_body_buffer_size` waits in
+    /// memory; nothing goes to a file. `Err` is the status for a bad or
+    /// too large body.
+    pub fn stream_body(&mut self) -> Result<(), u16> {
+        if self.body.state == BodyState::Done {
+            return Ok(());
+        }
+        self.body.streaming = true;
+        self.body.state = BodyState::Reading;
+        send_continue(self);
+        match pump(self) {
+            Pump::Status(s) => Err(s),
+            Pump::Done | Pump::NeedMore => Ok(()),
+        }
+    }
+
+    /// What arrived of a streamed body since the last call, and whether
+    /// the body is complete.
+    pub fn take_body_chunk(&mut self) -> Result<(Chain, bool), u16> {
+        if self.body.state == BodyState::Reading {
+            if let Pump::Status(s) = pump(self) {
+                return Err(s);
+            }
+        }
+        let chain = std::mem::take(&mut self.body.bufs);
+        self.body.mem_len = 0;
+        Ok((chain, self.body.state == BodyState::Done))
+    }
+
+    /// The body streams to the request's task (rather than being read
+    /// whole or discarded).
+    pub(crate) fn body_streams_to_task(&self) -> bool {
+        self.body.streaming && !self.body.discard && self.task.is_some()
     }
 
     /// True while the body is still being read or discarded.

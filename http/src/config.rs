@@ -86,6 +86,26 @@ pub struct HttpConfCx {
     main: Vec<AnyConf>,
     srv: Vec<Vec<AnyConf>>,
     loc: Vec<Vec<AnyConf>>,
+    /// What kind of block each entry of `loc` belongs to (the innermost
+    /// last), for directives whose meaning depends on it (`proxy_pass`).
+    loc_kinds: Vec<LocationKind>,
+}
+
+/// The kind of block a location-level directive is read in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LocationKind {
+    /// At `http` or `server` level.
+    Server,
+    /// `location /prefix` or `location ^~ /prefix` (the name).
+    Prefix(String),
+    /// `location = /exact` (the name).
+    Exact(String),
+    /// `location ~ regex` / `~* regex`.
+    Regex,
+    /// `location @name`.
+    Named,
+    /// Inside `if { }`.
+    If,
 }
 
 impl std::fmt::Debug for HttpConfCx {
@@ -154,9 +174,11 @@ impl HttpConfCx {
     }
 
     /// Reads a `location { }` block with fresh location confs.
-    pub(crate) fn read_location(&mut self, block: &[Statement]) -> Result<Vec<AnyConf>, ConfError> {
+    pub(crate) fn read_location(&mut self, block: &[Statement], kind: LocationKind) -> Result<Vec<AnyConf>, ConfError> {
         self.loc.push(self.create_loc_confs());
+        self.loc_kinds.push(kind);
         let r = self.parse_block(block, Contexts::HTTP_LOC);
+        self.loc_kinds.pop();
         let loc = self.loc.pop().expect("pushed above");
         r.map(|_| loc)
     }
@@ -168,9 +190,16 @@ impl HttpConfCx {
     /// [`HttpConfCx::add_anonymous_location`].
     pub fn read_anonymous_location(&mut self, block: &[Statement], ctx: Contexts) -> Result<Vec<AnyConf>, ConfError> {
         self.loc.push(self.create_loc_confs());
+        self.loc_kinds.push(LocationKind::If);
         let r = self.parse_block(block, ctx);
+        self.loc_kinds.pop();
         let loc = self.loc.pop().expect("pushed above");
         r.map(|_| loc)
+    }
+
+    /// The kind of block the directive being read is in.
+    pub fn location_kind(&self) -> LocationKind {
+        self.loc_kinds.last().cloned().unwrap_or(LocationKind::Server)
     }
 
     /// Adds an anonymous location inside the location being read; returns
@@ -442,6 +471,7 @@ pub fn load_http(modules: &Arc<Modules>, stmt: &Statement, prefix: &Path) -> Res
         main: modules.list.iter().map(|m| m.create_main_conf()).collect(),
         srv: Vec::new(),
         loc: Vec::new(),
+        loc_kinds: Vec::new(),
     };
     cx.srv.push(cx.create_srv_confs());
     cx.loc.push(cx.create_loc_confs());

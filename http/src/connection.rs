@@ -156,10 +156,16 @@ pub(crate) fn drive(mut slot: Slot, ev: Event) -> Next {
                         Event::Ready { readable, writable } => (readable, writable),
                         _ => (false, false),
                     };
-                    if readable && r.body_pending() {
+                    if readable && r.reads_client && r.task.is_some() {
+                        resume_task(&mut r, Resume::ClientReadable);
+                    } else if readable && r.body_pending() && r.body_streams_to_task() {
+                        resume_task(&mut r, Resume::BodyRead);
+                    } else if readable && r.body_pending() {
                         if let Some(flow) = r.continue_body() {
                             if !r.finalized {
-                                phase::finalize(&mut r, flow);
+                                if !r.phase_restarted() {
+                                    phase::finalize(&mut r, flow);
+                                }
                                 phase::run(&mut r);
                             }
                         }
@@ -203,7 +209,11 @@ fn resume_task(r: &mut Request, why: Resume) {
             }
         }
         flow => {
-            phase::finalize(r, flow);
+            // A task may end with an internal redirect (X-Accel-Redirect,
+            // an intercepted error): the phases go on with the new URI.
+            if !r.phase_restarted() {
+                phase::finalize(r, flow);
+            }
             phase::run(r);
         }
     }

@@ -429,7 +429,14 @@ fn set_location(cx: &mut HttpConfCx, parent: &mut CoreLocConf, stmt: &Statement)
             cx.vars.add_capture(&n);
         }
     }
-    let mut confs = cx.read_location(stmt.block.as_deref().unwrap_or(&[]))?;
+    let kind = match &matcher {
+        LocMatch::Prefix { name, .. } => crate::config::LocationKind::Prefix(name.clone()),
+        LocMatch::Exact(name) => crate::config::LocationKind::Exact(name.clone()),
+        LocMatch::Regex { .. } => crate::config::LocationKind::Regex,
+        LocMatch::Named(_) => crate::config::LocationKind::Named,
+        LocMatch::ServerLevel | LocMatch::Anonymous(_) => crate::config::LocationKind::Server,
+    };
+    let mut confs = cx.read_location(stmt.block.as_deref().unwrap_or(&[]), kind)?;
     let core: &mut CoreLocConf = downcast_mut(confs[0].as_mut());
     if core.alias.is_some() {
         core.alias_of = Some(match matcher {

@@ -241,6 +241,9 @@ pub enum Resume {
     /// The client closed its side of the connection (or reset it) while
     /// the task waited: a proxy gives up on the upstream (nginx's 499).
     ClientClosed,
+    /// The client sent bytes, and the task asked to hear of them
+    /// (`Request::set_reads_client`): an upgraded connection's tunnel.
+    ClientReadable,
 }
 
 /// A request's pending work (a streaming producer, a body reader's

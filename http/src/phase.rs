@@ -263,7 +263,7 @@ pub fn finalize(r: &mut Request, flow: Flow) {
     match flow {
         Flow::Again => {}
         Flow::Declined | Flow::Ok | Flow::Done => {
-            if r.task.is_none() && !r.last_sent {
+            if r.task.is_none() && !r.last_sent && !r.truncated {
                 if !r.header_sent() {
                     special::send(r, 500);
                 } else {

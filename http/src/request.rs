@@ -219,6 +219,10 @@ pub struct Request {
     pub(crate) finalized: bool,
     pub(crate) restarted: bool,
     pub(crate) pipelined: bool,
+    /// The response was cut short on purpose (`truncate_response`).
+    pub(crate) truncated: bool,
+    /// The task reads the client's bytes itself (`set_reads_client`).
+    pub(crate) reads_client: bool,
     /// The handler sent a status its error page should report (`error_page ... =`).
     pub(crate) err_status: u16,
 }
@@ -275,6 +279,8 @@ impl Request {
             finalized: false,
             restarted: false,
             pipelined: false,
+            truncated: false,
+            reads_client: false,
             err_status: 0,
         }
     }
@@ -455,7 +461,47 @@ impl Request {
 
     /// True when all output, including `last_buf`, reached the socket.
     pub(crate) fn response_complete(&self) -> bool {
-        self.last_sent && self.conn.out.is_empty()
+        (self.last_sent || self.truncated) && self.conn.out.is_empty()
+    }
+
+    /// Ends a response that cannot be completed (its source failed half
+    /// way): what was produced is still sent, then the connection closes
+    /// without the end of the body, so the client sees a truncated
+    /// response rather than a complete-looking one. The handler then
+    /// returns `Flow::Done`.
+    pub fn truncate_response(&mut self) {
+        self.truncated = true;
+        self.keepalive = false;
+    }
+
+    /// From now on the task reads what the client sends (an upgraded
+    /// connection): readable events resume it with `Resume::ClientReadable`
+    /// and it reads with [`Request::read_client`].
+    pub fn set_reads_client(&mut self, on: bool) {
+        self.reads_client = on;
+    }
+
+    /// Reads up to `max` raw bytes the client sent (what was already
+    /// buffered first). `Ok(None)`: nothing now; an empty `Bytes`: the
+    /// client closed its side.
+    pub fn read_client(&mut self, max: usize) -> std::io::Result<Option<Bytes>> {
+        if self.conn.rbuf.is_empty() {
+            match crate::body::read_socket(&mut self.conn, max) {
+                Ok(0) => return Ok(Some(Bytes::new())),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        let n = self.conn.rbuf.len().min(max);
+        Ok(Some(self.conn.rbuf.split_to(n).freeze()))
+    }
+
+    /// Bytes of memory the client connection holds queued for sending (file
+    /// regions not counted): a producer that reads ahead stops while this
+    /// is at its bound.
+    pub fn output_pending_mem(&self) -> u64 {
+        self.conn.out.iter().filter(|b| b.in_memory()).map(|b| b.len()).sum()
     }
 
     /// Maps a URI to a file path by `root` or `alias` (nginx's

@@ -11,6 +11,7 @@ pub mod headers;
 pub mod index;
 pub mod log;
 pub mod map;
+pub mod proxy;
 pub mod not_modified;
 pub mod range;
 pub mod rewrite;

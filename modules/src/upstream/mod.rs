@@ -203,8 +203,8 @@ impl UpstreamGroup {
             st.fails += 1;
             st.checked = Some(now);
             st.accessed = Some(now);
-            if peer.max_fails > 0 {
-                st.effective_weight -= (peer.weight / peer.max_fails).max(1) as i64;
+            if let Some(step) = peer.weight.checked_div(peer.max_fails) {
+                st.effective_weight -= step.max(1) as i64;
                 if st.fails >= peer.max_fails {
                     sluice_core::log_error!(
                         sluice_core::log::Level::Warn,

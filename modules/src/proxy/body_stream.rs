@@ -1,0 +1,83 @@
+//! `proxy_request_buffering off`: the request body goes upstream as it
+//! arrives. A body with a length goes as it came; a chunked one (HTTP/1.1
+//! upstreams only; with HTTP/1.0 the body is read whole first, as nginx
+//! does) is sent chunked. Once a byte of the body went out, the request
+//! cannot move to another upstream.
+
+use bytes::Bytes;
+use sluice_core::{Buf, Chain};
+use sluice_http::{Flow, Request};
+
+use super::build::BodyFrame;
+use super::task::{request_chain, ProxyTask, State, Target};
+
+/// Where a streamed body stands.
+pub(crate) struct BodyStream {
+    chunked: bool,
+    /// All of it was queued for sending (the last chunk included).
+    done: bool,
+    /// Some of it was taken from the client (retrying is impossible).
+    pub(crate) taken: bool,
+}
+
+/// Starts a request whose body streams.
+pub(super) fn begin_streaming(r: &mut Request, target: Target) -> Flow {
+    if let Err(status) = r.stream_body() {
+        return Flow::Status(status);
+    }
+    let frame = match r.body.declared_length() {
+        Some(n) => BodyFrame::Length(n),
+        None => BodyFrame::Chunked,
+    };
+    let mut task = ProxyTask::new(r, target);
+    task.request = request_chain(r, &task.target, frame, Chain::new());
+    task.streaming = Some(BodyStream { chunked: frame == BodyFrame::Chunked, done: false, taken: false });
+    task.kick(r)
+}
+
+/// The queued request went out: queue what arrived of the body since, or
+/// go on to read the response once all of it was sent. `None`: the state
+/// machine goes on (more to send, or the response to read).
+pub(super) fn after_send(task: &mut ProxyTask, r: &mut Request) -> Option<Flow> {
+    loop {
+        let s = task.streaming.as_mut()?;
+        if s.done {
+            task.state = State::ReadingHead;
+            let t = task.conf(r).read_timeout.unwrap_or(std::time::Duration::from_secs(60));
+            r.set_task_deadline(Some(sluice_core::event::now() + t));
+            return None;
+        }
+        let (chain, complete) = match r.take_body_chunk() {
+            Ok(x) => x,
+            Err(status) => return Some(task.give_up(r, status)),
+        };
+        let len = chain.len();
+        if len > 0 {
+            s.taken = true;
+            if s.chunked {
+                task.to_send.push(Buf::mem(sluice_http::filters::chunked::size_line(len)));
+                task.to_send.append(chain);
+                task.to_send.push(Buf::from_static(b"\r\n"));
+            } else {
+                task.to_send.append(chain);
+            }
+        }
+        if complete {
+            if s.chunked {
+                task.to_send.push(Buf::mem(Bytes::from_static(b"0\r\n\r\n")));
+            }
+            s.done = true;
+        }
+        if task.to_send.is_empty() && !complete {
+            // Nothing new from the client yet: `Resume::BodyRead` comes
+            // when it sends more (its client_body_timeout runs meanwhile).
+            r.set_task_deadline(None);
+            return Some(Flow::Again);
+        }
+        if !task.to_send.is_empty() {
+            let t = task.conf(r).send_timeout.unwrap_or(std::time::Duration::from_secs(60));
+            r.set_task_deadline(Some(sluice_core::event::now() + t));
+            return None;
+        }
+    }
+}

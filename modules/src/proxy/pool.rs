@@ -1,0 +1,87 @@
+//! The per-worker pool of idle upstream keep-alive connections (`keepalive N`
+//! in an `upstream` block).
+//!
+//! Each worker thread keeps its own pool: a connection is only ever used by
+//! the worker that opened it, so the pool needs no lock. Idle connections
+//! are not registered with the poll (a request registers the one it takes);
+//! a connection the upstream closed while idle is found when taken
+//! ([`UpstreamStream::idle_alive`]) and dropped. The pool holds at most N
+//! connections per group, dropping the least recently used, and forgets
+//! those idle longer than `keepalive_timeout`, older than `keepalive_time`
+//! or used `keepalive_requests` times.
+
+use std::cell::RefCell;
+use std::time::Instant;
+
+use super::stream::UpstreamStream;
+use crate::upstream::{KeepaliveConf, UpstreamGroup};
+
+/// An idle connection.
+pub struct Idle {
+    /// The socket (deregistered).
+    pub stream: UpstreamStream,
+    /// The group it belongs to (`UpstreamGroup::id`) and the peer index.
+    group: u64,
+    peer: usize,
+    /// When it was opened (`keepalive_time`).
+    pub created: Instant,
+    /// Requests it has served (`keepalive_requests`).
+    pub requests: u64,
+    /// When it went idle (`keepalive_timeout`).
+    idle_since: Instant,
+    timeout: std::time::Duration,
+}
+
+thread_local! {
+    static POOL: RefCell<Vec<Idle>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Takes an idle connection to `peer` of `group`, if a live one is there.
+pub fn take(group: &UpstreamGroup, peer: usize, now: Instant) -> Option<Idle> {
+    let ka = group.keepalive?;
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        expire(&mut p, now);
+        // Most recently parked last: take from the end.
+        while let Some(i) = p.iter().rposition(|c| c.group == group.id && c.peer == peer) {
+            let c = p.remove(i);
+            if now.saturating_duration_since(c.created) < ka.time && c.stream.idle_alive() {
+                return Some(c);
+            }
+        }
+        None
+    })
+}
+
+/// Parks a connection after a complete response; drops it when the limits
+/// say so.
+pub fn put(group: &UpstreamGroup, peer: usize, stream: UpstreamStream, created: Instant, requests: u64, now: Instant) {
+    let Some(ka) = group.keepalive else { return };
+    if !reusable(&ka, created, requests, now) {
+        return;
+    }
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        expire(&mut p, now);
+        let same = p.iter().filter(|c| c.group == group.id).count();
+        if same >= ka.max_idle {
+            if let Some(i) = p.iter().position(|c| c.group == group.id) {
+                p.remove(i);
+            }
+        }
+        p.push(Idle { stream, group: group.id, peer, created, requests, idle_since: now, timeout: ka.timeout });
+    });
+}
+
+fn reusable(ka: &KeepaliveConf, created: Instant, requests: u64, now: Instant) -> bool {
+    requests < ka.requests && now.saturating_duration_since(created) < ka.time && ka.max_idle > 0
+}
+
+fn expire(p: &mut Vec<Idle>, now: Instant) {
+    p.retain(|c| now.saturating_duration_since(c.idle_since) < c.timeout);
+}
+
+/// Idle connections in this worker's pool (for tests).
+pub fn idle_count() -> usize {
+    POOL.with(|p| p.borrow().len())
+}

@@ -1,0 +1,232 @@
+//! Streaming the upstream's body to the client with bounded memory.
+//!
+//! Every read is handed to the output filters at once (flushed, so nothing
+//! waits for `postpone_output`); while the client connection is slow, the
+//! output it holds grows, and the proxy reads only while that is under its
+//! bound: all of `proxy_buffers` with buffering on, `proxy_buffer_size`
+//! with it off. With buffering on, reads beyond the memory bound go to the
+//! temp file (file regions cost no memory) until
+//! `proxy_max_temp_file_size`. At the bound the proxy stops reading: the
+//! upstream's socket fills and TCP pushes back. The client draining
+//! resumes it.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use sluice_core::log::Level;
+use sluice_core::{Buf, Chain};
+use sluice_http::chunked_decode::Decoded;
+use sluice_http::{Flow, Request};
+
+use super::pool;
+use super::spill::Spill;
+use super::task::{Framing, ProxyTask, READ_MAX};
+
+/// `proxy_max_temp_file_size` default.
+const MAX_TEMP_DEFAULT: u64 = 1024 * 1024 * 1024;
+
+impl ProxyTask {
+    /// Reads and forwards the body as far as the bounds allow now.
+    pub(super) fn pump(&mut self, r: &mut Request) -> Flow {
+        // Body bytes that came with the head are decoded before any read.
+        let mut fresh = !self.rbuf.is_empty();
+        loop {
+            if self.body_done {
+                return self.finish(r);
+            }
+            let (budget, to_file) = self.budget(r);
+            if fresh {
+                fresh = false;
+                if let Err(flow) = self.decode_and_forward(r, to_file) {
+                    return flow;
+                }
+                continue;
+            }
+            if budget == 0 {
+                // Wait for the client to drain (its send_timeout runs).
+                r.set_task_deadline(None);
+                return Flow::Again;
+            }
+            match self.read_some(budget.min(READ_MAX)) {
+                Ok(Some(0)) => {
+                    if matches!(self.framing, Framing::Close) {
+                        self.body_done = true;
+                        self.upstream_reusable = false;
+                        continue;
+                    }
+                    self.log(r, Level::Error, format_args!("upstream prematurely closed connection while reading upstream"));
+                    return self.abort(r);
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    let t = self.conf(r).read_timeout.unwrap_or(Duration::from_secs(60));
+                    r.set_task_deadline(Some(sluice_core::event::now() + t));
+                    return Flow::Again;
+                }
+                Err(e) => {
+                    let e = super::task::os(&e);
+                    self.log(r, Level::Error, format_args!("recv() failed ({e}) while reading upstream"));
+                    return self.abort(r);
+                }
+            }
+            if let Err(flow) = self.decode_and_forward(r, to_file) {
+                return flow;
+            }
+        }
+    }
+
+    /// Decodes what was read and hands it on; the body's last bytes go
+    /// with the end of the response.
+    fn decode_and_forward(&mut self, r: &mut Request, to_file: bool) -> Result<(), Flow> {
+        let chain = self.decode(r, to_file)?;
+        if self.body_done {
+            return Err(self.finish_with(r, chain));
+        }
+        if chain.has_payload() {
+            self.forward(r, chain)?;
+        }
+        Ok(())
+    }
+
+    /// How much may be read now, and whether it goes to the temp file.
+    fn budget(&mut self, r: &Request) -> (u64, bool) {
+        let conf = self.conf(r);
+        let mem_limit = if self.buffering {
+            let (n, size) = conf.buffers();
+            n * size
+        } else {
+            conf.buffer_size()
+        };
+        let held = r.output_pending_mem() + self.rbuf.len() as u64;
+        if held < mem_limit {
+            return (mem_limit - held, false);
+        }
+        if !self.buffering {
+            return (0, false);
+        }
+        let max_file = conf.max_temp_file_size.unwrap_or(MAX_TEMP_DEFAULT);
+        let written = self.spill.as_ref().map_or(0, |s| s.written);
+        if written >= max_file {
+            return (0, false);
+        }
+        let (_, size) = conf.buffers();
+        let chunk = conf.temp_file_write_size.unwrap_or(2 * size.max(conf.buffer_size()));
+        (chunk.min(max_file - written), true)
+    }
+
+    /// Turns what was read into payload bufs, by the upstream's framing.
+    fn decode(&mut self, r: &mut Request, to_file: bool) -> Result<Chain, Flow> {
+        let mut out = Chain::new();
+        let mut payload: Vec<Bytes> = Vec::new();
+        match &mut self.framing {
+            Framing::None => self.body_done = true,
+            Framing::Length(rem) => {
+                let n = (*rem).min(self.rbuf.len() as u64);
+                payload.push(self.rbuf.split_to(n as usize).freeze());
+                *rem -= n;
+                if *rem == 0 {
+                    self.body_done = true;
+                }
+            }
+            Framing::Close => payload.push(self.rbuf.split().freeze()),
+            Framing::Chunked(d) => loop {
+                match d.decode(&mut self.rbuf) {
+                    Ok(Decoded::Data(b)) => payload.push(b),
+                    Ok(Decoded::Done) => {
+                        self.body_done = true;
+                        break;
+                    }
+                    Ok(Decoded::NeedMore) => break,
+                    Err(_) => {
+                        self.log(r, Level::Error, format_args!("upstream sent invalid chunked response while reading upstream"));
+                        return Err(self.abort(r));
+                    }
+                }
+            },
+        }
+        let len: u64 = payload.iter().map(|b| b.len() as u64).sum();
+        self.log_try(r, |t| t.length += len);
+        for b in payload.into_iter().filter(|b| !b.is_empty()) {
+            if to_file {
+                // Without proxy_temp_path, beside the request bodies.
+                let dir = self.conf(r).temp_path.clone().or_else(|| r.core_loc().client_body_temp_path.clone());
+                let dir = dir.unwrap_or_else(std::env::temp_dir);
+                let spill = match self.spill.take() {
+                    Some(s) => Ok(s),
+                    None => Spill::create(&dir),
+                };
+                match spill.and_then(|mut s| s.append(&b).map(|buf| (s, buf))) {
+                    Ok((s, buf)) => {
+                        self.spill = Some(s);
+                        out.push(buf);
+                        continue;
+                    }
+                    Err(e) => {
+                        let e = super::task::os(&e);
+                        self.log(r, Level::Crit, format_args!("write() to a temp file in \"{}\" failed ({e})", dir.display()));
+                        return Err(self.abort(r));
+                    }
+                }
+            }
+            out.push(Buf::mem(b));
+        }
+        if self.body_done && !self.rbuf.is_empty() {
+            // More than the framing announced: never reuse the connection.
+            self.log(r, Level::Warn, format_args!("upstream sent more data than specified in \"Content-Length\" header"));
+            self.upstream_reusable = false;
+            self.rbuf.clear();
+        }
+        Ok(out)
+    }
+
+    /// Hands a chain to the client's output filters.
+    fn forward(&mut self, r: &mut Request, mut chain: Chain) -> Result<(), Flow> {
+        if let Some(b) = chain.bufs_mut().last_mut() {
+            b.flush = true;
+        }
+        match r.output(chain) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                sluice_http::req_log!(r, Level::Info, "{}", e.0);
+                Err(self.give_up(r, 499))
+            }
+        }
+    }
+
+    fn finish(&mut self, r: &mut Request) -> Flow {
+        self.finish_with(r, Chain::new())
+    }
+
+    /// The body is complete: the upstream connection goes back to the pool
+    /// (or closes), the last bufs go out.
+    fn finish_with(&mut self, r: &mut Request, mut chain: Chain) -> Flow {
+        self.release_connection(r);
+        r.set_task_deadline(None);
+        chain.push(Buf::last());
+        match r.output(chain) {
+            Ok(_) => Flow::Done,
+            Err(e) => {
+                sluice_http::req_log!(r, Level::Info, "{}", e.0);
+                Flow::Status(499)
+            }
+        }
+    }
+
+    /// Parks the upstream connection for reuse when it is safe.
+    pub(super) fn release_connection(&mut self, r: &mut Request) {
+        let reusable = self.upstream_reusable && self.rbuf.is_empty() && self.to_send.is_empty();
+        let now = sluice_core::event::now();
+        self.log_try(r, |t| t.end = Some(now));
+        if let (Some(i), false) = (self.peer, self.peer_released) {
+            self.target.group.release(i, false);
+            self.peer_released = true;
+        }
+        let Some(mut s) = self.stream.take() else { return };
+        let _ = r.deregister_io(&mut s);
+        if reusable {
+            if let Some(i) = self.peer {
+                pool::put(&self.target.group, i, s, self.conn_created, self.conn_requests + 1, now);
+            }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! From the upstream's head to the client's: which fields pass, which the
+//! proxy consumes (`X-Accel-*`), `proxy_redirect`, and the responses the
+//! location answers itself (`proxy_intercept_errors`, `X-Accel-Redirect`).
+
+use bytes::Bytes;
+use sluice_http::{Flow, Request};
+
+use super::conf::{ignore, KEY};
+use super::head::UpstreamHead;
+use super::task::ProxyTask;
+
+/// Fields hidden from the client unless `proxy_pass_header` names them.
+const HIDDEN: &[&[u8]] = &[
+    b"date",
+    b"server",
+    b"x-pad",
+    b"x-accel-expires",
+    b"x-accel-redirect",
+    b"x-accel-limit-rate",
+    b"x-accel-buffering",
+    b"x-accel-charset",
+];
+
+/// Hop-by-hop fields: they describe the upstream connection, not the
+/// response.
+const HOP_BY_HOP: &[&[u8]] =
+    &[b"connection", b"keep-alive", b"transfer-encoding", b"proxy-connection", b"te", b"trailer", b"upgrade"];
+
+/// Answers that end the proxying before the body: an error the location
+/// has an `error_page` for (with `proxy_intercept_errors on`), or an
+/// `X-Accel-Redirect`. Also applies `X-Accel-Buffering`.
+pub(super) fn intercept(task: &mut ProxyTask, r: &mut Request, h: &UpstreamHead) -> Option<Flow> {
+    let conf = r.loc_conf(&KEY);
+    let ignored = conf.ignore_headers.unwrap_or(0);
+    if ignored & ignore::X_ACCEL_BUFFERING == 0 {
+        if let Some(v) = h.get("x-accel-buffering") {
+            task.buffering = v.eq_ignore_ascii_case(b"yes");
+        }
+    }
+    let status = h.status;
+    if status >= 300 && conf.intercept_errors.unwrap_or(false) {
+        let has_page =
+            r.core_loc().error_pages.as_ref().is_some_and(|pages| pages.iter().any(|p| p.codes.contains(&status)));
+        if has_page {
+            task.release_connection(r);
+            return Some(Flow::Status(status));
+        }
+    }
+    if ignored & ignore::X_ACCEL_REDIRECT == 0 {
+        if let Some(target) = h.get("x-accel-redirect").cloned() {
+            task.release_connection(r);
+            return Some(accel_redirect(r, h, target));
+        }
+    }
+    None
+}
+
+/// `X-Accel-Redirect: /uri?args` or `@named`: an internal redirect, with
+/// the few fields nginx keeps from the upstream's answer.
+fn accel_redirect(r: &mut Request, h: &UpstreamHead, target: Bytes) -> Flow {
+    r.headers_out = Default::default();
+    for (name, value) in &h.headers {
+        let keep = [&b"set-cookie"[..], b"cache-control", b"expires", b"content-disposition"];
+        if keep.iter().any(|k| name.eq_ignore_ascii_case(k)) {
+            r.headers_out.add(name.clone(), value.clone());
+        }
+    }
+    if let Some(name) = target.strip_prefix(b"@") {
+        let name = format!("@{}", String::from_utf8_lossy(name));
+        return sluice_http::phase::named_redirect(r, &name);
+    }
+    let (uri, args) = match memchr::memchr(b'?', &target) {
+        Some(i) => (target.slice(..i), target.slice(i + 1..)),
+        None => (target.clone(), Bytes::new()),
+    };
+    sluice_http::phase::internal_redirect(r, uri, args)
+}
+
+/// Fills the client's response head from the upstream's.
+pub(super) fn headers_out(r: &mut Request, h: &UpstreamHead) {
+    let conf = r.loc_conf(&KEY);
+    let hide = conf.hide_headers.clone().unwrap_or_default();
+    let pass = conf.pass_headers.clone().unwrap_or_default();
+    let redirects = conf.redirect.clone();
+    let default = super::redirect::default_rule(conf);
+    r.headers_out.status = h.status;
+    r.headers_out.content_length = if h.chunked { None } else { h.content_length };
+    for (name, value) in &h.headers {
+        let lower = name.to_ascii_lowercase();
+        let lower = lower.as_slice();
+        if HOP_BY_HOP.contains(&lower) && !(h.status == 101 && lower == b"upgrade") {
+            continue;
+        }
+        let hidden = HIDDEN.contains(&lower) || hide.iter().any(|n| n.as_ref() == lower);
+        if hidden && !pass.iter().any(|n| n.as_ref() == lower) {
+            continue;
+        }
+        match lower {
+            b"content-length" => {}
+            b"content-type" => r.headers_out.content_type = Some(value.clone()),
+            b"last-modified" => match std::str::from_utf8(value).ok().and_then(sluice_core::time::parse_http_date) {
+                Some(t) => r.headers_out.last_modified = Some(t),
+                None => r.headers_out.add(name.clone(), value.clone()),
+            },
+            b"location" => {
+                let v = super::redirect::rewrite_with(r, redirects.as_deref(), default.as_ref(), value, 0)
+                    .unwrap_or_else(|| value.clone());
+                r.headers_out.location = Some(v);
+            }
+            b"refresh" => {
+                let at = memchr::memmem::find(&value.to_ascii_lowercase(), b"url=").map(|i| i + 4);
+                let v = at.and_then(|i| super::redirect::rewrite_with(r, redirects.as_deref(), default.as_ref(), value, i));
+                r.headers_out.add(name.clone(), v.unwrap_or_else(|| value.clone()));
+            }
+            _ => r.headers_out.add(name.clone(), value.clone()),
+        }
+    }
+}

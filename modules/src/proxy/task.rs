@@ -1,0 +1,632 @@
+//! The proxy's per-request state machine.
+//!
+//! ```text
+//!  start ─► [read body] ─► pick peer ─► Connecting ─► Sending ─► ReadingHead ─► Body ─► done
+//!                              ▲            │            │            │          │
+//!                              └── next upstream (error, timeout, invalid header, http_5xx)
+//! ```
+//!
+//! The task owns the upstream socket, registered under [`ROLE_UPSTREAM`];
+//! edge-triggered events, the client socket draining and the task timer
+//! resume it. Each wait sets the matching timeout (connect, send, read).
+//! Before any byte of the response went to the client a failure may move
+//! to the next peer; after, the client gets a truncated response (the
+//! connection closes) and the log says why.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use mio::Interest;
+use sluice_core::io::{recv_into, send_chain, SendOpts};
+use sluice_core::log::Level;
+use sluice_core::{Buf, Chain};
+use sluice_http::chunked_decode::ChunkedDecoder;
+use sluice_http::{Flow, Request, Resume, Task};
+
+use super::build::{self, BodyFrame};
+use super::conf::{next, Pass, ProxyLocConf, KEY};
+use super::head::{self, UpstreamHead};
+use super::pool;
+use super::spill::Spill;
+use super::stream::UpstreamStream;
+use super::vars::{ProxyCtx, TryLog};
+use crate::upstream::{self, PeerAddr, PickCx, Tried, UpstreamGroup};
+
+/// The role the upstream socket is registered under.
+pub(crate) const ROLE_UPSTREAM: u8 = 1;
+
+/// Bytes read from the upstream per call at most.
+pub(super) const READ_MAX: u64 = 256 * 1024;
+
+/// Where the request goes, resolved for this request.
+pub(crate) struct Target {
+    pub group: Arc<UpstreamGroup>,
+    /// The URL's URI part, evaluated.
+    pub uri_part: Option<Bytes>,
+    pub proxy_host: Bytes,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum State {
+    Connecting,
+    Sending,
+    ReadingHead,
+    Body,
+    Tunnel,
+}
+
+/// How the upstream delimits its body.
+pub(super) enum Framing {
+    None,
+    Length(u64),
+    Chunked(Box<ChunkedDecoder>),
+    Close,
+}
+
+/// Why an attempt failed, for `proxy_next_upstream`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    Error,
+    Timeout,
+    InvalidHeader,
+}
+
+/// A proxied request in flight.
+pub(crate) struct ProxyTask {
+    pub(super) target: Target,
+    pub(super) state: State,
+    pub(super) peer: Option<usize>,
+    tried: Tried,
+    pub(super) attempts: u64,
+    started: Instant,
+    pub(super) stream: Option<UpstreamStream>,
+    /// The connection came from the keep-alive pool.
+    reused: bool,
+    pub(super) conn_created: Instant,
+    pub(super) conn_requests: u64,
+    /// The whole request (head and buffered body), kept for retries.
+    pub(super) request: Chain,
+    pub(super) to_send: Chain,
+    /// The request body still streams from the client.
+    pub(super) streaming: Option<super::body_stream::BodyStream>,
+    pub(super) rbuf: BytesMut,
+    pub(super) framing: Framing,
+    pub(super) upstream_reusable: bool,
+    pub(super) spill: Option<Spill>,
+    pub(super) body_done: bool,
+    pub(super) buffering: bool,
+    /// The peer's health was already updated for this attempt.
+    pub(super) peer_released: bool,
+    pub(super) tunnel: Option<super::tunnel::Tunnel>,
+}
+
+/// The proxy content handler: resolves the target, reads the body as
+/// configured, and starts the first attempt.
+pub(crate) fn start(r: &mut Request) -> Flow {
+    let conf = r.loc_conf(&KEY);
+    let Some(pass) = conf.pass.clone() else { return Flow::Status(500) };
+    let target = match resolve(r, &pass) {
+        Ok(t) => t,
+        Err(status) => return Flow::Status(status),
+    };
+    let port = match target.group.peers.first().map(|p| &p.addr) {
+        Some(PeerAddr::Inet(a)) => Bytes::from(a.port().to_string()),
+        _ => Bytes::new(),
+    };
+    let ctx = ProxyCtx { proxy_host: target.proxy_host.clone(), proxy_port: port, tries: Vec::new(), target: None };
+    r.set_ctx(&KEY, ctx);
+    if !r.body.expected() {
+        return begin(r, target);
+    }
+    let conf = r.loc_conf(&KEY);
+    let stream_body = !conf.request_buffering.unwrap_or(true)
+        && conf.pass_request_body.unwrap_or(true)
+        && conf.set_body.is_none()
+        && !(r.body.declared_length().is_none() && conf.http_version != Some(1));
+    if stream_body {
+        return super::body_stream::begin_streaming(r, target);
+    }
+    if let Some(c) = r.ctx_mut::<_, _, _, ProxyCtx>(&KEY) {
+        c.target = Some(target);
+    }
+    r.read_body(after_body)
+}
+
+fn after_body(r: &mut Request) -> Flow {
+    match r.ctx_mut::<_, _, _, ProxyCtx>(&KEY).and_then(|c| c.target.take()) {
+        Some(t) => begin(r, t),
+        None => Flow::Status(500),
+    }
+}
+
+/// The group and URI for this request (variables evaluated).
+fn resolve(r: &Request, pass: &Pass) -> Result<Target, u16> {
+    match pass {
+        Pass::Fixed { url, group, proxy_host } => {
+            let Some(g) = group.get() else { return Err(500) };
+            Ok(Target { group: g.clone(), uri_part: url.uri.clone().map(Bytes::from), proxy_host: proxy_host.clone() })
+        }
+        Pass::Dynamic(v) => {
+            let text = v.eval(r);
+            let text = String::from_utf8_lossy(&text).into_owned();
+            let u = super::url::parse(&text).map_err(|e| {
+                sluice_http::req_log!(r, Level::Error, "{e}");
+                500u16
+            })?;
+            let proxy_host = Bytes::from(u.proxy_host());
+            let uri_part = u.uri.clone().map(Bytes::from);
+            let main = r.main_conf(&upstream::KEY);
+            if let Some(g) = main.find(&u.host) {
+                return Ok(Target { group: g.clone(), uri_part, proxy_host });
+            }
+            let literal = u.host.starts_with("unix:")
+                || u.host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>().is_ok();
+            if !literal {
+                sluice_http::req_log!(r, Level::Error, "no resolver defined to resolve {}", u.host);
+                return Err(502);
+            }
+            let g = upstream::implicit_group(&u.host, u.port).map_err(|_| 502u16)?;
+            Ok(Target { group: Arc::new(g), uri_part, proxy_host })
+        }
+    }
+}
+
+/// Builds the request and makes the first attempt.
+pub(super) fn begin(r: &mut Request, target: Target) -> Flow {
+    let mut task = ProxyTask::new(r, target);
+    let (frame, body) = request_body(r);
+    task.request = request_chain(r, &task.target, frame, body);
+    task.kick(r)
+}
+
+/// The body to send: `proxy_set_body`, the read body, or none.
+fn request_body(r: &Request) -> (BodyFrame, Chain) {
+    let conf = r.loc_conf(&KEY);
+    if let Some(b) = &conf.set_body {
+        let text = b.eval(r);
+        return (BodyFrame::Length(text.len() as u64), Chain::one(Buf::mem(text)));
+    }
+    if !conf.pass_request_body.unwrap_or(true) {
+        return (BodyFrame::None, Chain::new());
+    }
+    if r.body.expected() || r.body.declared_length() == Some(0) {
+        let body = r.body.bufs.clone();
+        return (BodyFrame::Length(body.len()), body);
+    }
+    (BodyFrame::None, Chain::new())
+}
+
+pub(super) fn request_chain(r: &Request, target: &Target, frame: BodyFrame, body: Chain) -> Chain {
+    let conf = r.loc_conf(&KEY);
+    let uri = build::upstream_uri(r, conf, target.uri_part.as_deref());
+    let head = build::head(r, conf, &uri, &target.proxy_host, frame);
+    let mut chain = Chain::one(Buf::mem(head));
+    chain.append(body);
+    chain
+}
+
+impl ProxyTask {
+    pub(super) fn new(r: &Request, target: Target) -> ProxyTask {
+        let conf = r.loc_conf(&KEY);
+        ProxyTask {
+            target,
+            state: State::Connecting,
+            peer: None,
+            tried: Tried::default(),
+            attempts: 0,
+            started: sluice_core::event::now(),
+            stream: None,
+            reused: false,
+            conn_created: sluice_core::event::now(),
+            conn_requests: 0,
+            request: Chain::new(),
+            to_send: Chain::new(),
+            streaming: None,
+            rbuf: BytesMut::new(),
+            framing: Framing::None,
+            upstream_reusable: false,
+            spill: None,
+            body_done: false,
+            peer_released: false,
+            buffering: conf.buffering.unwrap_or(true),
+            tunnel: None,
+        }
+    }
+
+    /// Makes the first attempt and installs the task when it waits.
+    pub(super) fn kick(mut self, r: &mut Request) -> Flow {
+        match self.connect(r) {
+            Flow::Again => {
+                r.set_task(Box::new(self));
+                Flow::Again
+            }
+            flow => flow,
+        }
+    }
+
+    pub(super) fn conf<'a>(&self, r: &'a Request) -> &'a ProxyLocConf {
+        r.loc_conf(&KEY)
+    }
+
+    pub(super) fn log_try(&self, r: &mut Request, f: impl FnOnce(&mut TryLog)) {
+        if let Some(t) = r.ctx_mut::<_, _, _, ProxyCtx>(&KEY).and_then(|c| c.tries.last_mut()) {
+            f(t);
+        }
+    }
+
+    /// The error-log tail nginx appends to upstream errors.
+    fn context(&self, r: &Request) -> String {
+        let upstream = match self.peer {
+            Some(i) => {
+                let addr = &self.target.group.peer(i).addr;
+                let uri = build::upstream_uri(r, self.conf(r), self.target.uri_part.as_deref());
+                format!(", upstream: \"http://{}{}\"", addr, String::from_utf8_lossy(&uri))
+            }
+            None => String::new(),
+        };
+        format!(
+            ", client: {}, server: {}, request: \"{}\"{}, host: \"{}\"",
+            r.conn.peer.ip(),
+            r.server.name,
+            String::from_utf8_lossy(&r.head.request_line),
+            upstream,
+            String::from_utf8_lossy(&r.host)
+        )
+    }
+
+    pub(super) fn log(&self, r: &Request, level: Level, what: std::fmt::Arguments<'_>) {
+        let tail = self.context(r);
+        sluice_http::req_log!(r, level, "{}{}", what, tail);
+    }
+
+    /// Picks a peer and starts connecting (or takes a pooled connection).
+    fn connect(&mut self, r: &mut Request) -> Flow {
+        let cx = PickCx { client: r.conn.peer.ip(), hash_key: None };
+        let Some(i) = self.target.group.pick(&cx, &mut self.tried) else {
+            self.log(r, Level::Error, format_args!("no live upstreams while connecting to upstream"));
+            return self.give_up(r, 502);
+        };
+        self.peer = Some(i);
+        self.attempts += 1;
+        let addr = self.target.group.peer(i).addr.clone();
+        if let Some(c) = r.ctx_mut::<_, _, _, ProxyCtx>(&KEY) {
+            c.tries.push(TryLog::new(addr.to_string()));
+        }
+        self.to_send = self.request.clone();
+        self.rbuf.clear();
+        let now = sluice_core::event::now();
+        if let Some(idle) = pool::take(&self.target.group, i, now) {
+            self.reused = true;
+            self.conn_created = idle.created;
+            self.conn_requests = idle.requests;
+            return self.attach(r, idle.stream, State::Sending);
+        }
+        self.reused = false;
+        self.conn_created = now;
+        self.conn_requests = 0;
+        match UpstreamStream::connect(&addr) {
+            Ok(s) => {
+                s.set_nodelay();
+                self.attach(r, s, State::Connecting)
+            }
+            Err(e) => {
+                self.log(r, Level::Error, format_args!("connect() failed ({}) while connecting to upstream", os(&e)));
+                self.fail(r, Failure::Error)
+            }
+        }
+    }
+
+    fn attach(&mut self, r: &mut Request, mut s: UpstreamStream, state: State) -> Flow {
+        if let Err(e) = r.register_io(&mut s, ROLE_UPSTREAM, Interest::READABLE | Interest::WRITABLE) {
+            self.log(r, Level::Alert, format_args!("epoll_ctl() failed ({})", os(&e)));
+            return self.give_up(r, 500);
+        }
+        self.stream = Some(s);
+        self.state = state;
+        let conf = self.conf(r);
+        let wait = if state == State::Connecting { conf.connect_timeout } else { conf.send_timeout };
+        r.set_task_deadline(Some(sluice_core::event::now() + wait.unwrap_or(Duration::from_secs(60))));
+        if state == State::Connecting {
+            // The connect completes with a writable event.
+            return Flow::Again;
+        }
+        self.step(r)
+    }
+
+    /// Drops the upstream connection (closing it).
+    pub(super) fn close_upstream(&mut self, r: &Request) {
+        if let Some(mut s) = self.stream.take() {
+            let _ = r.deregister_io(&mut s);
+        }
+    }
+
+    /// An attempt failed before the response started: next peer, or the
+    /// error status.
+    fn fail(&mut self, r: &mut Request, why: Failure) -> Flow {
+        self.close_upstream(r);
+        let status = if why == Failure::Timeout { 504 } else { 502 };
+        self.log_try(r, |t| {
+            t.status = Some(status);
+            t.end = Some(sluice_core::event::now());
+        });
+        // A stale pooled connection is not the peer's fault: try it fresh.
+        if self.reused && why == Failure::Error {
+            if let Some(i) = self.peer {
+                self.target.group.release(i, false);
+                self.tried = forget(&self.tried, i);
+            }
+            self.reused = false;
+            return self.connect(r);
+        }
+        if let Some(i) = self.peer.take() {
+            self.target.group.release(i, true);
+        }
+        let cond = match why {
+            Failure::Error => next::ERROR,
+            Failure::Timeout => next::TIMEOUT,
+            Failure::InvalidHeader => next::INVALID_HEADER,
+        };
+        if self.may_retry(r, cond) {
+            return self.connect(r);
+        }
+        self.give_up(r, status)
+    }
+
+    /// `proxy_next_upstream` allows another attempt for `cond`.
+    fn may_retry(&self, r: &Request, cond: u32) -> bool {
+        let conf = self.conf(r);
+        let mask = conf.next_upstream();
+        if mask & next::OFF != 0 || mask & cond == 0 {
+            return false;
+        }
+        if self.streaming.as_ref().is_some_and(|s| s.taken) {
+            // Part of the body already went out and is not kept.
+            return false;
+        }
+        let idempotent = !matches!(r.head.method_name.as_ref(), b"POST" | b"LOCK" | b"PATCH");
+        if !idempotent && mask & next::NON_IDEMPOTENT == 0 && self.request_started() {
+            return false;
+        }
+        let tries = conf.next_upstream_tries.unwrap_or(0);
+        if tries != 0 && self.attempts >= tries {
+            return false;
+        }
+        if let Some(limit) = conf.next_upstream_timeout.filter(|t| !t.is_zero()) {
+            if sluice_core::event::now().saturating_duration_since(self.started) >= limit {
+                return false;
+            }
+        }
+        self.tried.count() < self.target.group.peer_count()
+    }
+
+    /// Some of the request reached an upstream.
+    fn request_started(&self) -> bool {
+        self.to_send.len() < self.request.len() || self.state as u8 >= State::ReadingHead as u8
+    }
+
+    pub(super) fn give_up(&mut self, r: &mut Request, status: u16) -> Flow {
+        self.close_upstream(r);
+        r.set_task_deadline(None);
+        Flow::Status(status)
+    }
+
+    /// Runs the state machine as far as it goes now.
+    fn step(&mut self, r: &mut Request) -> Flow {
+        loop {
+            let flow = match self.state {
+                State::Connecting => self.on_connect(r),
+                State::Sending => self.send(r),
+                State::ReadingHead => self.read_head(r),
+                State::Body => return self.pump(r),
+                State::Tunnel => return super::tunnel::run(self, r),
+            };
+            match flow {
+                Some(f) => return f,
+                None => continue,
+            }
+        }
+    }
+
+    fn on_connect(&mut self, r: &mut Request) -> Option<Flow> {
+        let res = self.stream.as_ref().map(|s| s.connect_result())?;
+        match res {
+            Ok(true) => {
+                let connect = sluice_core::event::now();
+                self.log_try(r, |t| t.connect = Some(connect.saturating_duration_since(t.start)));
+                self.state = State::Sending;
+                let t = self.conf(r).send_timeout.unwrap_or(Duration::from_secs(60));
+                r.set_task_deadline(Some(connect + t));
+                None
+            }
+            Ok(false) => Some(Flow::Again),
+            Err(e) => {
+                self.log(r, Level::Error, format_args!("connect() failed ({}) while connecting to upstream", os(&e)));
+                Some(self.fail(r, Failure::Error))
+            }
+        }
+    }
+
+    fn send(&mut self, r: &mut Request) -> Option<Flow> {
+        let stream = self.stream.as_ref()?;
+        match send_chain(stream, &mut self.to_send, &SendOpts { sendfile: true, limit: 0 }) {
+            Ok(sent) if sent.blocked => Some(Flow::Again),
+            Ok(_) if self.streaming.is_some() => super::body_stream::after_send(self, r),
+            Ok(_) => {
+                self.state = State::ReadingHead;
+                let t = self.conf(r).read_timeout.unwrap_or(Duration::from_secs(60));
+                r.set_task_deadline(Some(sluice_core::event::now() + t));
+                None
+            }
+            Err(e) => {
+                self.log(r, Level::Error, format_args!("writev() failed ({}) while sending request to upstream", os(&e)));
+                Some(self.fail(r, Failure::Error))
+            }
+        }
+    }
+
+    /// Reads into `rbuf`: bytes read, 0 at end of file, `None` when it
+    /// would block.
+    pub(super) fn read_some(&mut self, max: u64) -> io::Result<Option<usize>> {
+        let Some(stream) = self.stream.as_ref() else { return Ok(Some(0)) };
+        match recv_into(stream, &mut self.rbuf, max as usize) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn read_head(&mut self, r: &mut Request) -> Option<Flow> {
+        let limit = self.conf(r).buffer_size();
+        loop {
+            match head::parse(&mut self.rbuf) {
+                Ok(Some(h)) if (100..200).contains(&h.status) && h.status != 101 => continue,
+                Ok(Some(h)) => return Some(self.on_head(r, h)),
+                Ok(None) if self.rbuf.len() as u64 >= limit => {
+                    self.log(r, Level::Error, format_args!("upstream sent too big header while reading response header from upstream"));
+                    return Some(self.fail(r, Failure::InvalidHeader));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.log(r, Level::Error, format_args!("{} while reading response header from upstream", e.0));
+                    return Some(self.fail(r, Failure::InvalidHeader));
+                }
+            }
+            let room = limit - self.rbuf.len() as u64;
+            match self.read_some(room) {
+                Ok(Some(0)) => {
+                    self.log(
+                        r,
+                        Level::Error,
+                        format_args!("upstream prematurely closed connection while reading response header from upstream"),
+                    );
+                    return Some(self.fail(r, Failure::Error));
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return Some(Flow::Again),
+                Err(e) => {
+                    self.log(r, Level::Error, format_args!("recv() failed ({}) while reading response header from upstream", os(&e)));
+                    return Some(self.fail(r, Failure::Error));
+                }
+            }
+        }
+    }
+
+    /// The head is in: next upstream on a listed status, errors the
+    /// location intercepts, X-Accel-Redirect, else the response starts.
+    fn on_head(&mut self, r: &mut Request, h: UpstreamHead) -> Flow {
+        let now = sluice_core::event::now();
+        let status = h.status;
+        self.log_try(r, |t| {
+            t.status = Some(status);
+            t.header = Some(now.saturating_duration_since(t.start));
+        });
+        let cond = next::for_status(status);
+        if cond != 0 && self.conf(r).next_upstream() & cond != 0 && self.may_retry(r, cond) {
+            self.close_upstream(r);
+            if let Some(i) = self.peer.take() {
+                // 403 and 404 are answers, not failures of the peer.
+                self.target.group.release(i, !matches!(status, 403 | 404));
+            }
+            self.log_try(r, |t| t.end = Some(now));
+            return self.connect(r);
+        }
+        let head_request = r.head.method_name.as_ref() == b"HEAD";
+        self.framing = if head_request || matches!(status, 204 | 304) || (100..200).contains(&status) {
+            Framing::None
+        } else if h.chunked {
+            Framing::Chunked(Box::new(ChunkedDecoder::new()))
+        } else if let Some(n) = h.content_length {
+            Framing::Length(n)
+        } else {
+            Framing::Close
+        };
+        self.upstream_reusable = !h.close && !matches!(self.framing, Framing::Close);
+        if let Some(flow) = super::response::intercept(self, r, &h) {
+            return flow;
+        }
+        if status == 101 {
+            return super::tunnel::start(self, r, h);
+        }
+        super::response::headers_out(r, &h);
+        if let Some(i) = self.peer {
+            // The attempt succeeded as far as the peer's health goes.
+            self.target.group.release(i, false);
+            self.peer_released = true;
+        }
+        if let Err(e) = r.send_header() {
+            sluice_http::req_log!(r, Level::Info, "{}", e.0);
+            return self.give_up(r, 499);
+        }
+        self.state = State::Body;
+        self.body_done = matches!(self.framing, Framing::None);
+        self.pump(r)
+    }
+}
+
+/// `tried` without peer `i` (a stale pooled connection is retried on the
+/// same peer).
+fn forget(tried: &Tried, i: usize) -> Tried {
+    let mut t = Tried::default();
+    for j in 0..(i + 64) {
+        if j != i && tried.contains(j) {
+            t.insert(j);
+        }
+    }
+    t
+}
+
+pub(crate) fn os(e: &io::Error) -> String {
+    sluice_core::log::os_error(e)
+}
+
+impl Task for ProxyTask {
+    fn resume(&mut self, r: &mut Request, why: Resume) -> Flow {
+        match why {
+            Resume::ClientClosed => {
+                if self.conf(r).ignore_client_abort.unwrap_or(false) {
+                    return Flow::Again;
+                }
+                self.log(
+                    r,
+                    Level::Info,
+                    format_args!("client prematurely closed connection, so upstream connection is closed now"),
+                );
+                self.give_up(r, 499)
+            }
+            Resume::Timer => self.timed_out(r),
+            Resume::Writable | Resume::Io { .. } | Resume::BodyRead | Resume::ClientReadable => self.step(r),
+        }
+    }
+}
+
+impl ProxyTask {
+    fn timed_out(&mut self, r: &mut Request) -> Flow {
+        let what = match self.state {
+            State::Connecting => "connecting to upstream",
+            State::Sending => "sending request to upstream",
+            State::ReadingHead => "reading response header from upstream",
+            State::Body => "reading upstream",
+            State::Tunnel => "proxying upgraded connection",
+        };
+        self.log(r, Level::Error, format_args!("upstream timed out (110: Connection timed out) while {what}"));
+        match self.state {
+            State::Connecting | State::Sending | State::ReadingHead => self.fail(r, Failure::Timeout),
+            State::Body | State::Tunnel => self.abort(r),
+        }
+    }
+
+    /// Ends a response that already started: what was read still goes
+    /// out, then the connection closes without the end of the body.
+    pub(super) fn abort(&mut self, r: &mut Request) -> Flow {
+        self.close_upstream(r);
+        if let (Some(i), false) = (self.peer, self.peer_released) {
+            self.target.group.release(i, true);
+            self.peer_released = true;
+        }
+        r.set_task_deadline(None);
+        r.truncate_response();
+        Flow::Done
+    }
+}

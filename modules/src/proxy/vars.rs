@@ -1,0 +1,104 @@
+//! The proxy's variables: `$proxy_host`, `$proxy_port`,
+//! `$proxy_add_x_forwarded_for`, and the `$upstream_*` family, which list
+//! one value per upstream tried, joined by ", " (nginx's form).
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sluice_http::variables::Variables;
+use sluice_http::Request;
+
+use super::conf::KEY;
+
+/// What a request remembers of its upstream work, for variables and logs.
+#[derive(Default)]
+pub(crate) struct ProxyCtx {
+    /// `$proxy_host`.
+    pub proxy_host: Bytes,
+    /// `$proxy_port`.
+    pub proxy_port: Bytes,
+    /// One entry per upstream tried.
+    pub tries: Vec<TryLog>,
+    /// Where the request goes, while its body is being read.
+    pub target: Option<super::task::Target>,
+}
+
+/// One upstream attempt.
+#[derive(Debug)]
+pub(crate) struct TryLog {
+    pub addr: String,
+    pub start: Instant,
+    pub status: Option<u16>,
+    pub connect: Option<Duration>,
+    pub header: Option<Duration>,
+    pub end: Option<Instant>,
+    pub length: u64,
+}
+
+impl TryLog {
+    pub(crate) fn new(addr: String) -> TryLog {
+        TryLog { addr, start: sluice_core::event::now(), status: None, connect: None, header: None, end: None, length: 0 }
+    }
+}
+
+pub(crate) fn add(vars: &mut Variables) -> Result<(), String> {
+    vars.add("proxy_host", |r, _| ctx(r).map(|c| c.proxy_host.clone()))?;
+    vars.add("proxy_port", |r, _| ctx(r).map(|c| c.proxy_port.clone()))?;
+    vars.add("proxy_add_x_forwarded_for", |r, _| Some(forwarded_for(r)))?;
+    vars.add("upstream_addr", |r, _| join(r, |t, out| out.push_str(&t.addr)))?;
+    vars.add("upstream_status", |r, _| {
+        join(r, |t, out| match t.status {
+            Some(s) => write!(out, "{s}").unwrap_or(()),
+            None => out.push('-'),
+        })
+    })?;
+    vars.add("upstream_response_time", |r, _| {
+        join(r, |t, out| secs(out, Some(t.end.unwrap_or_else(sluice_core::event::now) - t.start)))
+    })?;
+    vars.add("upstream_connect_time", |r, _| join(r, |t, out| secs(out, t.connect)))?;
+    vars.add("upstream_header_time", |r, _| join(r, |t, out| secs(out, t.header)))?;
+    vars.add("upstream_response_length", |r, _| join(r, |t, out| write!(out, "{}", t.length).unwrap_or(())))?;
+    Ok(())
+}
+
+fn ctx(r: &Request) -> Option<&ProxyCtx> {
+    r.ctx::<_, _, _, ProxyCtx>(&KEY)
+}
+
+fn join(r: &Request, each: impl Fn(&TryLog, &mut String)) -> Option<Bytes> {
+    let c = ctx(r)?;
+    if c.tries.is_empty() {
+        return None;
+    }
+    let mut out = String::new();
+    for (i, t) in c.tries.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        each(t, &mut out);
+    }
+    Some(Bytes::from(out))
+}
+
+fn secs(out: &mut String, d: Option<Duration>) {
+    match d {
+        Some(d) => {
+            let ms = d.as_millis();
+            let _ = write!(out, "{}.{:03}", ms / 1000, ms % 1000);
+        }
+        None => out.push('-'),
+    }
+}
+
+/// The client's `X-Forwarded-For` (all of them, comma-joined) with the
+/// client's address appended.
+pub(crate) fn forwarded_for(r: &Request) -> Bytes {
+    let mut out = Vec::new();
+    for h in r.head.headers.iter().filter(|h| h.name.eq_ignore_ascii_case(b"x-forwarded-for")) {
+        out.extend_from_slice(&h.value);
+        out.extend_from_slice(b", ");
+    }
+    out.extend_from_slice(r.conn.peer.ip().to_string().as_bytes());
+    Bytes::from(out)
+}
