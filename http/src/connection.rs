@@ -139,8 +139,7 @@ pub(crate) fn drive(mut slot: Slot, ev: Event) -> Next {
         },
         Slot::Active(mut r) => {
             match ev {
-                Event::Timeout if r.task_deadline.is_some_and(|d| d <= sluice_core::event::now()) => {
-                    r.task_deadline = None;
+                Event::Timeout if task_deadline(&r).is_some_and(|d| d <= sluice_core::event::now()) => {
                     resume_task(&mut r, Resume::Timer);
                 }
                 Event::Io { role, readable, writable } => {
@@ -184,6 +183,10 @@ pub(crate) fn drive(mut slot: Slot, ev: Event) -> Next {
         }
         Slot::Lingering { conn, until, timeout } => linger(conn, until, timeout, ev),
     }
+}
+
+fn task_deadline(r: &Request) -> Option<Instant> {
+    r.task.as_ref().and_then(|t| t.deadline())
 }
 
 /// True when the client's side reads end-of-file or an error while a task
@@ -434,7 +437,7 @@ fn after_request_event(mut r: Box<Request>) -> Next {
     } else {
         None
     };
-    let deadline = match (deadline, r.task_deadline) {
+    let deadline = match (deadline, task_deadline(&r)) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };

@@ -253,6 +253,13 @@ pub trait Task {
     /// Continues the work. `Flow::Again` keeps waiting; anything else ends
     /// the task and finalizes the request with that result.
     fn resume(&mut self, r: &mut Request, why: Resume) -> Flow;
+
+    /// When the task wants [`Resume::Timer`] if nothing else happens
+    /// first (an upstream's connect, send or read timeout). Asked after
+    /// every event; the timer fires once per deadline passed.
+    fn deadline(&self) -> Option<std::time::Instant> {
+        None
+    }
 }
 
 /// A filter's answer.

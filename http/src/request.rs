@@ -211,8 +211,6 @@ pub struct Request {
     pub(crate) var_store: crate::variables::VarStore,
     pub(crate) ctx: Vec<Option<Box<dyn Any>>>,
     pub(crate) task: Option<Box<dyn Task>>,
-    /// When the task's timer fires (`set_task_deadline`).
-    pub(crate) task_deadline: Option<Instant>,
     pub(crate) header_sent: bool,
     pub(crate) last_sent: bool,
     pub(crate) error_page_used: bool,
@@ -272,7 +270,6 @@ impl Request {
             // Allocated when a module first sets a context.
             ctx: Vec::new(),
             task: None,
-            task_deadline: None,
             header_sent: false,
             last_sent: false,
             error_page_used: false,

@@ -12,7 +12,6 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::time::Instant;
 
 use mio::event::Source;
 use mio::{Interest, Registry};
@@ -65,17 +64,5 @@ impl Request {
     /// request, e.g. in an upstream keep-alive pool).
     pub fn deregister_io(&self, source: &mut impl Source) -> io::Result<()> {
         with_registry(|reg| reg.deregister(source))
-    }
-
-    /// Sets when the task is resumed with `Resume::Timer` if nothing else
-    /// happens first (`None`: no timer). One timer per request; it stays
-    /// set until changed, and is cleared when it fires.
-    pub fn set_task_deadline(&mut self, at: Option<Instant>) {
-        self.task_deadline = at;
-    }
-
-    /// When the task's timer fires, if set.
-    pub fn task_deadline(&self) -> Option<Instant> {
-        self.task_deadline
     }
 }

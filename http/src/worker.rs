@@ -116,7 +116,9 @@ impl Worker {
     pub fn run(mut self) {
         match self.poll.registry().try_clone() {
             Ok(reg) => crate::task_io::install(reg),
-            Err(e) => log_error!(Level::Alert, None, "epoll registry clone failed ({})", sluice_core::log::os_error(&e)),
+            Err(e) => {
+                log_error!(Level::Alert, None, "epoll registry clone failed ({})", sluice_core::log::os_error(&e))
+            }
         }
         self.run_loop();
         sluice_core::event::run_ticks(Instant::now(), true);

@@ -44,7 +44,7 @@ pub(super) fn after_send(task: &mut ProxyTask, r: &mut Request) -> Option<Flow> 
         if s.done {
             task.state = State::ReadingHead;
             let t = task.conf(r).read_timeout.unwrap_or(std::time::Duration::from_secs(60));
-            r.set_task_deadline(Some(sluice_core::event::now() + t));
+            task.deadline = Some(sluice_core::event::now() + t);
             return None;
         }
         let (chain, complete) = match r.take_body_chunk() {
@@ -71,12 +71,12 @@ pub(super) fn after_send(task: &mut ProxyTask, r: &mut Request) -> Option<Flow> 
         if task.to_send.is_empty() && !complete {
             // Nothing new from the client yet: `Resume::BodyRead` comes
             // when it sends more (its client_body_timeout runs meanwhile).
-            r.set_task_deadline(None);
+            task.deadline = None;
             return Some(Flow::Again);
         }
         if !task.to_send.is_empty() {
             let t = task.conf(r).send_timeout.unwrap_or(std::time::Duration::from_secs(60));
-            r.set_task_deadline(Some(sluice_core::event::now() + t));
+            task.deadline = Some(sluice_core::event::now() + t);
             return None;
         }
     }

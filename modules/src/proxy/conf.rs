@@ -146,8 +146,9 @@ fn set_pass(cx: &mut HttpConfCx, c: &mut ProxyLocConf, stmt: &Statement) -> Resu
                         named location, or inside \"if\" statement, or inside \"limit_except\" block"
                 .into());
         }
-        let group =
-            cx.with_main_conf(&crate::upstream::KEY, |m| m.reference(&u.host, u.port, u.explicit_port, stmt.origin.clone()));
+        let group = cx.with_main_conf(&crate::upstream::KEY, |m| {
+            m.reference(&u.host, u.port, u.explicit_port, stmt.origin.clone())
+        });
         let proxy_host = Bytes::from(u.proxy_host());
         Pass::Fixed { url: u, group, proxy_host }
     };
@@ -341,8 +342,10 @@ impl HttpModule for ProxyModule {
                 .into());
         }
         if busy > (n - 1) * size {
-            return Err("\"proxy_busy_buffers_size\" must be less than the size of all \"proxy_buffers\" minus one buffer"
-                .into());
+            return Err(
+                "\"proxy_busy_buffers_size\" must be less than the size of all \"proxy_buffers\" minus one buffer"
+                    .into(),
+            );
         }
         Ok(())
     }

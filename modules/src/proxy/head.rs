@@ -96,7 +96,9 @@ fn framing(head: &mut UpstreamHead) -> Result<(), HeadError> {
             }
             if value.is_empty() || !value.iter().all(u8::is_ascii_digit) || value.len() > 18 {
                 let v = String::from_utf8_lossy(value);
-                return Err(HeadError(format!("upstream sent invalid \"Content-Length\" header: \"Content-Length: {v}\"")));
+                return Err(HeadError(format!(
+                    "upstream sent invalid \"Content-Length\" header: \"Content-Length: {v}\""
+                )));
             }
             length = Some(value);
         } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
@@ -162,7 +164,10 @@ mod tests {
     #[test]
     fn framing_that_reads_two_ways_is_refused() {
         let e = p("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n").unwrap_err();
-        assert_eq!(e.0, "upstream sent duplicate header line: \"Content-Length: 6\", previous value: \"Content-Length: 5\"");
+        assert_eq!(
+            e.0,
+            "upstream sent duplicate header line: \"Content-Length: 6\", previous value: \"Content-Length: 5\""
+        );
         let e = p("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap_err();
         assert!(e.0.contains("at the same time"));
         let e = p("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").unwrap_err();
@@ -177,7 +182,9 @@ mod tests {
         assert!(p("HTTP/1.0 200 OK\r\n\r\n").unwrap().unwrap().close);
         assert!(!p("HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\n").unwrap().unwrap().close);
         assert!(p("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n").unwrap().unwrap().close);
-        let h = p("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n").unwrap().unwrap();
+        let h = p("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+            .unwrap()
+            .unwrap();
         assert!(h.upgrade && !h.close);
         assert!(p("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap().unwrap().chunked);
     }

@@ -44,7 +44,7 @@ impl ProxyTask {
             }
             if budget == 0 {
                 // Wait for the client to drain (its send_timeout runs).
-                r.set_task_deadline(None);
+                self.deadline = None;
                 return Flow::Again;
             }
             match self.read_some(budget.min(READ_MAX)) {
@@ -54,13 +54,17 @@ impl ProxyTask {
                         self.upstream_reusable = false;
                         continue;
                     }
-                    self.log(r, Level::Error, format_args!("upstream prematurely closed connection while reading upstream"));
+                    self.log(
+                        r,
+                        Level::Error,
+                        format_args!("upstream prematurely closed connection while reading upstream"),
+                    );
                     return self.abort(r);
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => {
                     let t = self.conf(r).read_timeout.unwrap_or(Duration::from_secs(60));
-                    r.set_task_deadline(Some(sluice_core::event::now() + t));
+                    self.deadline = Some(sluice_core::event::now() + t);
                     return Flow::Again;
                 }
                 Err(e) => {
@@ -138,7 +142,11 @@ impl ProxyTask {
                     }
                     Ok(Decoded::NeedMore) => break,
                     Err(_) => {
-                        self.log(r, Level::Error, format_args!("upstream sent invalid chunked response while reading upstream"));
+                        self.log(
+                            r,
+                            Level::Error,
+                            format_args!("upstream sent invalid chunked response while reading upstream"),
+                        );
                         return Err(self.abort(r));
                     }
                 }
@@ -163,7 +171,11 @@ impl ProxyTask {
                     }
                     Err(e) => {
                         let e = super::task::os(&e);
-                        self.log(r, Level::Crit, format_args!("write() to a temp file in \"{}\" failed ({e})", dir.display()));
+                        self.log(
+                            r,
+                            Level::Crit,
+                            format_args!("write() to a temp file in \"{}\" failed ({e})", dir.display()),
+                        );
                         return Err(self.abort(r));
                     }
                 }
@@ -172,7 +184,11 @@ impl ProxyTask {
         }
         if self.body_done && !self.rbuf.is_empty() {
             // More than the framing announced: never reuse the connection.
-            self.log(r, Level::Warn, format_args!("upstream sent more data than specified in \"Content-Length\" header"));
+            self.log(
+                r,
+                Level::Warn,
+                format_args!("upstream sent more data than specified in \"Content-Length\" header"),
+            );
             self.upstream_reusable = false;
             self.rbuf.clear();
         }
@@ -201,7 +217,7 @@ impl ProxyTask {
     /// (or closes), the last bufs go out.
     fn finish_with(&mut self, r: &mut Request, mut chain: Chain) -> Flow {
         self.release_connection(r);
-        r.set_task_deadline(None);
+        self.deadline = None;
         chain.push(Buf::last());
         match r.output(chain) {
             Ok(_) => Flow::Done,

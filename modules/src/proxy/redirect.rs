@@ -49,7 +49,9 @@ pub(crate) fn set_redirect(cx: &mut HttpConfCx, c: &mut ProxyLocConf, stmt: &Sta
         (1, "false") => r.off = true,
         (1, "default") => {
             if matches!(c.pass.as_deref(), Some(Pass::Dynamic(_))) {
-                return Err("\"proxy_redirect default\" cannot be used with \"proxy_pass\" directive with variables".into());
+                return Err(
+                    "\"proxy_redirect default\" cannot be used with \"proxy_pass\" directive with variables".into()
+                );
             }
             r.rules.push(Rule::Default);
         }

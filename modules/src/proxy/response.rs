@@ -109,7 +109,8 @@ pub(super) fn headers_out(r: &mut Request, h: &UpstreamHead) {
             }
             b"refresh" => {
                 let at = memchr::memmem::find(&value.to_ascii_lowercase(), b"url=").map(|i| i + 4);
-                let v = at.and_then(|i| super::redirect::rewrite_with(r, redirects.as_deref(), default.as_ref(), value, i));
+                let v =
+                    at.and_then(|i| super::redirect::rewrite_with(r, redirects.as_deref(), default.as_ref(), value, i));
                 r.headers_out.add(name.clone(), v.unwrap_or_else(|| value.clone()));
             }
             _ => r.headers_out.add(name.clone(), value.clone()),

@@ -99,6 +99,8 @@ pub(crate) struct ProxyTask {
     pub(super) buffering: bool,
     /// The peer's health was already updated for this attempt.
     pub(super) peer_released: bool,
+    /// When the current wait times out.
+    pub(super) deadline: Option<Instant>,
     pub(super) tunnel: Option<super::tunnel::Tunnel>,
 }
 
@@ -230,6 +232,7 @@ impl ProxyTask {
             spill: None,
             body_done: false,
             peer_released: false,
+            deadline: None,
             buffering: conf.buffering.unwrap_or(true),
             tunnel: None,
         }
@@ -327,7 +330,7 @@ impl ProxyTask {
         self.state = state;
         let conf = self.conf(r);
         let wait = if state == State::Connecting { conf.connect_timeout } else { conf.send_timeout };
-        r.set_task_deadline(Some(sluice_core::event::now() + wait.unwrap_or(Duration::from_secs(60))));
+        self.deadline = Some(sluice_core::event::now() + wait.unwrap_or(Duration::from_secs(60)));
         if state == State::Connecting {
             // The connect completes with a writable event.
             return Flow::Again;
@@ -408,7 +411,7 @@ impl ProxyTask {
 
     pub(super) fn give_up(&mut self, r: &mut Request, status: u16) -> Flow {
         self.close_upstream(r);
-        r.set_task_deadline(None);
+        self.deadline = None;
         Flow::Status(status)
     }
 
@@ -437,7 +440,7 @@ impl ProxyTask {
                 self.log_try(r, |t| t.connect = Some(connect.saturating_duration_since(t.start)));
                 self.state = State::Sending;
                 let t = self.conf(r).send_timeout.unwrap_or(Duration::from_secs(60));
-                r.set_task_deadline(Some(connect + t));
+                self.deadline = Some(connect + t);
                 None
             }
             Ok(false) => Some(Flow::Again),
@@ -456,11 +459,15 @@ impl ProxyTask {
             Ok(_) => {
                 self.state = State::ReadingHead;
                 let t = self.conf(r).read_timeout.unwrap_or(Duration::from_secs(60));
-                r.set_task_deadline(Some(sluice_core::event::now() + t));
+                self.deadline = Some(sluice_core::event::now() + t);
                 None
             }
             Err(e) => {
-                self.log(r, Level::Error, format_args!("writev() failed ({}) while sending request to upstream", os(&e)));
+                self.log(
+                    r,
+                    Level::Error,
+                    format_args!("writev() failed ({}) while sending request to upstream", os(&e)),
+                );
                 Some(self.fail(r, Failure::Error))
             }
         }
@@ -484,7 +491,11 @@ impl ProxyTask {
                 Ok(Some(h)) if (100..200).contains(&h.status) && h.status != 101 => continue,
                 Ok(Some(h)) => return Some(self.on_head(r, h)),
                 Ok(None) if self.rbuf.len() as u64 >= limit => {
-                    self.log(r, Level::Error, format_args!("upstream sent too big header while reading response header from upstream"));
+                    self.log(
+                        r,
+                        Level::Error,
+                        format_args!("upstream sent too big header while reading response header from upstream"),
+                    );
                     return Some(self.fail(r, Failure::InvalidHeader));
                 }
                 Ok(None) => {}
@@ -499,14 +510,20 @@ impl ProxyTask {
                     self.log(
                         r,
                         Level::Error,
-                        format_args!("upstream prematurely closed connection while reading response header from upstream"),
+                        format_args!(
+                            "upstream prematurely closed connection while reading response header from upstream"
+                        ),
                     );
                     return Some(self.fail(r, Failure::Error));
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => return Some(Flow::Again),
                 Err(e) => {
-                    self.log(r, Level::Error, format_args!("recv() failed ({}) while reading response header from upstream", os(&e)));
+                    self.log(
+                        r,
+                        Level::Error,
+                        format_args!("recv() failed ({}) while reading response header from upstream", os(&e)),
+                    );
                     return Some(self.fail(r, Failure::Error));
                 }
             }
@@ -582,6 +599,10 @@ pub(crate) fn os(e: &io::Error) -> String {
 }
 
 impl Task for ProxyTask {
+    fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
     fn resume(&mut self, r: &mut Request, why: Resume) -> Flow {
         match why {
             Resume::ClientClosed => {
@@ -595,7 +616,10 @@ impl Task for ProxyTask {
                 );
                 self.give_up(r, 499)
             }
-            Resume::Timer => self.timed_out(r),
+            Resume::Timer => {
+                self.deadline = None;
+                self.timed_out(r)
+            }
             Resume::Writable | Resume::Io { .. } | Resume::BodyRead | Resume::ClientReadable => self.step(r),
         }
     }
@@ -625,7 +649,7 @@ impl ProxyTask {
             self.target.group.release(i, true);
             self.peer_released = true;
         }
-        r.set_task_deadline(None);
+        self.deadline = None;
         r.truncate_response();
         Flow::Done
     }

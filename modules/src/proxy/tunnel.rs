@@ -110,7 +110,7 @@ pub(super) fn run(task: &mut ProxyTask, r: &mut Request) -> Flow {
             return close(task, r);
         }
         if !moved {
-            r.set_task_deadline(Some(sluice_core::event::now() + idle));
+            task.deadline = Some(sluice_core::event::now() + idle);
             return Flow::Again;
         }
     }
@@ -120,7 +120,7 @@ pub(super) fn run(task: &mut ProxyTask, r: &mut Request) -> Flow {
 fn close(task: &mut ProxyTask, r: &mut Request) -> Flow {
     task.close_upstream(r);
     r.set_reads_client(false);
-    r.set_task_deadline(None);
+    task.deadline = None;
     task.tunnel = None;
     Flow::Done
 }

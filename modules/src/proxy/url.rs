@@ -50,13 +50,7 @@ pub fn parse(url: &str) -> Result<ProxyUrl, String> {
             return Err(format!("no path in the unix domain socket \"{url}\""));
         }
         let uri = uri.filter(|u| !u.is_empty()).map(str::to_string);
-        return Ok(ProxyUrl {
-            scheme: "http",
-            host: format!("unix:{sock}"),
-            port: 0,
-            explicit_port: false,
-            uri,
-        });
+        return Ok(ProxyUrl { scheme: "http", host: format!("unix:{sock}"), port: 0, explicit_port: false, uri });
     }
     let (authority, uri) = match rest.find(['/', '?']) {
         Some(i) => (&rest[..i], Some(&rest[i..])),
@@ -101,7 +95,10 @@ mod tests {
     #[test]
     fn host_port_and_uri() {
         let u = parse("http://127.0.0.1:8081/x/").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.explicit_port, u.uri.as_deref()), ("127.0.0.1", 8081, true, Some("/x/")));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.explicit_port, u.uri.as_deref()),
+            ("127.0.0.1", 8081, true, Some("/x/"))
+        );
         assert_eq!(u.proxy_host(), "127.0.0.1:8081");
         let u = parse("http://backend").unwrap();
         assert_eq!((u.host.as_str(), u.port, u.explicit_port, u.uri.as_deref()), ("backend", 80, false, None));

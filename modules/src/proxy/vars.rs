@@ -38,7 +38,15 @@ pub(crate) struct TryLog {
 
 impl TryLog {
     pub(crate) fn new(addr: String) -> TryLog {
-        TryLog { addr, start: sluice_core::event::now(), status: None, connect: None, header: None, end: None, length: 0 }
+        TryLog {
+            addr,
+            start: sluice_core::event::now(),
+            status: None,
+            connect: None,
+            header: None,
+            end: None,
+            length: 0,
+        }
     }
 }
 

@@ -343,10 +343,9 @@ pub fn implicit_group(host: &str, port: u16) -> Result<UpstreamGroup, String> {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let addrs: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => (bare, port)
-                .to_socket_addrs()
-                .map_err(|_| format!("host not found in upstream \"{name}\""))?
-                .collect(),
+            Err(_) => {
+                (bare, port).to_socket_addrs().map_err(|_| format!("host not found in upstream \"{name}\""))?.collect()
+            }
         };
         if addrs.is_empty() {
             return Err(format!("host not found in upstream \"{name}\""));
