@@ -102,7 +102,7 @@ impl HttpModule for QuoteModule {
                 checked(
                     string(|c: &mut QuoteLocConf| &mut c.prefix),
                     |c: &mut QuoteLocConf| &mut c.prefix,
-                    check_prefix,
+                    |p: &String| check_prefix(p),
                 ),
             ),
         ]
@@ -131,7 +131,7 @@ impl HttpModule for QuoteModule {
 
 /// The post-check of `quote_prefix`: the message follows the directive's
 /// name, as in `"quote_prefix" directive must not be empty`.
-fn check_prefix(prefix: &String) -> Result<(), String> {
+fn check_prefix(prefix: &str) -> Result<(), String> {
     match prefix.len() {
         0 => Err("must not be empty".to_string()),
         n if n > MAX_PREFIX => Err(format!("is longer than {MAX_PREFIX} bytes")),
@@ -376,7 +376,7 @@ mod tests {
 
     #[test]
     fn prefix_bounds() {
-        assert_eq!(check_prefix(&String::new()), Err("must not be empty".to_string()));
+        assert_eq!(check_prefix(""), Err("must not be empty".to_string()));
         assert_eq!(check_prefix(&"x".repeat(65)), Err("is longer than 64 bytes".to_string()));
         assert_eq!(check_prefix(&"x".repeat(64)), Ok(()));
     }
