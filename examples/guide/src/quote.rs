@@ -61,6 +61,9 @@ pub const DEFAULT_PREFIX: &str = "> ";
 /// The longest `quote_prefix`.
 pub const MAX_PREFIX: usize = 64;
 
+/// How much of a file region is read at a time.
+pub const READ_PIECE: u64 = 32 * 1024;
+
 /// The state of one quoted response, kept between calls of the body
 /// filter in the request's context slot for this module.
 #[derive(Debug)]
@@ -78,9 +81,6 @@ pub static KEY: ConfKey<(), (), QuoteLocConf> = ConfKey::new();
 /// The `quote` module.
 #[derive(Debug)]
 pub struct QuoteModule;
-
-/// How much of a file region is read at a time.
-pub const READ_PIECE: u64 = 32 * 1024;
 
 impl HttpModule for QuoteModule {
     fn name(&self) -> &'static str {
