@@ -133,3 +133,30 @@ fn bad_directives_are_rejected_with_nginx_wording() {
         }
     }
 }
+
+#[test]
+fn range_and_conditional_requests_get_the_whole_quoted_body() {
+    // quote runs above range and not_modified (docs/writing-modules.md §6):
+    // with Content-Length, Last-Modified and ETag gone, neither applies.
+    // The same requests for an unquoted copy show that both would.
+    let s = start("if_modified_since before;", "location /plain/ { }");
+    let requests = |dir: &str| {
+        [
+            format!("GET /{dir}/d.txt HTTP/1.1\r\nHost: localhost\r\nRange: bytes=0-2\r\n\r\n"),
+            format!("GET /{dir}/d.txt HTTP/1.1\r\nHost: localhost\r\nIf-Modified-Since: Fri, 31 Dec 2100 23:59:59 GMT\r\n\r\n"),
+        ]
+    };
+    for dir in ["letters", "plain"] {
+        s.write_file(&format!("html/{dir}/d.txt"), "one\ntwo\n");
+    }
+    let [range, ims] = requests("plain");
+    let rs = s.raw_keepalive(&[range.as_bytes(), ims.as_bytes()]);
+    assert_eq!((rs[0].status, rs[1].status), (206, 304), "unquoted: a range and a 304");
+    let [range, ims] = requests("letters");
+    let rs = s.raw_keepalive(&[range.as_bytes(), ims.as_bytes()]);
+    assert_eq!(rs.len(), 2);
+    for r in &rs {
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body_str(), "> one\n> two\n");
+    }
+}
