@@ -180,9 +180,11 @@ pub struct PeerState {
     pub effective_weight: i64,
     /// Failures within the current `fail_timeout` window.
     pub fails: u32,
-    /// When the last failure was seen (the window starts there).
+    /// When the current `fail_timeout` window started: the last failure,
+    /// or the first pick after a quiet `fail_timeout` (nginx's `checked`).
     pub checked: Option<Instant>,
-    /// When the window of failures started.
+    /// When the last failure was seen (nginx's `accessed`): a success ends
+    /// the failures only when the window started after it.
     pub accessed: Option<Instant>,
     /// Requests in flight.
     pub conns: u32,
