@@ -234,6 +234,32 @@ impl HttpConfCx {
         f(crate::module::downcast_mut(self.main[key.slot()].as_mut()))
     }
 
+    /// Reads a block that has server confs of its own, in context `ctx`:
+    /// fresh server confs of every module are on top while its statements
+    /// run, and are returned (nginx gives each `upstream { }` its own, so a
+    /// module's directives there fill that block's conf).
+    pub fn read_srv_block(&mut self, block: &[Statement], ctx: Contexts) -> Result<Vec<AnyConf>, ConfError> {
+        self.srv.push(self.create_srv_confs());
+        let r = self.parse_block(block, ctx);
+        let srv = self.srv.pop().expect("pushed above");
+        r.map(|_| srv)
+    }
+
+    /// Runs `f` on another module's server conf of the block being read
+    /// (a balancer directive of one module fills the upstream module's conf
+    /// of its `upstream { }` block, as nginx's
+    /// `ngx_http_conf_get_module_srv_conf` lets it). Not for the calling
+    /// row's own conf: that one is handed to its setter.
+    pub fn with_srv_conf<M, S: 'static, L, R>(
+        &mut self,
+        key: &crate::module::ConfKey<M, S, L>,
+        f: impl FnOnce(&mut S) -> R,
+    ) -> R {
+        let slot = key.slot();
+        let conf = &mut self.srv.last_mut().expect("server confs")[slot];
+        f(crate::module::downcast_mut(conf.as_mut()))
+    }
+
     /// Compiles text with variables.
     pub fn compile(&self, text: &str) -> Result<ComplexValue, SetError> {
         ComplexValue::compile(text, &self.vars).map_err(SetError::Msg)

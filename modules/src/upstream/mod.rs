@@ -2,25 +2,119 @@
 //! request (a balancer), and what is remembered about each (failures,
 //! connections), shared by all workers.
 //!
+//! ```text
+//! upstream backend {
+//!     least_conn;                      # or ip_hash; hash $key [consistent]; random [two];
+//!     server 10.0.0.1:8080 weight=3 max_fails=2 fail_timeout=30s;
+//!     server app.internal max_conns=100;     # every address the name resolves to
+//!     server unix:/run/app.sock down;
+//!     server 10.0.0.9:8080 backup;           # only when no primary peer is available
+//!     keepalive 16;                          # keepalive_requests / _time / _timeout
+//! }
+//! ```
+//!
 //! A group comes from an `upstream name { ... }` block, or is made
 //! implicitly from the host and port of a `proxy_pass` URL that names no
 //! block (one peer per address the name resolves to, as nginx does).
 //! Directives refer to groups by name before the block may have been read:
 //! [`UpstreamMainConf::reference`] hands out a [`GroupRef`] that is filled
 //! once the `http` block is complete (`init_main_conf`).
+//!
+//! # Choosing and releasing a peer
+//!
+//! The proxy calls [`UpstreamGroup::pick`] for each try of a request (with
+//! the request's [`Tried`] set) and [`UpstreamGroup::release`] when the try
+//! ends, saying whether it failed. nginx's rules hold: a peer that failed
+//! `max_fails` times within `fail_timeout` is skipped until `fail_timeout`
+//! has passed since its last failure; then one request probes it (the pick
+//! restarts the window, so others keep skipping it until the probe ends),
+//! and a success clears its failures. `down` peers are never chosen, peers
+//! at `max_conns` are skipped, backups are chosen only when no primary peer
+//! is available. A group of one peer and no backups ignores failures (nginx's
+//! "single" peer): it is chosen unless `down` or full, and never retried.
+//! `None` from `pick` is nginx's "no live upstreams" (the proxy logs that
+//! at `error` and answers 502).
+//!
+//! # Adding a balancer from another module
+//!
+//! A balancer is a [`Balancer`]; its directive is an ordinary row of the
+//! module's table, made by [`balancer_directive`], so the directive machinery
+//! checks its context (`upstream` only) and arity like any other:
+//!
+//! ```
+//! use std::ops::Range;
+//! use std::sync::Arc;
+//! use std::time::Instant;
+//! use sluice_core::conf::{Args, Directive};
+//! use sluice_http::{ConfKey, HttpConfCx, HttpModule, ModuleIndex, PostConf};
+//! use sluice_modules::upstream::{self, Balancer, PeerState, PickCx, Tried, UpstreamGroup};
+//!
+//! /// Always the first usable peer.
+//! struct First;
+//!
+//! impl Balancer for First {
+//!     fn name(&self) -> &'static str { "first" }
+//!     fn pick(&self, group: &UpstreamGroup, state: &mut [PeerState], candidates: Range<usize>,
+//!             _cx: &PickCx<'_>, tried: &Tried, now: Instant) -> Option<usize> {
+//!         candidates.into_iter().find(|&i| !tried.contains(i) && group.available(i, &state[i], now))
+//!     }
+//! }
+//!
+//! static KEY: ConfKey<(), (), ()> = ConfKey::new();
+//!
+//! struct FirstModule;
+//!
+//! impl HttpModule for FirstModule {
+//!     fn name(&self) -> &'static str { "upstream_first" }
+//!     fn index(&self) -> &'static ModuleIndex { KEY.index() }
+//!     fn directives(&self) -> Vec<Directive<HttpConfCx>> {
+//!         vec![upstream::balancer_directive("first", Args::NOARGS, |_cx, _stmt| Ok(Box::new(First)))]
+//!     }
+//!     fn postconfiguration(&self, cf: &mut PostConf) -> Result<(), String> {
+//!         assert_eq!(cf.main_conf(&upstream::KEY).groups[0].balancer.name(), "first");
+//!         Ok(())
+//!     }
+//! }
+//!
+//! let modules = sluice_http::Modules::new(vec![Arc::new(upstream::UpstreamModule), Arc::new(FirstModule)]).unwrap();
+//! let text = "http { upstream b { first; server 127.0.0.1:81; server 127.0.0.1:82; } }";
+//! let conf = sluice_core::conf::parse_str(text, "t".as_ref(), "/".as_ref()).unwrap();
+//! sluice_http::config::load_http(&modules, &conf.statements[0], "/".as_ref()).unwrap();
+//! ```
+//!
+//! A balancer that precomputes from the peers does it in [`Balancer::init`];
+//! one that cannot serve `backup` peers says so in
+//! [`Balancer::allows_backup`].
 
 pub mod balancer;
+pub mod conf;
+#[cfg(test)]
+mod conf_tests;
+#[cfg(test)]
+mod group_tests;
+pub mod hash;
+pub mod ip_hash;
+pub mod least_conn;
+pub mod random;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use sluice_core::conf::Origin;
-use sluice_http::{AnyConf, ConfKey, HttpModule, ModuleIndex};
+use sluice_core::conf::{Directive, Origin};
+use sluice_http::variables::ComplexValue;
+use sluice_http::{AnyConf, ConfKey, HttpConfCx, HttpModule, ModuleIndex};
 
 pub use balancer::{Balancer, RoundRobin};
+pub use conf::{balancer_directive, MakeBalancer, UpstreamSrvConf};
+pub use hash::{ConsistentHash, Hash};
+pub use ip_hash::IpHash;
+pub use least_conn::LeastConn;
+pub use random::Random;
 
 /// Where a peer listens.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -86,9 +180,11 @@ pub struct PeerState {
     pub effective_weight: i64,
     /// Failures within the current `fail_timeout` window.
     pub fails: u32,
-    /// When the last failure was seen (the window starts there).
+    /// When the current `fail_timeout` window started: the last failure,
+    /// or the first pick after a quiet `fail_timeout` (nginx's `checked`).
     pub checked: Option<Instant>,
-    /// When the window of failures started.
+    /// When the last failure was seen (nginx's `accessed`): a success ends
+    /// the failures only when the window started after it.
     pub accessed: Option<Instant>,
     /// Requests in flight.
     pub conns: u32,
@@ -113,11 +209,18 @@ pub struct UpstreamGroup {
     pub implicit: bool,
     /// A number unique per group in the process (keys the keep-alive pools).
     pub id: u64,
+    /// `hash`'s key: the proxy evaluates it for each request and passes the
+    /// bytes in [`PickCx::hash_key`].
+    pub hash_key: Option<ComplexValue>,
 }
 
 impl fmt::Debug for UpstreamGroup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UpstreamGroup").field("name", &self.name).field("peers", &self.peers.len()).finish()
+        f.debug_struct("UpstreamGroup")
+            .field("name", &self.name)
+            .field("peers", &self.peers.len())
+            .field("balancer", &self.balancer.name())
+            .finish()
     }
 }
 
@@ -137,14 +240,16 @@ pub struct KeepaliveConf {
 static GROUP_IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl UpstreamGroup {
-    /// A group of these peers, chosen by `balancer`.
-    pub fn new(name: String, all: Vec<PeerConf>, balancer: Box<dyn Balancer>, implicit: bool) -> UpstreamGroup {
+    /// A group of these peers, chosen by `balancer` (which is handed the
+    /// primary peers once, [`Balancer::init`]).
+    pub fn new(name: String, all: Vec<PeerConf>, mut balancer: Box<dyn Balancer>, implicit: bool) -> UpstreamGroup {
         let (backups, peers): (Vec<_>, Vec<_>) = all.into_iter().partition(|p| p.backup);
         let state = peers
             .iter()
             .chain(&backups)
             .map(|p| PeerState { effective_weight: p.weight as i64, ..PeerState::default() })
             .collect();
+        balancer.init(&peers);
         UpstreamGroup {
             name,
             peers,
@@ -154,6 +259,7 @@ impl UpstreamGroup {
             keepalive: None,
             implicit,
             id: GROUP_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            hash_key: None,
         }
     }
 
@@ -171,58 +277,99 @@ impl UpstreamGroup {
         }
     }
 
+    /// One primary peer and no backups: nginx's "single" group, where
+    /// failures are not counted and a failed try is not retried.
+    pub fn is_single(&self) -> bool {
+        self.peers.len() == 1 && self.backups.is_empty()
+    }
+
     /// Chooses a peer for a request that already tried `tried`: primary
     /// peers first, backups when none of those is available. `None`: no
     /// live upstream.
     pub fn pick(&self, cx: &PickCx<'_>, tried: &mut Tried) -> Option<usize> {
-        let now = sluice_core::event::now();
+        self.pick_at(cx, tried, sluice_core::event::now())
+    }
+
+    /// [`UpstreamGroup::pick`] at a given time.
+    pub(crate) fn pick_at(&self, cx: &PickCx<'_>, tried: &mut Tried, now: Instant) -> Option<usize> {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let primary = 0..self.peers.len();
-        let found = self.balancer.pick(self, &mut state, primary, cx, tried, now).or_else(|| {
-            let backup = self.peers.len()..self.peer_count();
-            if backup.is_empty() {
-                None
-            } else {
-                RoundRobin.pick(self, &mut state, backup, cx, tried, now)
-            }
-        })?;
+        let found = if self.is_single() {
+            let p = &self.peers[0];
+            let full = p.max_conns != 0 && state[0].conns >= p.max_conns;
+            (!p.down && !full && !tried.contains(0)).then_some(0)
+        } else {
+            self.balancer.pick(self, &mut state, 0..self.peers.len(), cx, tried, now).or_else(|| {
+                let backup = self.peers.len()..self.peer_count();
+                match backup.is_empty() {
+                    true => None,
+                    false if self.balancer.allows_backup() => {
+                        self.balancer.pick(self, &mut state, backup, cx, tried, now)
+                    }
+                    false => RoundRobin.pick(self, &mut state, backup, cx, tried, now),
+                }
+            })
+        }?;
         tried.insert(found);
-        state[found].conns += 1;
+        let fail_timeout = self.peer(found).fail_timeout;
+        let st = &mut state[found];
+        st.conns += 1;
+        // A pick after a quiet fail_timeout starts a new window: if this
+        // was the probe of a disabled peer, others skip it until it ends,
+        // and its success (accessed < checked) clears the failures.
+        if st.checked.is_none_or(|c| now.saturating_duration_since(c) > fail_timeout) {
+            st.checked = Some(now);
+        }
         Some(found)
     }
 
     /// Ends a peer's use by a request: `failed` counts towards `max_fails`
-    /// (and lowers its weight for a while, as nginx does).
+    /// (and lowers its weight for a while, as nginx does). Logs nginx's
+    /// warning when this failure disables the peer; a caller that knows the
+    /// request uses [`UpstreamGroup::release_quiet`] and logs it with the
+    /// request's context.
     pub fn release(&self, index: usize, failed: bool) {
-        let now = sluice_core::event::now();
+        if self.release_quiet(index, failed) {
+            sluice_core::log_error!(
+                sluice_core::log::Level::Warn,
+                None,
+                "upstream server temporarily disabled while connecting to upstream, upstream: \"{}\"",
+                self.peer(index).name
+            );
+        }
+    }
+
+    /// [`UpstreamGroup::release`] without the log line: true when this
+    /// failure disabled the peer (nginx then logs `upstream server
+    /// temporarily disabled` at `warn`).
+    pub fn release_quiet(&self, index: usize, failed: bool) -> bool {
+        self.release_at(index, failed, sluice_core::event::now())
+    }
+
+    /// [`UpstreamGroup::release_quiet`] at a given time.
+    pub(crate) fn release_at(&self, index: usize, failed: bool, now: Instant) -> bool {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let peer = self.peer(index).clone();
+        let peer = self.peer(index);
         let st = &mut state[index];
         st.conns = st.conns.saturating_sub(1);
-        if failed {
-            st.fails += 1;
-            st.checked = Some(now);
-            st.accessed = Some(now);
-            if let Some(step) = peer.weight.checked_div(peer.max_fails) {
-                st.effective_weight -= step.max(1) as i64;
-                if st.fails >= peer.max_fails {
-                    sluice_core::log_error!(
-                        sluice_core::log::Level::Warn,
-                        None,
-                        "upstream server temporarily disabled while connecting to upstream"
-                    );
-                }
-            }
-            st.effective_weight = st.effective_weight.max(0);
-        } else {
-            if st.accessed.is_some_and(|a| st.checked.is_some_and(|c| c < a)) {
+        if self.is_single() {
+            st.fails = 0;
+            return false;
+        }
+        if !failed {
+            // The window restarted after this peer's last failure: it is live.
+            if st.accessed.is_some_and(|a| st.checked.is_some_and(|c| a < c)) {
                 st.fails = 0;
             }
-            st.checked = Some(now);
-            if st.effective_weight < peer.weight as i64 {
-                st.effective_weight += 1;
-            }
+            return false;
         }
+        st.fails += 1;
+        st.accessed = Some(now);
+        st.checked = Some(now);
+        if peer.max_fails == 0 {
+            return false;
+        }
+        st.effective_weight = (st.effective_weight - i64::from(peer.weight / peer.max_fails)).max(0);
+        st.fails >= peer.max_fails
     }
 
     /// True when the peer may be chosen now: not `down`, under `max_fails`
@@ -317,14 +464,19 @@ impl UpstreamMainConf {
 
     /// The group defined by an `upstream` block with this name.
     pub fn find(&self, name: &str) -> Option<&Arc<UpstreamGroup>> {
-        self.groups.iter().find(|g| g.name == name)
+        self.groups.iter().find(|g| g.name.eq_ignore_ascii_case(name))
     }
 
     /// Fills every reference: a block of the same name (nginx matches the
     /// host alone when the URL has no port), else an implicit group.
     fn resolve_refs(&mut self) -> Result<(), String> {
         for r in std::mem::take(&mut self.refs) {
-            let group = match self.find(&r.name).or_else(|| self.find(&r.host)) {
+            let group = match self.find(&r.host) {
+                // nginx: a block's name is a whole address; a URL that adds a
+                // port to it is a mistake, not a different server.
+                Some(_) if r.name != r.host => {
+                    return Err(format!("upstream \"{}\" may not have port {} in {}", r.host, r.port, r.origin))
+                }
                 Some(g) => g.clone(),
                 None => Arc::new(implicit_group(&r.host, r.port).map_err(|e| format!("{e} in {}", r.origin))?),
             };
@@ -341,22 +493,14 @@ pub fn implicit_group(host: &str, port: u16) -> Result<UpstreamGroup, String> {
         vec![PeerConf::new(PeerAddr::Unix(PathBuf::from(path)), host.to_string())]
     } else {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
-        let addrs: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
-            Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => {
-                (bare, port).to_socket_addrs().map_err(|_| format!("host not found in upstream \"{name}\""))?.collect()
-            }
-        };
-        if addrs.is_empty() {
-            return Err(format!("host not found in upstream \"{name}\""));
-        }
+        let addrs = conf::resolve_host(bare, port).map_err(|e| format!("{e} in upstream \"{name}\""))?;
         addrs.into_iter().map(|a| PeerConf::new(PeerAddr::Inet(a), name.clone())).collect()
     };
     Ok(UpstreamGroup::new(name, peers, Box::new(RoundRobin), true))
 }
 
 /// The module's key.
-pub static KEY: ConfKey<UpstreamMainConf, (), ()> = ConfKey::new();
+pub static KEY: ConfKey<UpstreamMainConf, UpstreamSrvConf, ()> = ConfKey::new();
 
 /// The upstream module: `upstream` blocks and the groups `proxy_pass` uses.
 #[derive(Debug)]
@@ -371,8 +515,18 @@ impl HttpModule for UpstreamModule {
         KEY.index()
     }
 
+    fn directives(&self) -> Vec<Directive<HttpConfCx>> {
+        conf::directives()
+    }
+
     fn create_main_conf(&self) -> AnyConf {
         Box::new(UpstreamMainConf::default())
+    }
+
+    // Each `upstream { }` block gets a fresh one (conf::set_upstream); the
+    // ones of `http` and `server` levels stay empty.
+    fn create_srv_conf(&self) -> AnyConf {
+        Box::new(UpstreamSrvConf::default())
     }
 
     fn init_main_conf(&self, conf: &mut dyn std::any::Any) -> Result<(), String> {
