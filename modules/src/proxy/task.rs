@@ -286,12 +286,15 @@ impl ProxyTask {
 
     /// Picks a peer and starts connecting (or takes a pooled connection).
     fn connect(&mut self, r: &mut Request) -> Flow {
-        let cx = PickCx { client: r.conn.peer.ip(), hash_key: None };
+        let key = self.target.group.hash_key.as_ref().map(|k| k.eval(r));
+        let cx = PickCx { client: r.conn.peer.ip(), hash_key: key.as_deref() };
         let Some(i) = self.target.group.pick(&cx, &mut self.tried) else {
             self.log(r, Level::Error, format_args!("no live upstreams while connecting to upstream"));
             return self.give_up(r, 502);
         };
         self.peer = Some(i);
+        self.peer_released = false;
+        self.state = State::Connecting;
         self.attempts += 1;
         let addr = self.target.group.peer(i).addr.clone();
         if let Some(c) = r.ctx_mut::<_, _, _, ProxyCtx>(&KEY) {
@@ -338,6 +341,15 @@ impl ProxyTask {
         self.step(r)
     }
 
+    /// Ends peer `i`'s use by this attempt; when a failure disables the
+    /// peer, says so as nginx does.
+    fn release_failed(&self, r: &Request, i: usize, failed: bool, during: State) {
+        if self.target.group.release_quiet(i, failed) {
+            let what = what_doing(during);
+            self.log(r, Level::Warn, format_args!("upstream server temporarily disabled while {what}"));
+        }
+    }
+
     /// Drops the upstream connection (closing it).
     pub(super) fn close_upstream(&mut self, r: &Request) {
         if let Some(mut s) = self.stream.take() {
@@ -363,8 +375,9 @@ impl ProxyTask {
             self.reused = false;
             return self.connect(r);
         }
-        if let Some(i) = self.peer.take() {
-            self.target.group.release(i, true);
+        if let Some(i) = self.peer {
+            self.release_failed(r, i, true, self.state);
+            self.peer = None;
         }
         let cond = match why {
             Failure::Error => next::ERROR,
@@ -544,7 +557,7 @@ impl ProxyTask {
             self.close_upstream(r);
             if let Some(i) = self.peer.take() {
                 // 403 and 404 are answers, not failures of the peer.
-                self.target.group.release(i, !matches!(status, 403 | 404));
+                self.release_failed(r, i, !matches!(status, 403 | 404), State::ReadingHead);
             }
             self.log_try(r, |t| t.end = Some(now));
             return self.connect(r);
@@ -579,6 +592,17 @@ impl ProxyTask {
         self.state = State::Body;
         self.body_done = matches!(self.framing, Framing::None);
         self.pump(r)
+    }
+}
+
+/// The end of nginx's upstream log lines: what the proxy was doing.
+fn what_doing(state: State) -> &'static str {
+    match state {
+        State::Connecting => "connecting to upstream",
+        State::Sending => "sending request to upstream",
+        State::ReadingHead => "reading response header from upstream",
+        State::Body => "reading upstream",
+        State::Tunnel => "proxying upgraded connection",
     }
 }
 
@@ -627,13 +651,7 @@ impl Task for ProxyTask {
 
 impl ProxyTask {
     fn timed_out(&mut self, r: &mut Request) -> Flow {
-        let what = match self.state {
-            State::Connecting => "connecting to upstream",
-            State::Sending => "sending request to upstream",
-            State::ReadingHead => "reading response header from upstream",
-            State::Body => "reading upstream",
-            State::Tunnel => "proxying upgraded connection",
-        };
+        let what = what_doing(self.state);
         self.log(r, Level::Error, format_args!("upstream timed out (110: Connection timed out) while {what}"));
         match self.state {
             State::Connecting | State::Sending | State::ReadingHead => self.fail(r, Failure::Timeout),
@@ -646,7 +664,7 @@ impl ProxyTask {
     pub(super) fn abort(&mut self, r: &mut Request) -> Flow {
         self.close_upstream(r);
         if let (Some(i), false) = (self.peer, self.peer_released) {
-            self.target.group.release(i, true);
+            self.release_failed(r, i, true, self.state);
             self.peer_released = true;
         }
         self.deadline = None;
