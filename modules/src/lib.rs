@@ -15,4 +15,5 @@ pub mod not_modified;
 pub mod range;
 pub mod rewrite;
 pub mod static_file;
+pub mod sub_filter;
 pub mod try_files;
