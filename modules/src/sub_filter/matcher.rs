@@ -82,8 +82,8 @@ impl Patterns {
         let mut order: Vec<u8> = (0..pats.len() as u8).collect();
         order.sort_by_key(|&i| pats[i as usize][min - 1]);
         let mut index = [0u16; 257];
-        for c in 0..257usize {
-            index[c] = order.iter().take_while(|&&i| (pats[i as usize][min - 1] as usize) < c).count() as u16;
+        for (c, slot) in index.iter_mut().enumerate() {
+            *slot = order.iter().take_while(|&&i| (pats[i as usize][min - 1] as usize) < c).count() as u16;
         }
         Some(Patterns { pats, min, max, shift, order, index })
     }
