@@ -21,6 +21,12 @@
 //!   multipart part heads carry the final `Content-Type`; `range_body` is a
 //!   module of its own, listed after `headers`, so the body is sliced
 //!   before `charset` recodes it (only the requested bytes are recoded).
+//! * `sub` (sub_filter) is listed right after `charset`, so it runs just
+//!   before it, as in nginx: the strings are searched in the body as the
+//!   handler produced it, before `charset` recodes it, before `gzip`
+//!   (listed before `charset`) compresses it and before `chunked` frames
+//!   it; its header filter drops `Content-Length` before `chunked` chooses
+//!   the framing.
 //!
 //! **Phase handler order.** Handlers run in list order within their
 //! phase (nginx registers them the other way round and runs its phase
@@ -56,6 +62,7 @@ pub fn modules() -> Vec<Arc<dyn HttpModule>> {
         Arc::new(sluice_modules::rewrite::RewriteModule),
         Arc::new(sluice_modules::range::RangeModule),
         Arc::new(sluice_modules::charset::CharsetModule),
+        Arc::new(sluice_modules::sub_filter::SubFilterModule),
         Arc::new(sluice_modules::access::AccessModule),
         Arc::new(sluice_modules::auth_basic::AuthBasicModule),
         Arc::new(sluice_modules::headers::HeadersModule),

@@ -16,5 +16,6 @@ pub mod proxy;
 pub mod range;
 pub mod rewrite;
 pub mod static_file;
+pub mod sub_filter;
 pub mod try_files;
 pub mod upstream;
