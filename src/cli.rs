@@ -327,9 +327,20 @@ fn nginx_modules_present_optional(present: &[&str]) -> Vec<&'static str> {
     OPTIONAL_NGINX_MODULES.iter().copied().filter(|name| is_present(name, present)).collect()
 }
 
+/// nginx modules whose work a sluice module of another name does: the
+/// upstream module holds the balancers and the keep-alive pool that nginx
+/// builds as separate modules.
+const PROVIDED_BY: &[(&str, &[&str])] = &[(
+    "upstream",
+    &["upstream_hash", "upstream_ip_hash", "upstream_least_conn", "upstream_random", "upstream_keepalive"],
+)];
+
 /// Whether the nginx module `name` is among `present`.
 fn is_present(name: &str, present: &[&str]) -> bool {
-    present.iter().any(|p| bare_module_name(p) == name)
+    present.iter().any(|p| {
+        let p = bare_module_name(p);
+        p == name || PROVIDED_BY.iter().any(|(m, provides)| *m == p && provides.contains(&name))
+    })
 }
 
 /// `ngx_http_rewrite_module` → `rewrite`; bare names pass unchanged.

@@ -310,9 +310,7 @@ pub fn internal_redirect(r: &mut Request, uri: Bytes, args: Bytes) -> Flow {
     r.args = args;
     r.internal = true;
     r.loc = r.server.root.clone();
-    for c in r.ctx.iter_mut() {
-        *c = None;
-    }
+    r.clear_ctx_for_redirect();
     r.phase = Phase::ServerRewrite as usize;
     r.phase_handler = 0;
     r.restarted = true;
@@ -332,9 +330,7 @@ pub fn named_redirect(r: &mut Request, name: &str) -> Flow {
     }
     r.loc = loc;
     r.internal = true;
-    for c in r.ctx.iter_mut() {
-        *c = None;
-    }
+    r.clear_ctx_for_redirect();
     r.phase = Phase::Rewrite as usize;
     r.phase_handler = 0;
     r.restarted = true;

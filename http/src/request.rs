@@ -161,6 +161,9 @@ pub(crate) struct Captures {
     names: Vec<(String, usize)>,
 }
 
+/// A context that internal redirects keep (see `Request::set_lasting_ctx`).
+struct Lasting(Box<dyn Any>);
+
 /// One HTTP request.
 pub struct Request {
     /// The connection (owned while the request lives).
@@ -320,6 +323,34 @@ impl Request {
     /// A request header (first of that name, case-insensitive).
     pub fn header(&self, name: &str) -> Option<&Bytes> {
         self.head.header(name)
+    }
+
+    /// Drops the modules' contexts for an internal redirect, except the
+    /// ones set with [`Request::set_lasting_ctx`].
+    pub(crate) fn clear_ctx_for_redirect(&mut self) {
+        for c in self.ctx.iter_mut() {
+            if !c.as_ref().is_some_and(|b| b.is::<Lasting>()) {
+                *c = None;
+            }
+        }
+    }
+
+    /// Sets a context that survives internal redirects (what a later
+    /// location must still see: the proxy's `$upstream_*` record when an
+    /// error page or `X-Accel-Redirect` takes over, as nginx keeps
+    /// `r->upstream_states`). Read it with [`Request::lasting_ctx`].
+    pub fn set_lasting_ctx<M, S, L, T: 'static>(&mut self, key: &ConfKey<M, S, L>, value: T) {
+        self.set_ctx(key, Lasting(Box::new(value)));
+    }
+
+    /// A context set with [`Request::set_lasting_ctx`].
+    pub fn lasting_ctx<M, S, L, T: 'static>(&self, key: &ConfKey<M, S, L>) -> Option<&T> {
+        self.ctx::<M, S, L, Lasting>(key)?.0.downcast_ref()
+    }
+
+    /// A context set with [`Request::set_lasting_ctx`], mutably.
+    pub fn lasting_ctx_mut<M, S, L, T: 'static>(&mut self, key: &ConfKey<M, S, L>) -> Option<&mut T> {
+        self.ctx_mut::<M, S, L, Lasting>(key)?.0.downcast_mut()
     }
 
     /// A module's per-request context.

@@ -233,10 +233,7 @@ impl ProxyTask {
         let reusable = self.upstream_reusable && self.rbuf.is_empty() && self.to_send.is_empty();
         let now = sluice_core::event::now();
         self.log_try(r, |t| t.end = Some(now));
-        if let (Some(i), false) = (self.peer, self.peer_released) {
-            self.target.group.release(i, false);
-            self.peer_released = true;
-        }
+        self.finish_peer(r, false);
         let Some(mut s) = self.stream.take() else { return };
         let _ = r.deregister_io(&mut s);
         if reusable {

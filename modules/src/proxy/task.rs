@@ -117,8 +117,11 @@ pub(crate) fn start(r: &mut Request) -> Flow {
         Some(PeerAddr::Inet(a)) => Bytes::from(a.port().to_string()),
         _ => Bytes::new(),
     };
-    let ctx = ProxyCtx { proxy_host: target.proxy_host.clone(), proxy_port: port, tries: Vec::new(), target: None };
-    r.set_ctx(&KEY, ctx);
+    // After an internal redirect to another proxied location, the record
+    // of earlier attempts stays (all of them are logged, as nginx does).
+    let tries = r.lasting_ctx_mut::<_, _, _, ProxyCtx>(&KEY).map(|c| std::mem::take(&mut c.tries)).unwrap_or_default();
+    let ctx = ProxyCtx { proxy_host: target.proxy_host.clone(), proxy_port: port, tries, target: None };
+    r.set_lasting_ctx(&KEY, ctx);
     if !r.body.expected() {
         return begin(r, target);
     }
@@ -130,14 +133,14 @@ pub(crate) fn start(r: &mut Request) -> Flow {
     if stream_body {
         return super::body_stream::begin_streaming(r, target);
     }
-    if let Some(c) = r.ctx_mut::<_, _, _, ProxyCtx>(&KEY) {
+    if let Some(c) = r.lasting_ctx_mut::<_, _, _, ProxyCtx>(&KEY) {
         c.target = Some(target);
     }
     r.read_body(after_body)
 }
 
 fn after_body(r: &mut Request) -> Flow {
-    match r.ctx_mut::<_, _, _, ProxyCtx>(&KEY).and_then(|c| c.target.take()) {
+    match r.lasting_ctx_mut::<_, _, _, ProxyCtx>(&KEY).and_then(|c| c.target.take()) {
         Some(t) => begin(r, t),
         None => Flow::Status(500),
     }
@@ -254,7 +257,7 @@ impl ProxyTask {
     }
 
     pub(super) fn log_try(&self, r: &mut Request, f: impl FnOnce(&mut TryLog)) {
-        if let Some(t) = r.ctx_mut::<_, _, _, ProxyCtx>(&KEY).and_then(|c| c.tries.last_mut()) {
+        if let Some(t) = r.lasting_ctx_mut::<_, _, _, ProxyCtx>(&KEY).and_then(|c| c.tries.last_mut()) {
             f(t);
         }
     }
@@ -297,7 +300,7 @@ impl ProxyTask {
         self.state = State::Connecting;
         self.attempts += 1;
         let addr = self.target.group.peer(i).addr.clone();
-        if let Some(c) = r.ctx_mut::<_, _, _, ProxyCtx>(&KEY) {
+        if let Some(c) = r.lasting_ctx_mut::<_, _, _, ProxyCtx>(&KEY) {
             c.tries.push(TryLog::new(addr.to_string()));
         }
         self.to_send = self.request.clone();
@@ -341,26 +344,34 @@ impl ProxyTask {
         self.step(r)
     }
 
-    /// Ends peer `i`'s use by this attempt; when a failure disables the
-    /// peer, says so as nginx does.
-    fn release_failed(&self, r: &Request, i: usize, failed: bool, during: State) {
+    /// Ends the current peer's use by this attempt (once): its connection
+    /// count drops, and `failed` counts towards `max_fails`; when that
+    /// disables the peer, says so as nginx does.
+    pub(super) fn finish_peer(&mut self, r: &Request, failed: bool) {
+        let Some(i) = self.peer.filter(|_| !self.peer_released) else { return };
+        self.peer_released = true;
         if self.target.group.release_quiet(i, failed) {
-            let what = what_doing(during);
+            let what = what_doing(self.state);
             self.log(r, Level::Warn, format_args!("upstream server temporarily disabled while {what}"));
         }
     }
 
-    /// Drops the upstream connection (closing it).
-    pub(super) fn close_upstream(&mut self, r: &Request) {
+    /// Drops the upstream connection (closing it); the peer is done with
+    /// (not as a failure, unless `finish_peer` said so first).
+    pub(super) fn close_upstream(&mut self, r: &mut Request) {
+        self.finish_peer(r, false);
         if let Some(mut s) = self.stream.take() {
             let _ = r.deregister_io(&mut s);
         }
+        let now = sluice_core::event::now();
+        self.log_try(r, |t| {
+            t.end.get_or_insert(now);
+        });
     }
 
     /// An attempt failed before the response started: next peer, or the
     /// error status.
     fn fail(&mut self, r: &mut Request, why: Failure) -> Flow {
-        self.close_upstream(r);
         let status = if why == Failure::Timeout { 504 } else { 502 };
         self.log_try(r, |t| {
             t.status = Some(status);
@@ -368,17 +379,15 @@ impl ProxyTask {
         });
         // A stale pooled connection is not the peer's fault: try it fresh.
         if self.reused && why == Failure::Error {
+            self.close_upstream(r);
             if let Some(i) = self.peer {
-                self.target.group.release(i, false);
                 self.tried = forget(&self.tried, i);
             }
             self.reused = false;
             return self.connect(r);
         }
-        if let Some(i) = self.peer {
-            self.release_failed(r, i, true, self.state);
-            self.peer = None;
-        }
+        self.finish_peer(r, true);
+        self.close_upstream(r);
         let cond = match why {
             Failure::Error => next::ERROR,
             Failure::Timeout => next::TIMEOUT,
@@ -414,7 +423,9 @@ impl ProxyTask {
                 return false;
             }
         }
-        self.tried.count() < self.target.group.peer_count()
+        // Peers marked `down` never count as left to try.
+        let live = (0..self.target.group.peer_count()).filter(|&i| !self.target.group.peer(i).down).count();
+        self.tried.count() < live
     }
 
     /// Some of the request reached an upstream.
@@ -554,11 +565,9 @@ impl ProxyTask {
         });
         let cond = next::for_status(status);
         if cond != 0 && self.conf(r).next_upstream() & cond != 0 && self.may_retry(r, cond) {
+            // 403 and 404 are answers, not failures of the peer.
+            self.finish_peer(r, !matches!(status, 403 | 404));
             self.close_upstream(r);
-            if let Some(i) = self.peer.take() {
-                // 403 and 404 are answers, not failures of the peer.
-                self.release_failed(r, i, !matches!(status, 403 | 404), State::ReadingHead);
-            }
             self.log_try(r, |t| t.end = Some(now));
             return self.connect(r);
         }
@@ -580,11 +589,6 @@ impl ProxyTask {
             return super::tunnel::start(self, r, h);
         }
         super::response::headers_out(r, &h);
-        if let Some(i) = self.peer {
-            // The attempt succeeded as far as the peer's health goes.
-            self.target.group.release(i, false);
-            self.peer_released = true;
-        }
         if let Err(e) = r.send_header() {
             sluice_http::req_log!(r, Level::Info, "{}", e.0);
             return self.give_up(r, 499);
@@ -663,10 +667,6 @@ impl ProxyTask {
     /// out, then the connection closes without the end of the body.
     pub(super) fn abort(&mut self, r: &mut Request) -> Flow {
         self.close_upstream(r);
-        if let (Some(i), false) = (self.peer, self.peer_released) {
-            self.release_failed(r, i, true, self.state);
-            self.peer_released = true;
-        }
         self.deadline = None;
         r.truncate_response();
         Flow::Done

@@ -38,10 +38,6 @@ pub(super) fn start(task: &mut ProxyTask, r: &mut Request, h: UpstreamHead) -> F
     super::response::headers_out(r, &h);
     r.keepalive = false;
     task.upstream_reusable = false;
-    if let Some(i) = task.peer {
-        task.target.group.release(i, false);
-        task.peer_released = true;
-    }
     if r.send_header().is_err() {
         return task.give_up(r, 499);
     }

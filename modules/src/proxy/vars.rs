@@ -62,7 +62,8 @@ pub(crate) fn add(vars: &mut Variables) -> Result<(), String> {
         })
     })?;
     vars.add("upstream_response_time", |r, _| {
-        join(r, |t, out| secs(out, Some(t.end.unwrap_or_else(sluice_core::event::now) - t.start)))
+        // An attempt still running has no response time yet ("-").
+        join(r, |t, out| secs(out, t.end.map(|e| e.saturating_duration_since(t.start))))
     })?;
     vars.add("upstream_connect_time", |r, _| join(r, |t, out| secs(out, t.connect)))?;
     vars.add("upstream_header_time", |r, _| join(r, |t, out| secs(out, t.header)))?;
@@ -71,7 +72,7 @@ pub(crate) fn add(vars: &mut Variables) -> Result<(), String> {
 }
 
 fn ctx(r: &Request) -> Option<&ProxyCtx> {
-    r.ctx::<_, _, _, ProxyCtx>(&KEY)
+    r.lasting_ctx::<_, _, _, ProxyCtx>(&KEY)
 }
 
 fn join(r: &Request, each: impl Fn(&TryLog, &mut String)) -> Option<Bytes> {
