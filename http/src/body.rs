@@ -77,6 +77,11 @@ pub struct RequestBody {
     discard: bool,
     /// Handed to the handler piece by piece (`stream_body`), never to a file.
     streaming: bool,
+    /// Streaming: bufs of `bufs` already handed out, and their bytes. They
+    /// stay for `$request_body` while the whole body fits in
+    /// `client_body_buffer_size`, as nginx's do.
+    handed_bufs: usize,
+    handed: u64,
     pub(crate) next: Option<fn(&mut Request) -> Flow>,
     pub(crate) continue_sent: bool,
 }
@@ -141,6 +146,7 @@ struct Limits {
     buffer: u64,
     in_file: BodyInFile,
     temp_dir: PathBuf,
+    single_buffer: bool,
 }
 
 fn limits(r: &Request) -> Limits {
@@ -150,6 +156,7 @@ fn limits(r: &Request) -> Limits {
         buffer: c.client_body_buffer_size.unwrap_or(16 * 1024),
         in_file: c.client_body_in_file_only.unwrap_or(BodyInFile::Off),
         temp_dir: c.client_body_temp_path.clone().unwrap_or_else(|| PathBuf::from("client_body_temp")),
+        single_buffer: c.client_body_in_single_buffer.unwrap_or(false),
     }
 }
 
@@ -261,11 +268,16 @@ pub(crate) fn pump(r: &mut Request) -> Pump {
         match res {
             Ok(true) => {
                 r.body.finish();
+                if lim.single_buffer && r.body.file.is_none() && r.body.bufs.buf_count() > 1 {
+                    if let Ok(all) = r.body.bufs.to_vec() {
+                        r.body.bufs = Chain::one(Buf::mem(all));
+                    }
+                }
                 return Pump::Done;
             }
             // A streamed body waits in memory for the handler to take it:
             // at `client_body_buffer_size` reading stops until it does.
-            Ok(false) if r.body.streaming && r.body.bufs.len() >= lim.buffer => return Pump::NeedMore,
+            Ok(false) if r.body.streaming && r.body.received - r.body.handed >= lim.buffer => return Pump::NeedMore,
             Ok(false) => {}
             Err(code) => {
                 if code == 400 {
@@ -377,9 +389,21 @@ impl Request {
                 return Err(s);
             }
         }
-        let chain = std::mem::take(&mut self.body.bufs);
-        self.body.mem_len = 0;
-        Ok((chain, self.body.state == BodyState::Done))
+        let b = &mut self.body;
+        let mut chain = Chain::new();
+        for buf in &b.bufs.bufs()[b.handed_bufs..] {
+            chain.push(buf.clone());
+        }
+        b.handed_bufs = b.bufs.buf_count();
+        b.handed = b.received;
+        let keep = self.core_loc().client_body_buffer_size.unwrap_or(16 * 1024);
+        let b = &mut self.body;
+        if b.received > keep {
+            // Too large to keep for `$request_body`: only the upstream has it.
+            b.bufs = Chain::new();
+            b.handed_bufs = 0;
+        }
+        Ok((chain, b.state == BodyState::Done))
     }
 
     /// The body streams to the request's task (rather than being read
@@ -424,7 +448,7 @@ mod tests {
     use super::*;
 
     fn lim(buffer: u64, dir: &std::path::Path) -> Limits {
-        Limits { max: 1 << 20, buffer, in_file: BodyInFile::Off, temp_dir: dir.to_path_buf() }
+        Limits { max: 1 << 20, buffer, in_file: BodyInFile::Off, temp_dir: dir.to_path_buf(), single_buffer: false }
     }
 
     #[test]

@@ -224,6 +224,17 @@ impl HttpConfCx {
         Ok(())
     }
 
+    /// Makes the location being read answer its name without the trailing
+    /// slash with a 301 to the name (nginx's `auto_redirect`, which
+    /// `proxy_pass` and the other pass handlers set).
+    pub fn set_auto_redirect(&mut self) -> Result<(), SetError> {
+        let core = self.loc.last_mut().expect("location confs")[0]
+            .downcast_mut::<CoreLocConf>()
+            .ok_or("auto_redirect is set from inside the core module")?;
+        core.auto_redirect = true;
+        Ok(())
+    }
+
     /// Runs `f` on a module's main conf (e.g. from a location-level
     /// directive that registers something for the whole `http` block).
     pub fn with_main_conf<M: 'static, S, L, R>(

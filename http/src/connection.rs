@@ -174,7 +174,14 @@ pub(crate) fn drive(mut slot: Slot, ev: Event) -> Next {
                     if writable || !r.conn.out.is_empty() {
                         let _ = crate::filters::write::flush_conn(&mut r);
                         if r.conn.out.is_empty() && !r.conn.broken {
-                            resume_task(&mut r, Resume::Writable);
+                            if r.task.is_some() {
+                                resume_task(&mut r, Resume::Writable);
+                            } else if r.header_sent() && !r.last_sent && !r.truncated {
+                                // A filter still holds part of the response
+                                // (it answered Again with input left): run
+                                // the filters again, as nginx's writer does.
+                                let _ = r.output(sluice_core::Chain::new());
+                            }
                         }
                     }
                 }

@@ -143,6 +143,9 @@ pub enum ServerTokens {
 pub struct CoreLocConf {
     pub(crate) locations: Vec<LocationBuild>,
     pub(crate) content_handler: Option<Arc<dyn PhaseHandler>>,
+    /// A URI equal to the location's name without its trailing slash gets
+    /// a 301 to the name (set by handlers such as `proxy_pass`).
+    pub(crate) auto_redirect: bool,
     /// `root` (html).
     pub root: Option<ComplexValue>,
     /// `alias`.
@@ -179,6 +182,9 @@ pub struct CoreLocConf {
     pub client_body_temp_path: Option<PathBuf>,
     /// `client_body_in_file_only` (off).
     pub client_body_in_file_only: Option<BodyInFile>,
+    /// `client_body_in_single_buffer` (off): a body kept in memory is one
+    /// buffer (one piece for `$request_body` and for upstreams).
+    pub client_body_in_single_buffer: Option<bool>,
     /// `send_timeout` (60s).
     pub send_timeout: Option<Duration>,
     /// `sendfile` (off).
@@ -290,6 +296,7 @@ fn directives() -> Vec<Directive<HttpConfCx>> {
         Directive::new("client_max_body_size", any_loc(), Args::TAKE1, Loc, directive::offset(|c: &mut CoreLocConf| &mut c.client_max_body_size)),
         Directive::new("client_body_buffer_size", any_loc(), Args::TAKE1, Loc, directive::size(|c: &mut CoreLocConf| &mut c.client_body_buffer_size)),
         Directive::new("client_body_temp_path", any_loc(), Args::TAKE1234, Loc, custom(set_body_temp_path)),
+        Directive::new("client_body_in_single_buffer", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.client_body_in_single_buffer)),
         Directive::new("client_body_in_file_only", any_loc(), Args::TAKE1, Loc, directive::enumeration(BODY_IN_FILE, |c: &mut CoreLocConf| { &mut c.client_body_in_file_only })),
         Directive::new("send_timeout", any_loc(), Args::TAKE1, Loc, directive::time(|c: &mut CoreLocConf| &mut c.send_timeout)),
         Directive::new("sendfile", any_loc() | C::HTTP_LIF, Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.sendfile)),
@@ -750,6 +757,7 @@ impl HttpModule for CoreModule {
         merge(&mut c.client_body_buffer_size, &p.client_body_buffer_size, 16 * 1024);
         merge(&mut c.client_body_temp_path, &p.client_body_temp_path, PathBuf::from("client_body_temp"));
         merge(&mut c.client_body_in_file_only, &p.client_body_in_file_only, BodyInFile::Off);
+        merge(&mut c.client_body_in_single_buffer, &p.client_body_in_single_buffer, false);
         merge(&mut c.send_timeout, &p.send_timeout, Duration::from_secs(60));
         merge(&mut c.sendfile, &p.sendfile, false);
         merge(&mut c.tcp_nopush, &p.tcp_nopush, false);

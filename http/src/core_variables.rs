@@ -57,6 +57,16 @@ fn cookie(r: &Request, name: &str) -> Option<Bytes> {
     None
 }
 
+/// `$sent_trailer_NAME`: a trailer of the response (`-` and `_` alike,
+/// case-insensitive, as header variables).
+fn sent_trailer(r: &Request, name: &str) -> Option<Bytes> {
+    let wanted = |n: &[u8]| {
+        n.len() == name.len()
+            && n.iter().zip(name.bytes()).all(|(&a, b)| a.to_ascii_lowercase() == b || (a == b'-' && b == b'_'))
+    };
+    r.headers_out.trailers.iter().find(|(n, _)| wanted(n)).map(|(_, v)| v.clone())
+}
+
 /// `$sent_http_NAME`: a response header; `Connection`, `Keep-Alive` and
 /// `Transfer-Encoding` are decided by the header writer and chunked filter,
 /// so they are derived from the request's state as those write them.
@@ -141,6 +151,7 @@ pub fn register(v: &mut Variables) -> Result<(), String> {
     v.add("document_root", |r, _| r.core_loc().root.as_ref().map(|cv| cv.eval(r)))?;
     v.add_prefix("http_", http_header)?;
     v.add_prefix("sent_http_", sent_http)?;
+    v.add_prefix("sent_trailer_", sent_trailer)?;
     v.add_prefix("arg_", |r, name| arg(&r.args, name))?;
     v.add_prefix("cookie_", cookie)?;
     Ok(())

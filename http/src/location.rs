@@ -148,6 +148,10 @@ pub struct Found {
     pub captures: Vec<Option<Range<usize>>>,
     /// Named groups: name → group index.
     pub capture_names: Vec<(String, usize)>,
+    /// The URI is this location's name without its trailing slash, and the
+    /// location redirects such URIs (`proxy_pass` in `location /a/`): the
+    /// client gets a 301 to the URI with the slash.
+    pub auto_redirect: bool,
 }
 
 impl LocationTree {
@@ -171,15 +175,33 @@ impl LocationTree {
     pub fn find(&self, uri: &[u8]) -> Option<Found> {
         let mut best: Option<Found> = None;
         let mut stop = false;
+        let mut redirect: Option<&Arc<Location>> = None;
         for l in &self.statics {
             let name = l.name().as_bytes();
+            if redirect.is_none() && name.len() == uri.len() + 1 && name.starts_with(uri) && name.ends_with(b"/") {
+                let core: &crate::core_module::CoreLocConf = crate::module::downcast(l.confs[0].as_ref());
+                if core.auto_redirect {
+                    redirect = Some(l);
+                    continue;
+                }
+            }
             match &l.matcher {
                 LocMatch::Exact(_) if uri == name => {
-                    return Some(Found { location: l.clone(), captures: Vec::new(), capture_names: Vec::new() });
+                    return Some(Found {
+                        location: l.clone(),
+                        captures: Vec::new(),
+                        capture_names: Vec::new(),
+                        auto_redirect: false,
+                    });
                 }
                 LocMatch::Prefix { no_regex, .. } if uri.starts_with(name) => {
                     stop = *no_regex;
-                    best = Some(Found { location: l.clone(), captures: Vec::new(), capture_names: Vec::new() });
+                    best = Some(Found {
+                        location: l.clone(),
+                        captures: Vec::new(),
+                        capture_names: Vec::new(),
+                        auto_redirect: false,
+                    });
                     if let Some(deeper) = l.nested.find(uri) {
                         let settled = deeper.location.is_exact() || deeper.location.is_regex() || deeper.stops();
                         best = Some(deeper);
@@ -191,6 +213,16 @@ impl LocationTree {
                 }
                 _ => {}
             }
+        }
+        // As nginx's static tree: the redirect wins over shorter prefixes
+        // and over regexes; only an exact match for the URI beats it.
+        if let Some(l) = redirect {
+            return Some(Found {
+                location: l.clone(),
+                captures: Vec::new(),
+                capture_names: Vec::new(),
+                auto_redirect: true,
+            });
         }
         if !stop {
             for l in &self.regexes {
@@ -206,6 +238,7 @@ impl LocationTree {
                             .enumerate()
                             .filter_map(|(i, n)| n.map(|n| (n.to_string(), i)))
                             .collect(),
+                        auto_redirect: false,
                     };
                     return Some(l.nested.find(uri).unwrap_or(found));
                 }

@@ -177,6 +177,17 @@ fn find_config(r: &mut Request) -> Step {
     r.uri_changed = false;
     let found = r.server.root.nested.find(&r.uri);
     match found {
+        Some(f) if f.auto_redirect => {
+            r.loc = f.location;
+            let mut to = bytes::BytesMut::from(&r.uri[..]);
+            to.extend_from_slice(b"/");
+            if !r.args.is_empty() {
+                to.extend_from_slice(b"?");
+                to.extend_from_slice(&r.args);
+            }
+            r.headers_out.location = Some(to.freeze());
+            return Step::Finish(Flow::Status(301));
+        }
         Some(f) => {
             if !f.captures.is_empty() {
                 let subject = r.uri.clone();

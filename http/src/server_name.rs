@@ -107,6 +107,7 @@ impl ServerNames {
                             location: s.root.clone(),
                             captures: groups,
                             capture_names: names,
+                            auto_redirect: false,
                         }),
                     );
                 }

@@ -121,6 +121,11 @@ pub(crate) fn send(r: &mut Request, status: u16) {
 
 fn send_builtin(r: &mut Request, status: u16) {
     let tokens = r.core_loc().server_tokens.unwrap_or(ServerTokens::On);
+    // A redirect answered by an error page's own location is that
+    // location's answer (nginx's special response sets `err_status`).
+    if (301..=308).contains(&status) && r.err_status != 0 {
+        r.err_status = status;
+    }
     // The challenge of a 401 stays with its page (nginx keeps it in its
     // own `www_authenticate` field, which an error page does not clear).
     r.headers_out.headers.retain(|(n, _)| status == 401 && n.eq_ignore_ascii_case(b"www-authenticate"));

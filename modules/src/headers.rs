@@ -31,10 +31,12 @@ use bytes::Bytes;
 
 use sluice_core::conf::directive::{custom, duplicate, Args, Contexts as C, Directive, Level};
 use sluice_core::conf::{SetError, Statement};
+use sluice_core::Chain;
 use sluice_http::module::{downcast, downcast_mut};
 use sluice_http::variables::ComplexValue;
 use sluice_http::{
-    AnyConf, ConfKey, FilterResult, HeaderFilter, HttpConfCx, HttpModule, ModuleIndex, NextHeader, PostConf, Request,
+    AnyConf, BodyFilter, ConfKey, FilterResult, HeaderFilter, HttpConfCx, HttpModule, ModuleIndex, NextBody,
+    NextHeader, PostConf, Request,
 };
 
 /// One `add_header` / `add_trailer` line.
@@ -274,14 +276,43 @@ impl HeaderFilter for HeadersFilter {
             add_header(r, &e.name, v);
         }
         if r.protocol() == "HTTP/1.1" && !r.header_only {
-            for e in trailers.iter().filter(|e| safe || e.always) {
-                let v = e.value.eval(r);
-                if !v.is_empty() {
-                    r.headers_out.trailers.push((e.name.clone(), v));
+            let due: Vec<Entry> = trailers.iter().filter(|e| safe || e.always).cloned().collect();
+            if !due.is_empty() {
+                // Named now, so the chunked filter chooses chunked framing;
+                // valued at the end of the body (see `TrailersFilter`), when
+                // `$sent_http_*` and `$upstream_*` are final.
+                for e in &due {
+                    r.headers_out.trailers.push((e.name.clone(), Bytes::new()));
                 }
+                r.set_ctx(&KEY, PendingTrailers(due));
             }
         }
         next.call(r)
+    }
+}
+
+/// The trailers a response will end with, valued when its last buf passes.
+struct PendingTrailers(Vec<Entry>);
+
+/// Values the trailers when the last buf passes, in the order written (a
+/// trailer may refer to an earlier one with `$sent_trailer_NAME`); empty
+/// values are left out.
+struct TrailersFilter;
+
+impl BodyFilter for TrailersFilter {
+    fn body_filter(&self, r: &mut Request, chain: Chain, next: NextBody<'_>) -> FilterResult {
+        if chain.is_last() {
+            if let Some(PendingTrailers(due)) = r.take_ctx(&KEY) {
+                r.headers_out.trailers.clear();
+                for e in &due {
+                    let v = e.value.eval(r);
+                    if !v.is_empty() {
+                        r.headers_out.trailers.push((e.name.clone(), v));
+                    }
+                }
+            }
+        }
+        next.call(r, chain)
     }
 }
 
@@ -344,6 +375,7 @@ impl HttpModule for HeadersModule {
 
     fn postconfiguration(&self, cf: &mut PostConf) -> Result<(), String> {
         cf.push_header_filter(Arc::new(HeadersFilter));
+        cf.push_body_filter(Arc::new(TrailersFilter));
         Ok(())
     }
 }

@@ -157,6 +157,9 @@ fn set_pass(cx: &mut HttpConfCx, c: &mut ProxyLocConf, stmt: &Statement) -> Resu
         _ => None,
     };
     c.pass = Some(Arc::new(pass));
+    if matches!(cx.location_kind(), LocationKind::Prefix(ref n) | LocationKind::Exact(ref n) if n.ends_with('/')) {
+        cx.set_auto_redirect()?;
+    }
     cx.set_content_handler(super::handler())
 }
 
