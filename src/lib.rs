@@ -53,6 +53,7 @@ pub fn modules() -> Vec<Arc<dyn HttpModule>> {
         Arc::new(sluice_modules::map::MapModule),
         Arc::new(sluice_modules::rewrite::RewriteModule),
         Arc::new(sluice_modules::range::RangeModule),
+        Arc::new(sluice_modules::gzip::GzipModule),
         Arc::new(sluice_modules::charset::CharsetModule),
         Arc::new(sluice_modules::access::AccessModule),
         Arc::new(sluice_modules::auth_basic::AuthBasicModule),
