@@ -552,7 +552,9 @@ fn level_bounds(v: &u64) -> Result<(), String> {
 }
 
 fn loc(name: &'static str, args: Args, set: SetFn<HttpConfCx>) -> Directive<HttpConfCx> {
-    Directive::new(name, C::HTTP_ANY | C::HTTP_LIF, args, Level::Loc, set)
+    // Only `gzip` itself may sit in an `if` block, as in nginx.
+    let ctx = if name == "gzip" { C::HTTP_ANY | C::HTTP_LIF } else { C::HTTP_ANY };
+    Directive::new(name, ctx, args, Level::Loc, set)
 }
 
 impl HttpModule for GzipModule {
