@@ -144,7 +144,8 @@ fn head_304_short_refused_and_untyped_are_left_alone() {
     assert_eq!(r.header("Content-Encoding"), None);
     let r = request(&s, "GET", "/short.txt", AE);
     assert_eq!((r.header("Content-Encoding"), r.body_str().as_str()), (None, "tiny body"));
-    for refusal in ["Accept-Encoding: gzip;q=0\r\n", "Accept-Encoding: deflate, br\r\n", "Accept-Encoding: x-gzip\r\n"] {
+    for refusal in ["Accept-Encoding: gzip;q=0\r\n", "Accept-Encoding: deflate, br\r\n", "Accept-Encoding: x-gzip\r\n"]
+    {
         let r = request(&s, "GET", "/t.txt", refusal);
         assert_eq!(r.header("Content-Encoding"), None, "{refusal}");
         assert_eq!(r.header("Content-Length"), Some("5000"));

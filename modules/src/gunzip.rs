@@ -140,10 +140,8 @@ impl Inflater {
         let room = out.room();
         let start = room.len();
         let before = self.z.total_in();
-        let status = self
-            .z
-            .decompress_vec(input, room, FlushDecompress::None)
-            .map_err(|e| format!("inflate() failed: {e}"))?;
+        let status =
+            self.z.decompress_vec(input, room, FlushDecompress::None).map_err(|e| format!("inflate() failed: {e}"))?;
         self.crc.update(&room[start..]);
         if status == Status::StreamEnd {
             self.stage = Stage::Trailer;

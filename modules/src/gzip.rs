@@ -312,9 +312,11 @@ pub fn is_msie6(ua: &[u8]) -> bool {
 
 /// True when a `Cache-Control` value of the response names `token`.
 fn cache_control_has(r: &Request, token: &[u8]) -> bool {
-    r.headers_out.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(b"cache-control")).any(|(_, v)| {
-        v.split(|&c| c == b',').any(|p| p.trim_ascii().split(|&c| c == b'=').next() == Some(token))
-    })
+    r.headers_out
+        .headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(b"cache-control"))
+        .any(|(_, v)| v.split(|&c| c == b',').any(|p| p.trim_ascii().split(|&c| c == b'=').next() == Some(token)))
 }
 
 /// `gzip_proxied` for a request with `Via`: may its response be gzipped?
@@ -330,7 +332,8 @@ fn proxied_ok(r: &Request, p: u16) -> bool {
             return false;
         }
         let expires = sluice_core::time::parse_http_date(&String::from_utf8_lossy(&e));
-        let date = r.headers_out.get("Date").and_then(|d| sluice_core::time::parse_http_date(&String::from_utf8_lossy(&d)));
+        let date =
+            r.headers_out.get("Date").and_then(|d| sluice_core::time::parse_http_date(&String::from_utf8_lossy(&d)));
         let now = date.unwrap_or_else(std::time::SystemTime::now);
         return expires.is_some_and(|x| x < now);
     }
@@ -569,7 +572,11 @@ impl HttpModule for GzipModule {
     fn directives(&self) -> Vec<Directive<HttpConfCx>> {
         use sluice_core::conf::directive::custom;
         const VERSIONS: &[(&str, (u8, u8))] = &[("1.0", (1, 0)), ("1.1", (1, 1))];
-        let level = checked(number(|c: &mut GzipLocConf| &mut c.comp_level), |c: &mut GzipLocConf| &mut c.comp_level, level_bounds);
+        let level = checked(
+            number(|c: &mut GzipLocConf| &mut c.comp_level),
+            |c: &mut GzipLocConf| &mut c.comp_level,
+            level_bounds,
+        );
         vec![
             loc("gzip", Args::FLAG, flag(|c: &mut GzipLocConf| &mut c.enable)),
             loc("gzip_buffers", Args::TAKE2, custom(set_buffers)),

@@ -97,7 +97,13 @@ fn handle(r: &mut Request) -> Flow {
                 && path.as_os_str().as_bytes().len() < 4096
             {
                 let level = if e.kind() == ErrorKind::PermissionDenied { LogLevel::Error } else { LogLevel::Crit };
-                sluice_http::req_log!(r, level, "open() \"{}\" failed ({})", path.display(), sluice_core::log::os_error(&e));
+                sluice_http::req_log!(
+                    r,
+                    level,
+                    "open() \"{}\" failed ({})",
+                    path.display(),
+                    sluice_core::log::os_error(&e)
+                );
             }
             return Flow::Declined;
         }

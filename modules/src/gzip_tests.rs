@@ -66,7 +66,9 @@ fn accept_encoding_as_nginx_reads_it() {
     for yes in [&b"gzip"[..], b"gzip, deflate", b"deflate, gzip", b"br,gzip", b"GZIP", b"gzip;q=0.5", b"gzip; q=1"] {
         assert!(accepts_gzip(yes), "{}", String::from_utf8_lossy(yes));
     }
-    for no in [&b"deflate"[..], b"gzip;q=0", b"gzip;q=0.000", b"x-gzip", b"gzipx", b"gzip;q=", b"gzip;q=2", b"gzip;level=1"] {
+    for no in
+        [&b"deflate"[..], b"gzip;q=0", b"gzip;q=0.000", b"x-gzip", b"gzipx", b"gzip;q=", b"gzip;q=2", b"gzip;level=1"]
+    {
         assert!(!accepts_gzip(no), "{}", String::from_utf8_lossy(no));
     }
     assert_eq!(quality(b"0.001"), 1);
@@ -194,7 +196,8 @@ fn input_after_the_end_is_ignored() {
 }
 
 fn tempfile() -> std::fs::File {
-    let dir = std::env::temp_dir().join(format!("sluice-gzip-test-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let dir =
+        std::env::temp_dir().join(format!("sluice-gzip-test-{}-{:?}", std::process::id(), std::thread::current().id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("body");
     let f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();

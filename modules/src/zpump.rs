@@ -122,7 +122,14 @@ impl<C: Codec> Pump<C> {
     /// A pump producing at most about `number × size` bytes per pass.
     pub fn new(codec: C, number: usize, size: usize) -> Pump<C> {
         let size = size.max(64);
-        Pump { codec, input: Chain::new(), out: OutBuf::new(size), budget: number.max(1) * size, read_buf: Vec::new(), done: false }
+        Pump {
+            codec,
+            input: Chain::new(),
+            out: OutBuf::new(size),
+            budget: number.max(1) * size,
+            read_buf: Vec::new(),
+            done: false,
+        }
     }
 
     /// True when no input waits.
@@ -201,7 +208,13 @@ impl<C: Codec> Pump<C> {
 
 /// Feeds up to [`PIECE`] bytes of `b` to the codec; returns how many it
 /// consumed.
-fn feed<C: Codec>(codec: &mut C, b: &Buf, out: &mut OutBuf, limit: usize, read_buf: &mut Vec<u8>) -> Result<usize, String> {
+fn feed<C: Codec>(
+    codec: &mut C,
+    b: &Buf,
+    out: &mut OutBuf,
+    limit: usize,
+    read_buf: &mut Vec<u8>,
+) -> Result<usize, String> {
     let n = (b.len() as usize).min(PIECE);
     match &b.payload {
         Payload::Mem(m) => codec.write(&m[..n], out, limit),
