@@ -9,8 +9,9 @@
 //! The core pushes the protocol filters first (header writer and write
 //! filter at the very bottom, chunked above them). Then, following nginx's
 //! `auto/modules`, the header filters run
-//! not_modified → headers → charset → range → chunked → header writer,
-//! and the body filters range_body → charset → chunked → write:
+//! not_modified → headers → gunzip → charset → gzip → range → chunked →
+//! header writer, and the body filters
+//! range_body → gunzip → charset → gzip → chunked → write:
 //!
 //! * `not_modified` is listed last so it runs first: it judges the
 //!   handler's own `Last-Modified` / `ETag`, before `add_header` changes
@@ -20,21 +21,31 @@
 //! * `range` (the header filter) sits below `charset` and `headers`, so
 //!   multipart part heads carry the final `Content-Type`; `range_body` is a
 //!   module of its own, listed after `headers`, so the body is sliced
-//!   before `charset` recodes it (only the requested bytes are recoded).
+//!   before `charset` recodes it (only the requested bytes are recoded);
 //! * `sub` (sub_filter) is listed right after `charset`, so it runs just
 //!   before it, as in nginx: the strings are searched in the body as the
 //!   handler produced it, before `charset` recodes it, before `gzip`
 //!   (listed before `charset`) compresses it and before `chunked` frames
 //!   it; its header filter drops `Content-Length` before `chunked` chooses
-//!   the framing.
+//!   the framing;
+//! * `gzip` is listed right after `range`, so it runs just above it: it
+//!   compresses what every other filter made (charset's recoding
+//!   included), and it drops `Accept-Ranges` before `range` would offer
+//!   ranges of a body whose length it changes; it sits above `chunked`, so
+//!   a compressed body (no Content-Length) goes out chunked;
+//! * `gunzip` is listed just before `headers` (after `charset`): it
+//!   inflates a gzipped body first, so the filters below it (charset,
+//!   and later sub_filter) see plain text, and `gzip` below it leaves the
+//!   response alone for a client that does not accept gzip anyway.
 //!
 //! **Phase handler order.** Handlers run in list order within their
 //! phase (nginx registers them the other way round and runs its phase
 //! arrays last-registered first; the result is the same):
 //!
-//! * content: `index`, then `autoindex`, then `static` — a directory URI is
-//!   the index's when an index file exists, else autoindex lists it when
-//!   enabled; a file URI falls through to static;
+//! * content: `index`, then `autoindex`, then `gzip_static`, then
+//!   `static` — a directory URI is the index's when an index file exists,
+//!   else autoindex lists it when enabled; a file URI falls through to
+//!   gzip_static, which answers with `file.gz` when it may, else to static;
 //! * precontent: `try_files`;
 //! * server_rewrite and rewrite: `rewrite` (`map` only adds variables,
 //!   evaluated when used, so its place is free);
@@ -55,16 +66,19 @@ pub fn modules() -> Vec<Arc<dyn HttpModule>> {
         Arc::new(sluice_modules::proxy::ProxyModule),
         Arc::new(sluice_modules::index::IndexModule),
         Arc::new(sluice_modules::autoindex::AutoindexModule),
+        Arc::new(sluice_modules::gzip_static::GzipStaticModule),
         Arc::new(sluice_modules::static_file::StaticModule),
         Arc::new(sluice_modules::try_files::TryFilesModule),
         Arc::new(sluice_modules::log::LogModule),
         Arc::new(sluice_modules::map::MapModule),
         Arc::new(sluice_modules::rewrite::RewriteModule),
         Arc::new(sluice_modules::range::RangeModule),
+        Arc::new(sluice_modules::gzip::GzipModule),
         Arc::new(sluice_modules::charset::CharsetModule),
         Arc::new(sluice_modules::sub_filter::SubFilterModule),
         Arc::new(sluice_modules::access::AccessModule),
         Arc::new(sluice_modules::auth_basic::AuthBasicModule),
+        Arc::new(sluice_modules::gunzip::GunzipModule),
         Arc::new(sluice_modules::headers::HeadersModule),
         Arc::new(sluice_modules::range::RangeBodyModule),
         Arc::new(sluice_modules::not_modified::NotModifiedModule),
