@@ -584,8 +584,12 @@ mod tests {
         assert!(!some.contains(&"proxy"));
         assert!(!some.contains(&"gzip"));
         assert_eq!(some.len(), all.len() - 3);
-        // A prefix of a name is not that module.
-        assert!(nginx_modules_missing(&["upstream"]).contains(&"upstream_hash"));
+        // A prefix of a name is not that module...
+        assert!(nginx_modules_missing(&["upstream_zone"]).contains(&"upstream_hash"));
+        // ... but the upstream module does the balancers' work.
+        let with_upstream = nginx_modules_missing(&["upstream"]);
+        assert!(!with_upstream.contains(&"upstream_hash") && !with_upstream.contains(&"upstream_keepalive"));
+        assert!(with_upstream.contains(&"upstream_zone"));
     }
 
     #[test]

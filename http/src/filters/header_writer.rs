@@ -121,8 +121,15 @@ fn write_head(r: &Request, b: &mut BytesMut) {
     }
     b.put_slice(b"\r\n");
     let tokens = r.core_loc().server_tokens.unwrap_or(ServerTokens::On);
-    put_header(b, b"Server: ", special::server_signature(tokens).as_bytes());
-    sluice_core::time::with_cached_http_date(|d| put_header(b, b"Date: ", d));
+    // A handler's own Server or Date (a proxied response with
+    // `proxy_pass_header`) replaces the server's, as in nginx.
+    let has = |name: &[u8]| r.headers_out.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+    if !has(b"server") {
+        put_header(b, b"Server: ", special::server_signature(tokens).as_bytes());
+    }
+    if !has(b"date") {
+        sluice_core::time::with_cached_http_date(|d| put_header(b, b"Date: ", d));
+    }
     if let Some(ct) = &ho.content_type {
         put_header(b, b"Content-Type: ", ct);
     }
