@@ -93,7 +93,11 @@ fn all_peers_down_gives_502_page() {
     assert_eq!(r.status, 502);
     assert!(r.body_str().contains("<center><h1>502 Bad Gateway</h1></center>"), "{}", r.body_str());
     let log = s.error_log();
-    assert_eq!(log.matches("connect() failed (111: Connection refused) while connecting to upstream").count(), 2, "{log}");
+    assert_eq!(
+        log.matches("connect() failed (111: Connection refused) while connecting to upstream").count(),
+        2,
+        "{log}"
+    );
 }
 
 #[test]

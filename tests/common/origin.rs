@@ -237,6 +237,19 @@ impl OriginConn {
         self.sock.write_all(bytes).is_ok()
     }
 
+    /// Writes all of `bytes`, returning the error if any.
+    pub fn try_write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.sock.write_all(bytes)
+    }
+
+    /// Reads once (already-buffered bytes first); empty on EOF or error.
+    pub fn read_some(&mut self) -> Vec<u8> {
+        if self.buf.is_empty() && !self.fill() {
+            return Vec::new();
+        }
+        std::mem::take(&mut self.buf)
+    }
+
     /// Reads and discards until EOF or error; true on a clean EOF or a
     /// reset, false on a timeout of `limit`.
     pub fn wait_eof(&mut self, limit: Duration) -> bool {
