@@ -569,3 +569,32 @@ fn upstream_variables_two_tries() {
     // A try ended by its status (next upstream) reads no body: nginx logs 0.
     assert_eq!(f[5], "0, 5");
 }
+
+#[test]
+fn named_location_passes_the_original_uri() {
+    let o = Origin::fixed(OK5);
+    let s = start(
+        &o,
+        "http { server { listen 127.0.0.1:%%PORT%%; root %%DIR%%;
+            location / { try_files /nonexistent @be; }
+            location @be { proxy_pass http://127.0.0.1:@P@; } } }",
+    );
+    assert_eq!(get(&s, "/n/x?y=1").body_str(), "hello");
+    assert_eq!(only_request(&o).head.target, "/n/x?y=1");
+}
+
+#[test]
+fn ignore_headers_x_accel_redirect() {
+    let o = Origin::fixed(b"HTTP/1.1 200 OK\r\nX-Accel-Redirect: /internal/f.txt\r\nContent-Length: 6\r\n\r\norigin");
+    let s = start(
+        &o,
+        "http { server { listen 127.0.0.1:%%PORT%%; root %%DIR%%;
+            location /internal/ { internal; }
+            location / { proxy_pass http://127.0.0.1:@P@; proxy_ignore_headers X-Accel-Redirect; } } }",
+    );
+    s.write_file("internal/f.txt", "file\n");
+    let r = get(&s, "/u");
+    assert_eq!((r.status, r.body_str().as_str()), (200, "origin"), "{r:?}");
+    // Ignored, but still hidden from the client as nginx does.
+    assert_eq!(r.header("X-Accel-Redirect"), None);
+}

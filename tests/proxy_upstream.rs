@@ -222,3 +222,43 @@ fn least_conn_avoids_the_busy_peer() {
     assert!(v.iter().all(|x| x != busy), "busy peer {busy} got {v:?}");
     assert_eq!(slow.read_response().map(|r| r.body_str()), Some(busy.to_string()));
 }
+
+#[test]
+fn next_upstream_on_timeout() {
+    let silent = Origin::start(|c| {
+        c.read_request();
+        c.wait_eof(Duration::from_secs(5));
+    });
+    let b = named("b");
+    let s = group(
+        &format!("server {}; server {};", silent.addr(), b.addr()),
+        "proxy_read_timeout 500ms; proxy_next_upstream timeout;",
+    );
+    assert_eq!(s.get("/").body_str(), "b");
+    assert!(
+        s.error_log()
+            .contains("upstream timed out (110: Connection timed out) while reading response header from upstream"),
+        "{}",
+        s.error_log()
+    );
+}
+
+#[test]
+fn keepalive_pool_survives_an_origin_closing_idle_connections() {
+    // Keep-alive responses, but the origin closes after each one.
+    let o = Origin::start(|c| {
+        c.read_request();
+        c.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nk");
+    });
+    let s = Server::start(&format!(
+        "http {{ upstream ka {{ server {}; keepalive 4; }}
+         server {{ listen 127.0.0.1:%%PORT%%; location / {{ proxy_pass http://ka;
+            proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }} }}",
+        o.addr()
+    ));
+    for i in 0..4 {
+        let r = s.get(&format!("/{i}"));
+        assert_eq!((r.status, r.body_str().as_str()), (200, "k"), "request {i}: {r:?}");
+    }
+    assert_eq!(o.requests().len(), 4);
+}
