@@ -69,21 +69,27 @@ pub struct RequestBody {
     pub bufs: Chain,
     mem_len: u64,
     /// The temp file, when the body is (also) in a file.
-    pub file: Option<TempFile>,
+    /// Boxed: most bodies stay in memory, and `Request` must stay small.
+    pub file: Option<Box<TempFile>>,
     /// Payload bytes received so far.
     pub received: u64,
     /// Reader state.
     pub state: BodyState,
     discard: bool,
     /// Handed to the handler piece by piece (`stream_body`), never to a file.
-    streaming: bool,
-    /// Streaming: bufs of `bufs` already handed out, and their bytes. They
-    /// stay for `$request_body` while the whole body fits in
-    /// `client_body_buffer_size`, as nginx's do.
-    handed_bufs: usize,
-    handed: u64,
+    /// Boxed: few requests stream, and `Request` must stay small.
+    streaming: Option<Box<Handed>>,
     pub(crate) next: Option<fn(&mut Request) -> Flow>,
     pub(crate) continue_sent: bool,
+}
+
+/// A streamed body's bufs of `RequestBody::bufs` already handed out, and
+/// their bytes. They stay for `$request_body` while the whole body fits in
+/// `client_body_buffer_size`, as nginx's do.
+#[derive(Debug, Default)]
+struct Handed {
+    bufs: usize,
+    bytes: u64,
 }
 
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -166,7 +172,7 @@ impl RequestBody {
         if self.discard || data.is_empty() {
             return Ok(());
         }
-        let to_file = !self.streaming
+        let to_file = self.streaming.is_none()
             && (lim.in_file != BodyInFile::Off || self.file.is_some() || self.mem_len + data.len() as u64 > lim.buffer);
         if !to_file {
             self.mem_len += data.len() as u64;
@@ -183,7 +189,7 @@ impl RequestBody {
                     f.write_all(m)?;
                 }
             }
-            self.file = Some(TempFile { path, file: Arc::new(f), keep: lim.in_file == BodyInFile::On });
+            self.file = Some(Box::new(TempFile { path, file: Arc::new(f), keep: lim.in_file == BodyInFile::On }));
         }
         let tf = self.file.as_ref().expect("created above");
         (&*tf.file).write_all(&data)?;
@@ -277,7 +283,9 @@ pub(crate) fn pump(r: &mut Request) -> Pump {
             }
             // A streamed body waits in memory for the handler to take it:
             // at `client_body_buffer_size` reading stops until it does.
-            Ok(false) if r.body.streaming && r.body.received - r.body.handed >= lim.buffer => return Pump::NeedMore,
+            Ok(false) if r.body.streaming.as_ref().is_some_and(|h| r.body.received - h.bytes >= lim.buffer) => {
+                return Pump::NeedMore
+            }
             Ok(false) => {}
             Err(code) => {
                 if code == 400 {
@@ -372,7 +380,7 @@ impl Request {
         if self.body.state == BodyState::Done {
             return Ok(());
         }
-        self.body.streaming = true;
+        self.body.streaming = Some(Box::default());
         self.body.state = BodyState::Reading;
         send_continue(self);
         match pump(self) {
@@ -389,19 +397,19 @@ impl Request {
                 return Err(s);
             }
         }
-        let b = &mut self.body;
-        let mut chain = Chain::new();
-        for buf in &b.bufs.bufs()[b.handed_bufs..] {
-            chain.push(buf.clone());
-        }
-        b.handed_bufs = b.bufs.buf_count();
-        b.handed = b.received;
         let keep = self.core_loc().client_body_buffer_size.unwrap_or(16 * 1024);
         let b = &mut self.body;
+        let handed = b.streaming.get_or_insert_with(Box::default);
+        let mut chain = Chain::new();
+        for buf in b.bufs.bufs().get(handed.bufs..).unwrap_or(&[]) {
+            chain.push(buf.clone());
+        }
+        handed.bufs = b.bufs.buf_count();
+        handed.bytes = b.received;
         if b.received > keep {
             // Too large to keep for `$request_body`: only the upstream has it.
             b.bufs = Chain::new();
-            b.handed_bufs = 0;
+            handed.bufs = 0;
         }
         Ok((chain, b.state == BodyState::Done))
     }
@@ -409,7 +417,7 @@ impl Request {
     /// The body streams to the request's task (rather than being read
     /// whole or discarded).
     pub(crate) fn body_streams_to_task(&self) -> bool {
-        self.body.streaming && !self.body.discard && self.task.is_some()
+        self.body.streaming.is_some() && !self.body.discard && self.task.is_some()
     }
 
     /// True while the body is still being read or discarded.
