@@ -401,9 +401,14 @@ fn answer(ret: &Return, r: &mut Request) -> Flow {
             if let Err(status) = r.discard_body() {
                 return Flow::Status(status);
             }
-            // As nginx: the type by the URI's extension, else default_type.
-            let ct = r.content_type_for_uri();
-            let _ = r.send_response(ret.code, Some(ct), body);
+            // As nginx: a type already set stays (one kept from an
+            // X-Accel-Redirect answer); else by the URI's extension, else
+            // default_type.
+            let ct = match r.headers_out.content_type {
+                Some(_) => None,
+                None => Some(r.content_type_for_uri()),
+            };
+            let _ = r.send_response(ret.code, ct, body);
             Flow::Done
         }
     }

@@ -232,7 +232,7 @@ impl ProxyTask {
     pub(super) fn release_connection(&mut self, r: &mut Request) {
         let reusable = self.upstream_reusable && self.rbuf.is_empty() && self.to_send.is_empty();
         let now = sluice_core::event::now();
-        self.log_try(r, |t| t.end = Some(now));
+        self.record_end(r);
         self.finish_peer(r, false);
         let Some(mut s) = self.stream.take() else { return };
         let _ = r.deregister_io(&mut s);

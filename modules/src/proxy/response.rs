@@ -21,6 +21,9 @@ const HIDDEN: &[&[u8]] = &[
     b"x-accel-charset",
 ];
 
+/// Fields a response has one of; a repeated one is ignored.
+const SINGLE: &[&[u8]] = &[b"content-type", b"last-modified", b"location", b"refresh", b"expires", b"etag"];
+
 /// Hop-by-hop fields: they describe the upstream connection, not the
 /// response.
 const HOP_BY_HOP: &[&[u8]] =
@@ -43,6 +46,12 @@ pub(super) fn intercept(task: &mut ProxyTask, r: &mut Request, h: &UpstreamHead)
             r.core_loc().error_pages.as_ref().is_some_and(|pages| pages.iter().any(|p| p.codes.contains(&status)));
         if has_page {
             task.release_connection(r);
+            if status == 401 {
+                // The challenge stays with the error page (nginx keeps it).
+                for (n, v) in h.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(b"www-authenticate")) {
+                    r.headers_out.add(n.clone(), v.clone());
+                }
+            }
             return Some(Flow::Status(status));
         }
     }
@@ -60,10 +69,16 @@ pub(super) fn intercept(task: &mut ProxyTask, r: &mut Request, h: &UpstreamHead)
 fn accel_redirect(r: &mut Request, h: &UpstreamHead, target: Bytes) -> Flow {
     r.headers_out = Default::default();
     for (name, value) in &h.headers {
-        let keep = [&b"set-cookie"[..], b"cache-control", b"expires", b"content-disposition"];
-        if keep.iter().any(|k| name.eq_ignore_ascii_case(k)) {
+        let keep = [&b"set-cookie"[..], b"cache-control", b"expires", b"content-disposition", b"accept-ranges"];
+        if name.eq_ignore_ascii_case(b"content-type") {
+            r.headers_out.content_type = Some(value.clone());
+        } else if keep.iter().any(|k| name.eq_ignore_ascii_case(k)) {
             r.headers_out.add(name.clone(), value.clone());
         }
+    }
+    if r.head.method_name.as_ref() != b"HEAD" {
+        r.head.method = sluice_http::parse::Method::Get;
+        r.head.method_name = Bytes::from_static(b"GET");
     }
     if let Some(name) = target.strip_prefix(b"@") {
         let name = format!("@{}", String::from_utf8_lossy(name));
@@ -73,7 +88,41 @@ fn accel_redirect(r: &mut Request, h: &UpstreamHead, target: Bytes) -> Flow {
         Some(i) => (target.slice(..i), target.slice(i + 1..)),
         None => (target.clone(), Bytes::new()),
     };
-    sluice_http::phase::internal_redirect(r, uri, args)
+    match safe_uri(&uri) {
+        Some(uri) => sluice_http::phase::internal_redirect(r, uri, args),
+        None => {
+            let shown = String::from_utf8_lossy(&target).into_owned();
+            sluice_http::req_log!(r, sluice_core::log::Level::Error, "unsafe URI \"{shown}\" was detected");
+            Flow::Status(404)
+        }
+    }
+}
+
+/// The `X-Accel-Redirect` path, percent-decoded; `None` when it is unsafe
+/// (not absolute, a NUL, or a `..` segment once decoded), as nginx refuses.
+fn safe_uri(raw: &[u8]) -> Option<Bytes> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let c = raw[i];
+        let hex = |b: u8| (b as char).to_digit(16);
+        if c == b'%' && i + 2 < raw.len() {
+            if let (Some(h), Some(l)) = (hex(raw[i + 1]), hex(raw[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    if out.first() != Some(&b'/') || out.contains(&0) {
+        return None;
+    }
+    if out.split(|&b| b == b'/').any(|seg| seg == b"..") {
+        return None;
+    }
+    Some(Bytes::from(out))
 }
 
 /// Fills the client's response head from the upstream's.
@@ -85,9 +134,17 @@ pub(super) fn headers_out(r: &mut Request, h: &UpstreamHead) {
     let default = super::redirect::default_rule(conf);
     r.headers_out.status = h.status;
     r.headers_out.content_length = if h.chunked { None } else { h.content_length };
+    let mut seen: Vec<&[u8]> = Vec::new();
     for (name, value) in &h.headers {
         let lower = name.to_ascii_lowercase();
         let lower = lower.as_slice();
+        if SINGLE.contains(&lower) {
+            // As nginx: a repeated single-valued field is ignored.
+            if seen.iter().any(|s| s.eq_ignore_ascii_case(lower)) {
+                continue;
+            }
+            seen.push(name);
+        }
         if HOP_BY_HOP.contains(&lower) && !(h.status == 101 && lower == b"upgrade") {
             continue;
         }

@@ -101,6 +101,9 @@ pub(crate) struct ProxyTask {
     pub(super) peer_released: bool,
     /// When the current wait times out.
     pub(super) deadline: Option<Instant>,
+    /// Bytes read from and written to the upstream in this attempt.
+    pub(super) bytes_in: u64,
+    pub(super) bytes_out: u64,
     pub(super) tunnel: Option<super::tunnel::Tunnel>,
 }
 
@@ -120,7 +123,7 @@ pub(crate) fn start(r: &mut Request) -> Flow {
     // After an internal redirect to another proxied location, the record
     // of earlier attempts stays (all of them are logged, as nginx does).
     let tries = r.lasting_ctx_mut::<_, _, _, ProxyCtx>(&KEY).map(|c| std::mem::take(&mut c.tries)).unwrap_or_default();
-    let ctx = ProxyCtx { proxy_host: target.proxy_host.clone(), proxy_port: port, tries, target: None };
+    let ctx = ProxyCtx { proxy_host: target.proxy_host.clone(), proxy_port: port, tries, ..ProxyCtx::default() };
     r.set_lasting_ctx(&KEY, ctx);
     if !r.body.expected() {
         return begin(r, target);
@@ -163,7 +166,7 @@ fn resolve(r: &Request, pass: &Pass) -> Result<Target, u16> {
             let proxy_host = Bytes::from(u.proxy_host());
             let uri_part = u.uri.clone().map(Bytes::from);
             let main = r.main_conf(&upstream::KEY);
-            if let Some(g) = main.find(&u.host) {
+            if let Some(g) = main.find(&u.host).or_else(|| main.find_implicit(&u.host, u.port)) {
                 return Ok(Target { group: g.clone(), uri_part, proxy_host });
             }
             let literal = u.host.starts_with("unix:")
@@ -236,6 +239,8 @@ impl ProxyTask {
             body_done: false,
             peer_released: false,
             deadline: None,
+            bytes_in: 0,
+            bytes_out: 0,
             buffering: conf.buffering.unwrap_or(true),
             tunnel: None,
         }
@@ -363,9 +368,17 @@ impl ProxyTask {
         if let Some(mut s) = self.stream.take() {
             let _ = r.deregister_io(&mut s);
         }
+        self.record_end(r);
+    }
+
+    /// Notes the end of the current attempt (once) and its byte counts.
+    pub(super) fn record_end(&mut self, r: &mut Request) {
         let now = sluice_core::event::now();
+        let (received, sent) = (std::mem::take(&mut self.bytes_in), std::mem::take(&mut self.bytes_out));
         self.log_try(r, |t| {
             t.end.get_or_insert(now);
+            t.received += received;
+            t.sent += sent;
         });
     }
 
@@ -477,7 +490,11 @@ impl ProxyTask {
 
     fn send(&mut self, r: &mut Request) -> Option<Flow> {
         let stream = self.stream.as_ref()?;
-        match send_chain(stream, &mut self.to_send, &SendOpts { sendfile: true, limit: 0 }) {
+        let res = send_chain(stream, &mut self.to_send, &SendOpts { sendfile: true, limit: 0 });
+        if let Ok(sent) = &res {
+            self.bytes_out += sent.bytes;
+        }
+        match res {
             Ok(sent) if sent.blocked => Some(Flow::Again),
             Ok(_) if self.streaming.is_some() => super::body_stream::after_send(self, r),
             Ok(_) => {
@@ -502,7 +519,10 @@ impl ProxyTask {
     pub(super) fn read_some(&mut self, max: u64) -> io::Result<Option<usize>> {
         let Some(stream) = self.stream.as_ref() else { return Ok(Some(0)) };
         match recv_into(stream, &mut self.rbuf, max as usize) {
-            Ok(n) => Ok(Some(n)),
+            Ok(n) => {
+                self.bytes_in += n as u64;
+                Ok(Some(n))
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(e),
         }
@@ -559,6 +579,9 @@ impl ProxyTask {
     fn on_head(&mut self, r: &mut Request, h: UpstreamHead) -> Flow {
         let now = sluice_core::event::now();
         let status = h.status;
+        if let Some(c) = r.lasting_ctx_mut::<_, _, _, ProxyCtx>(&KEY) {
+            c.headers = h.headers.clone();
+        }
         self.log_try(r, |t| {
             t.status = Some(status);
             t.header = Some(now.saturating_duration_since(t.start));

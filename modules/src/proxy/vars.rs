@@ -22,6 +22,8 @@ pub(crate) struct ProxyCtx {
     pub tries: Vec<TryLog>,
     /// Where the request goes, while its body is being read.
     pub target: Option<super::task::Target>,
+    /// The last upstream response head's fields (`$upstream_http_NAME`).
+    pub headers: Vec<(Bytes, Bytes)>,
 }
 
 /// One upstream attempt.
@@ -34,6 +36,9 @@ pub(crate) struct TryLog {
     pub header: Option<Duration>,
     pub end: Option<Instant>,
     pub length: u64,
+    /// Bytes read from and written to the upstream.
+    pub received: u64,
+    pub sent: u64,
 }
 
 impl TryLog {
@@ -46,6 +51,8 @@ impl TryLog {
             header: None,
             end: None,
             length: 0,
+            received: 0,
+            sent: 0,
         }
     }
 }
@@ -68,7 +75,33 @@ pub(crate) fn add(vars: &mut Variables) -> Result<(), String> {
     vars.add("upstream_connect_time", |r, _| join(r, |t, out| secs(out, t.connect)))?;
     vars.add("upstream_header_time", |r, _| join(r, |t, out| secs(out, t.header)))?;
     vars.add("upstream_response_length", |r, _| join(r, |t, out| write!(out, "{}", t.length).unwrap_or(())))?;
+    vars.add("upstream_bytes_received", |r, _| join(r, |t, out| write!(out, "{}", t.received).unwrap_or(())))?;
+    vars.add("upstream_bytes_sent", |r, _| join(r, |t, out| write!(out, "{}", t.sent).unwrap_or(())))?;
+    vars.add_prefix("upstream_http_", |r, name| header(r, name))?;
+    vars.add_prefix("upstream_cookie_", |r, name| cookie(r, name))?;
     Ok(())
+}
+
+/// A field of the upstream's response head, `_` standing for `-`.
+fn header(r: &Request, name: &str) -> Option<Bytes> {
+    let matches = |n: &[u8]| {
+        n.len() == name.len()
+            && n.iter().zip(name.bytes()).all(|(&a, b)| a.to_ascii_lowercase() == b || (a == b'-' && b == b'_'))
+    };
+    ctx(r)?.headers.iter().find(|(n, _)| matches(n)).map(|(_, v)| v.clone())
+}
+
+/// A cookie the upstream set (`Set-Cookie: name=value; ...`).
+fn cookie(r: &Request, name: &str) -> Option<Bytes> {
+    let c = ctx(r)?;
+    for (_, v) in c.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(b"set-cookie")) {
+        let end = memchr::memchr(b';', v).unwrap_or(v.len());
+        let Some(eq) = memchr::memchr(b'=', &v[..end]) else { continue };
+        if v[..eq].trim_ascii().eq_ignore_ascii_case(name.as_bytes()) {
+            return Some(v.slice(eq + 1..end));
+        }
+    }
+    None
 }
 
 fn ctx(r: &Request) -> Option<&ProxyCtx> {

@@ -448,6 +448,10 @@ impl GroupRef {
 pub struct UpstreamMainConf {
     /// Groups defined by `upstream` blocks.
     pub groups: Vec<Arc<UpstreamGroup>>,
+    /// Groups made from `proxy_pass` URLs, one per `host:port`; a URL with
+    /// variables that evaluates to the same `host:port` uses it (nginx's
+    /// implicit upstreams).
+    implicit: Vec<Arc<UpstreamGroup>>,
     refs: Vec<Arc<GroupRef>>,
 }
 
@@ -467,6 +471,12 @@ impl UpstreamMainConf {
         self.groups.iter().find(|g| g.name.eq_ignore_ascii_case(name))
     }
 
+    /// The group made for a `proxy_pass` URL naming `host:port`.
+    pub fn find_implicit(&self, host: &str, port: u16) -> Option<&Arc<UpstreamGroup>> {
+        let name = format!("{host}:{port}");
+        self.implicit.iter().find(|g| g.name.eq_ignore_ascii_case(&name))
+    }
+
     /// Fills every reference: a block of the same name (nginx matches the
     /// host alone when the URL has no port), else an implicit group.
     fn resolve_refs(&mut self) -> Result<(), String> {
@@ -478,7 +488,15 @@ impl UpstreamMainConf {
                     return Err(format!("upstream \"{}\" may not have port {} in {}", r.host, r.port, r.origin))
                 }
                 Some(g) => g.clone(),
-                None => Arc::new(implicit_group(&r.host, r.port).map_err(|e| format!("{e} in {}", r.origin))?),
+                None => match self.find_implicit(&r.host, r.port) {
+                    Some(g) => g.clone(),
+                    None => {
+                        let g = implicit_group(&r.host, r.port).map_err(|e| format!("{e} in {}", r.origin))?;
+                        let g = Arc::new(g);
+                        self.implicit.push(g.clone());
+                        g
+                    }
+                },
             };
             let _ = r.group.set(group);
         }
