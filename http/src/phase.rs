@@ -175,6 +175,7 @@ fn post_access(r: &mut Request) -> Step {
 fn find_config(r: &mut Request) -> Step {
     // A server-level rewrite's URI change is served by this very look-up.
     r.uri_changed = false;
+    r.location_left = false;
     let found = r.server.root.nested.find(&r.uri);
     match found {
         Some(f) if f.auto_redirect => {
@@ -349,9 +350,14 @@ pub fn named_redirect(r: &mut Request, name: &str) -> Flow {
 }
 
 impl Request {
-    /// Marks the URI as changed by a rewrite (`rewrite ... last`, or one
+    /// True when a rewrite changed the URI (`rewrite ... last`, or one
     /// without a flag): after the rewrite phase the location is looked up
     /// again for `r.uri`, at most 10 times per request.
+    pub fn uri_changed(&self) -> bool {
+        self.uri_changed
+    }
+
+    /// Sets or clears the mark [`Request::uri_changed`] reads.
     pub fn set_uri_changed(&mut self, changed: bool) {
         self.uri_changed = changed;
     }

@@ -224,6 +224,9 @@ pub struct Request {
     pub(crate) truncated: bool,
     /// The task reads the client's bytes itself (`set_reads_client`).
     pub(crate) reads_client: bool,
+    /// The URI was changed inside the location without choosing again
+    /// (`rewrite ... break`): nginx's `valid_location` cleared.
+    pub(crate) location_left: bool,
     /// The handler sent a status its error page should report (`error_page ... =`).
     pub(crate) err_status: u16,
 }
@@ -281,6 +284,7 @@ impl Request {
             pipelined: false,
             truncated: false,
             reads_client: false,
+            location_left: false,
             err_status: 0,
         }
     }
@@ -500,6 +504,20 @@ impl Request {
     pub fn truncate_response(&mut self) {
         self.truncated = true;
         self.keepalive = false;
+    }
+
+    /// Notes that the URI changed inside the current location, which is
+    /// kept (`rewrite ... break`, or `break` after a rewrite): handlers
+    /// that map the URI by the location's name (`proxy_pass` with a URI
+    /// part) then use the URI as it is.
+    pub fn leave_location(&mut self) {
+        self.location_left = true;
+    }
+
+    /// The current location was chosen for the current URI (not left by
+    /// [`Request::leave_location`]).
+    pub fn location_valid(&self) -> bool {
+        !self.location_left
     }
 
     /// From now on the task reads what the client sends (an upgraded

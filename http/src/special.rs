@@ -121,9 +121,9 @@ pub(crate) fn send(r: &mut Request, status: u16) {
 
 fn send_builtin(r: &mut Request, status: u16) {
     let tokens = r.core_loc().server_tokens.unwrap_or(ServerTokens::On);
-    // A redirect answered by an error page's own location is that
+    // A special response answered by an error page's own location is that
     // location's answer (nginx's special response sets `err_status`).
-    if (301..=308).contains(&status) && r.err_status != 0 {
+    if r.err_status != 0 && status >= 300 {
         r.err_status = status;
     }
     // The challenge of a 401 stays with its page (nginx keeps it in its

@@ -335,6 +335,12 @@ impl ComplexValue {
 
     /// Evaluates the value for a request.
     pub fn eval(&self, r: &Request) -> Bytes {
+        self.eval_captures_with(r, |c, out| out.extend_from_slice(c))
+    }
+
+    /// Evaluates the value, copying each regex capture through `put` (a
+    /// rewrite escapes captures that go into arguments).
+    pub fn eval_captures_with(&self, r: &Request, put: impl Fn(&[u8], &mut BytesMut)) -> Bytes {
         if let Some(b) = self.as_literal() {
             return b.clone();
         }
@@ -349,7 +355,7 @@ impl ComplexValue {
                 }
                 Part::Capture(n) => {
                     if let Some(c) = r.capture(*n) {
-                        out.extend_from_slice(&c);
+                        put(&c, &mut out);
                     }
                 }
             }

@@ -28,9 +28,9 @@
 //! rewrite directives inside run inline. `set` stores a per-request value
 //! of a declared variable (kept across internal redirects).
 //!
-//! Per-request state: none beyond the variables' values. Not done: the
-//! escaping of captures copied into arguments or redirects when the
-//! request URI had `%`-escapes (nginx escapes them then).
+//! Per-request state: none beyond the variables' values. When the client's
+//! URI had `%`-escapes, captures copied into the arguments are escaped
+//! again (as nginx does); not done: the same for redirects.
 
 use std::sync::Arc;
 
@@ -367,6 +367,9 @@ fn run(steps: &[Step], r: &mut Request, base: &Arc<Location>, log_on: bool) -> N
                 Next::Continue
             }
             Step::Break => {
+                if r.uri_changed() {
+                    r.leave_location();
+                }
                 r.set_uri_changed(false);
                 Next::Stop(Flow::Declined)
             }
@@ -451,10 +454,17 @@ fn rewrite(rw: &Rewrite, r: &mut Request, log_on: bool) -> Next {
     }
     r.internal = true;
     r.set_uri_changed(rw.flag != RewriteFlag::Break);
+    if rw.flag == RewriteFlag::Break {
+        r.leave_location();
+    }
     let uri = rw.uri.eval(r);
     match &rw.args {
         Some(a) => {
-            let mut args = BytesMut::from(&a.eval(r)[..]);
+            // As nginx: when the client's URI had %-escapes, captures (taken
+            // from the decoded URI) are escaped again in the arguments.
+            let quoted = memchr::memchr(b'%', &r.head.unparsed_uri).is_some();
+            let args = if quoted { a.eval_captures_with(r, escape_arg) } else { a.eval(r) };
+            let mut args = BytesMut::from(&args[..]);
             if rw.add_args && !r.args.is_empty() {
                 args.extend_from_slice(b"&");
                 args.extend_from_slice(&r.args);
@@ -484,6 +494,19 @@ fn hex(c: u8) -> Option<u8> {
 }
 
 /// Decodes `%XX` in a redirect as nginx does: printable characters above
+/// Percent-encodes what cannot stand in an argument (nginx's args
+/// escaping): controls, space, `#`, `%`, `+`, `?`, bytes above 0x7e.
+fn escape_arg(s: &[u8], out: &mut BytesMut) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &c in s {
+        if c <= 0x20 || c >= 0x7f || matches!(c, b'#' | b'%' | b'+' | b'?') {
+            out.extend_from_slice(&[b'%', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]);
+        } else {
+            out.extend_from_slice(&[c]);
+        }
+    }
+}
+
 /// `%` are decoded, others stay escaped (no header splitting), and nothing
 /// after the first `?` is decoded.
 fn unescape_redirect(s: &[u8]) -> BytesMut {

@@ -115,10 +115,9 @@ fn write_head(r: &Request, b: &mut BytesMut) {
     // Written straight into the buffer: no temporary strings per response.
     b.put_slice(b"HTTP/1.1 ");
     put_decimal(b, u64::from(status));
-    if !reason.is_empty() {
-        b.put_u8(b' ');
-        b.put_slice(reason.as_bytes());
-    }
+    // As nginx: the space stays when the code has no reason phrase.
+    b.put_u8(b' ');
+    b.put_slice(reason.as_bytes());
     b.put_slice(b"\r\n");
     let tokens = r.core_loc().server_tokens.unwrap_or(ServerTokens::On);
     // A handler's own Server or Date (a proxied response with

@@ -29,12 +29,17 @@ pub(crate) fn upstream_uri(r: &Request, conf: &ProxyLocConf, url_uri: Option<&[u
         None if unparsed_uri_valid(r) => r.head.unparsed_uri.clone(),
         _ => {
             let loc = conf.location.as_deref().unwrap_or("");
+            // After `rewrite ... break` the URI no longer belongs to the
+            // location: it goes as it is, without the URL's URI part (nginx).
+            let valid = location_valid(r);
             let skip = match url_uri {
-                Some(_) if location_valid(r) && r.uri.starts_with(loc.as_bytes()) => loc.len(),
+                Some(_) if valid && r.uri.starts_with(loc.as_bytes()) => loc.len(),
                 _ => 0,
             };
             let mut out = BytesMut::new();
-            out.extend_from_slice(url_uri.unwrap_or(b""));
+            if valid {
+                out.extend_from_slice(url_uri.unwrap_or(b""));
+            }
             escape_uri(&mut out, &r.uri[skip..]);
             if !r.args.is_empty() {
                 out.put_u8(b'?');
@@ -53,7 +58,7 @@ fn unparsed_uri_valid(r: &Request) -> bool {
 /// The location was chosen for the current URI (a `rewrite ... break`
 /// inside the location changes the URI without choosing again).
 fn location_valid(r: &Request) -> bool {
-    r.internal || r.uri == r.head.uri
+    r.location_valid()
 }
 
 /// Percent-encodes what cannot stand in a request target's path: controls,
