@@ -77,8 +77,8 @@ pub(crate) fn add(vars: &mut Variables) -> Result<(), String> {
     vars.add("upstream_response_length", |r, _| join(r, |t, out| write!(out, "{}", t.length).unwrap_or(())))?;
     vars.add("upstream_bytes_received", |r, _| join(r, |t, out| write!(out, "{}", t.received).unwrap_or(())))?;
     vars.add("upstream_bytes_sent", |r, _| join(r, |t, out| write!(out, "{}", t.sent).unwrap_or(())))?;
-    vars.add_prefix("upstream_http_", |r, name| header(r, name))?;
-    vars.add_prefix("upstream_cookie_", |r, name| cookie(r, name))?;
+    vars.add_prefix("upstream_http_", header)?;
+    vars.add_prefix("upstream_cookie_", cookie)?;
     Ok(())
 }
 
