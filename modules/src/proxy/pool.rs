@@ -38,14 +38,16 @@ thread_local! {
 
 /// Takes an idle connection to `peer` of `group`, if a live one is there.
 pub fn take(group: &UpstreamGroup, peer: usize, now: Instant) -> Option<Idle> {
-    let ka = group.keepalive?;
+    group.keepalive?;
     POOL.with(|p| {
         let mut p = p.borrow_mut();
         expire(&mut p, now);
         // Most recently parked last: take from the end.
         while let Some(i) = p.iter().rposition(|c| c.group == group.id && c.peer == peer) {
             let c = p.remove(i);
-            if now.saturating_duration_since(c.created) < ka.time && c.stream.idle_alive() {
+            // `keepalive_time` is judged when a connection is parked: one
+            // parked in time serves its next request, as in nginx.
+            if c.stream.idle_alive() {
                 return Some(c);
             }
         }

@@ -298,6 +298,15 @@ impl ProxyTask {
         let cx = PickCx { client: r.conn.peer.ip(), hash_key: key.as_deref() };
         let Some(i) = self.target.group.pick(&cx, &mut self.tried) else {
             self.log(r, Level::Error, format_args!("no live upstreams while connecting to upstream"));
+            // As nginx, the attempt is logged under the group's name.
+            let name = self.target.group.name.clone();
+            if let Some(c) = r.lasting_ctx_mut::<_, _, _, ProxyCtx>(&KEY) {
+                let mut t = TryLog::new(name);
+                t.status = Some(502);
+                t.end = Some(t.start);
+                c.tries.push(t);
+            }
+            self.peer = None;
             return self.give_up(r, 502);
         };
         self.peer = Some(i);
