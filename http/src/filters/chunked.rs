@@ -86,43 +86,65 @@ impl BodyFilter for ChunkedFilter {
         if !r.headers_out.chunked || r.header_only {
             return next.call(r, chain);
         }
-        let len = chain.len();
-        let last = chain.is_last();
-        let mut out = Chain::new();
-        if len > 0 {
-            out.push(Buf::mem(size_line(len)));
-        }
-        let mut flags = Buf::from_static(b"");
-        for b in chain {
-            flags.flush |= b.flush;
-            flags.last_in_chain |= b.last_in_chain;
-            if !b.is_empty() {
-                let mut b = b;
-                b.flush = false;
-                b.last_buf = false;
-                out.push(b);
-            }
-        }
-        if len > 0 {
-            out.push(Buf::from_static(b"\r\n"));
-        }
-        if last {
-            out.push(Buf::mem(last_chunk(r)));
-            flags.last_buf = true;
-        }
-        if flags.has_flags() {
-            out.push(flags);
-        }
-        if out.is_empty() {
-            return next.call(r, out);
-        }
+        let out = frame(chain, || last_chunk(r));
         next.call(r, out)
     }
+}
+
+/// Frames one chain: a size line, the payload bufs as they are (the same
+/// allocations, flags moved to a flag-only buf at the end), a CRLF, and on
+/// `last_buf` the last chunk from `last_chunk`.
+fn frame(chain: Chain, last_chunk: impl FnOnce() -> Bytes) -> Chain {
+    let len = chain.len();
+    let last = chain.is_last();
+    let mut out = Chain::new();
+    if len > 0 {
+        out.push(Buf::mem(size_line(len)));
+    }
+    let mut flags = Buf::from_static(b"");
+    for b in chain {
+        flags.flush |= b.flush;
+        flags.last_in_chain |= b.last_in_chain;
+        if !b.is_empty() {
+            let mut b = b;
+            b.flush = false;
+            b.last_buf = false;
+            out.push(b);
+        }
+    }
+    if len > 0 {
+        out.push(Buf::from_static(b"\r\n"));
+    }
+    if last {
+        out.push(Buf::mem(last_chunk()));
+        flags.last_buf = true;
+    }
+    if flags.has_flags() {
+        out.push(flags);
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn payload_reaches_the_next_filter_as_the_same_allocations() {
+        let a = Bytes::from(vec![b'a'; 5000]);
+        let b = Bytes::from_static(b"tail");
+        let mut chain = Chain::new();
+        chain.push(Buf::mem(a.clone()));
+        chain.push(Buf::mem(b.clone()).with_last());
+        let out = frame(chain, || Bytes::from_static(b"0\r\n\r\n"));
+        let bufs = out.bufs();
+        assert_eq!(bufs[0].as_bytes().map(|x| &x[..]), Some(&b"138c\r\n"[..]));
+        // Not copied: the very same memory goes on.
+        assert_eq!(bufs[1].as_bytes().unwrap().as_ptr(), a.as_ptr());
+        assert_eq!(bufs[2].as_bytes().unwrap().as_ptr(), b.as_ptr());
+        assert_eq!(out.to_vec().unwrap().len(), 6 + 5004 + 2 + 5);
+        assert!(out.is_last());
+    }
 
     #[test]
     fn size_lines() {
