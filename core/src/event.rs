@@ -34,7 +34,12 @@ pub const ROLE_CLIENT: Role = 0;
 /// task's to choose.
 pub const ROLE_TASK_FIRST: Role = 1;
 /// The last role a task may use.
-pub const ROLE_TASK_LAST: Role = 0xfd;
+pub const ROLE_TASK_LAST: Role = 0xfc;
+/// A descriptor registered through a route (the slot is a route index):
+/// the worker looks up which connection and role the route points to now,
+/// so a socket that passes from request to request (a kept-alive upstream
+/// connection) stays registered without a system call per hand-over.
+pub const ROLE_ROUTED: Role = 0xfd;
 /// A listening socket (the slot is the listener's index).
 pub const ROLE_LISTENER: Role = 0xfe;
 /// The worker's waker (the slot is unused).

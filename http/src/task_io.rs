@@ -15,12 +15,51 @@ use std::io;
 
 use mio::event::Source;
 use mio::{Interest, Registry};
-use sluice_core::event::{token, Role, ROLE_TASK_FIRST, ROLE_TASK_LAST};
+use sluice_core::event::{token, Role, ROLE_ROUTED, ROLE_TASK_FIRST, ROLE_TASK_LAST};
 
 use crate::request::Request;
 
 thread_local! {
     static REGISTRY: RefCell<Option<Registry>> = const { RefCell::new(None) };
+    /// Routes: index → the connection (slot, generation) and role its
+    /// descriptor's events go to now, or `None` while it is parked.
+    static ROUTES: RefCell<Routes> = const { RefCell::new(Routes { table: Vec::new(), free: Vec::new() }) };
+}
+
+struct Routes {
+    table: Vec<Option<(usize, u16, Role)>>,
+    free: Vec<usize>,
+}
+
+/// A descriptor's route (see [`Request::register_routed`]). Dropping it
+/// frees the route; drop it with the descriptor (closing the descriptor
+/// takes it out of the poll).
+#[derive(Debug)]
+pub struct Route(usize);
+
+impl Drop for Route {
+    fn drop(&mut self) {
+        // At thread exit the table may be gone before a pool that holds
+        // routes: nothing is left to free then.
+        let _ = ROUTES.try_with(|r| {
+            let mut r = r.borrow_mut();
+            r.table[self.0] = None;
+            r.free.push(self.0);
+        });
+    }
+}
+
+impl Route {
+    /// Parks the route: the descriptor's events are dropped until a
+    /// request claims it again ([`Request::claim_route`]).
+    pub fn park(&self) {
+        ROUTES.with(|r| r.borrow_mut().table[self.0] = None);
+    }
+}
+
+/// Where the events of route `index` go now: (slot, generation, role).
+pub(crate) fn route(index: usize) -> Option<(usize, u16, Role)> {
+    ROUTES.with(|r| r.borrow().table.get(index).copied().flatten())
 }
 
 /// Installs this thread's registry (the worker does, before its loop).
@@ -51,6 +90,36 @@ impl Request {
         check_role(role)?;
         let tok = token(self.conn.slot, role, self.conn.generation);
         with_registry(|reg| reg.register(source, tok, interest))
+    }
+
+    /// Registers a descriptor through a route, its events going to this
+    /// request under `role`. The route can later be handed to another
+    /// request ([`Request::claim_route`]) without a system call.
+    pub fn register_routed(&self, source: &mut impl Source, role: Role, interest: Interest) -> io::Result<Route> {
+        check_role(role)?;
+        let target = Some((self.conn.slot, self.conn.generation, role));
+        let index = ROUTES.with(|r| {
+            let mut r = r.borrow_mut();
+            match r.free.pop() {
+                Some(i) => {
+                    r.table[i] = target;
+                    i
+                }
+                None => {
+                    r.table.push(target);
+                    r.table.len() - 1
+                }
+            }
+        });
+        let route = Route(index);
+        with_registry(|reg| reg.register(source, token(index, ROLE_ROUTED, 0), interest))?;
+        Ok(route)
+    }
+
+    /// Points a route at this request: the descriptor's events come to it
+    /// under `role` from now on.
+    pub fn claim_route(&self, route: &Route, role: Role) {
+        ROUTES.with(|r| r.borrow_mut().table[route.0] = Some((self.conn.slot, self.conn.generation, role)));
     }
 
     /// Changes a registered descriptor's interest (or role).

@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Waker};
-use sluice_core::event::{token, token_parts, Slab, TimerId, Timers, ROLE_CLIENT, ROLE_LISTENER, ROLE_WAKER};
+use sluice_core::event::{
+    token, token_parts, Slab, TimerId, Timers, ROLE_CLIENT, ROLE_LISTENER, ROLE_ROUTED, ROLE_WAKER,
+};
 use sluice_core::log::Level;
 use sluice_core::{log_error, Chain};
 
@@ -161,6 +163,14 @@ impl Worker {
                     _ => {
                         let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
                         let writable = ev.is_writable() || ev.is_write_closed() || ev.is_error();
+                        let (slot, gen, role) = if role == ROLE_ROUTED {
+                            match crate::task_io::route(slot) {
+                                Some(to) => to,
+                                None => continue,
+                            }
+                        } else {
+                            (slot, gen, role)
+                        };
                         self.drive(slot, gen, Event::Io { role, readable, writable });
                     }
                 }

@@ -13,6 +13,8 @@
 use std::cell::RefCell;
 use std::time::Instant;
 
+use sluice_http::task_io::Route;
+
 use super::stream::UpstreamStream;
 use crate::upstream::{KeepaliveConf, UpstreamGroup};
 
@@ -29,6 +31,8 @@ pub struct Idle {
     pub requests: u64,
     /// When it went idle (`keepalive_timeout`).
     idle_since: Instant,
+    /// Its route in the poll (parked while idle).
+    pub route: Route,
     timeout: std::time::Duration,
 }
 
@@ -42,22 +46,28 @@ pub fn take(group: &UpstreamGroup, peer: usize, now: Instant) -> Option<Idle> {
     POOL.with(|p| {
         let mut p = p.borrow_mut();
         expire(&mut p, now);
-        // Most recently parked last: take from the end.
-        while let Some(i) = p.iter().rposition(|c| c.group == group.id && c.peer == peer) {
-            let c = p.remove(i);
-            // `keepalive_time` is judged when a connection is parked: one
-            // parked in time serves its next request, as in nginx.
-            if c.stream.idle_alive() {
-                return Some(c);
-            }
-        }
-        None
+        // Most recently parked last: take from the end. `keepalive_time` is
+        // judged when a connection is parked: one parked in time serves its
+        // next request, as in nginx. One the upstream closed meanwhile is
+        // found by the request (its read sees the end) and replaced by a
+        // fresh connection; probing it here would cost a system call per
+        // request.
+        let i = p.iter().rposition(|c| c.group == group.id && c.peer == peer)?;
+        Some(p.remove(i))
     })
 }
 
 /// Parks a connection after a complete response; drops it when the limits
 /// say so.
-pub fn put(group: &UpstreamGroup, peer: usize, stream: UpstreamStream, created: Instant, requests: u64, now: Instant) {
+pub fn put(
+    group: &UpstreamGroup,
+    peer: usize,
+    stream: UpstreamStream,
+    route: Route,
+    created: Instant,
+    requests: u64,
+    now: Instant,
+) {
     let Some(ka) = group.keepalive else { return };
     if !reusable(&ka, created, requests, now) {
         return;
@@ -71,7 +81,7 @@ pub fn put(group: &UpstreamGroup, peer: usize, stream: UpstreamStream, created: 
                 p.remove(i);
             }
         }
-        p.push(Idle { stream, group: group.id, peer, created, requests, idle_since: now, timeout: ka.timeout });
+        p.push(Idle { stream, group: group.id, peer, created, requests, idle_since: now, timeout: ka.timeout, route });
     });
 }
 

@@ -234,12 +234,13 @@ impl ProxyTask {
         let now = sluice_core::event::now();
         self.record_end(r);
         self.finish_peer(r, false);
-        let Some(mut s) = self.stream.take() else { return };
-        let _ = r.deregister_io(&mut s);
-        if reusable {
-            if let Some(i) = self.peer {
-                pool::put(&self.target.group, i, s, self.conn_created, self.conn_requests + 1, now);
-            }
+        let (Some(s), Some(route)) = (self.stream.take(), self.route.take()) else { return };
+        // A parked connection stays registered, its route parked (its
+        // events are dropped while idle); one that is not kept is closed,
+        // which takes it out of the poll.
+        if let (true, Some(i)) = (reusable, self.peer) {
+            route.park();
+            pool::put(&self.target.group, i, s, route, self.conn_created, self.conn_requests + 1, now);
         }
     }
 }

@@ -59,23 +59,6 @@ impl UpstreamStream {
             let _ = s.set_nodelay(true);
         }
     }
-
-    /// True when the idle connection is still usable: nothing to read and
-    /// no end-of-file (an upstream that closed an idle keep-alive
-    /// connection, or sent stray bytes, is not reused).
-    pub fn idle_alive(&self) -> bool {
-        let mut one = [0u8; 1];
-        let r = match self {
-            UpstreamStream::Tcp(s) => s.peek(&mut one),
-            UpstreamStream::Unix(s) => nix::sys::socket::recv(
-                std::os::fd::AsRawFd::as_raw_fd(s),
-                &mut one,
-                nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT,
-            )
-            .map_err(io::Error::from),
-        };
-        matches!(r, Err(ref e) if e.kind() == io::ErrorKind::WouldBlock)
-    }
 }
 
 impl AsFd for UpstreamStream {

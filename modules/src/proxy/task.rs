@@ -23,6 +23,7 @@ use sluice_core::io::{recv_into, send_chain, SendOpts};
 use sluice_core::log::Level;
 use sluice_core::{Buf, Chain};
 use sluice_http::chunked_decode::ChunkedDecoder;
+use sluice_http::task_io::Route;
 use sluice_http::{Flow, Request, Resume, Task};
 
 use super::build::{self, BodyFrame};
@@ -82,6 +83,8 @@ pub(crate) struct ProxyTask {
     pub(super) attempts: u64,
     started: Instant,
     pub(super) stream: Option<UpstreamStream>,
+    /// The stream's route in the poll (dropped with it).
+    pub(super) route: Option<Route>,
     /// The connection came from the keep-alive pool.
     reused: bool,
     pub(super) conn_created: Instant,
@@ -226,6 +229,7 @@ impl ProxyTask {
             attempts: 0,
             started: sluice_core::event::now(),
             stream: None,
+            route: None,
             reused: false,
             conn_created: sluice_core::event::now(),
             conn_requests: 0,
@@ -324,7 +328,7 @@ impl ProxyTask {
             self.reused = true;
             self.conn_created = idle.created;
             self.conn_requests = idle.requests;
-            return self.attach(r, idle.stream, State::Sending);
+            return self.attach(r, idle.stream, Some(idle.route), State::Sending);
         }
         self.reused = false;
         self.conn_created = now;
@@ -332,7 +336,7 @@ impl ProxyTask {
         match UpstreamStream::connect(&addr) {
             Ok(s) => {
                 s.set_nodelay();
-                self.attach(r, s, State::Connecting)
+                self.attach(r, s, None, State::Connecting)
             }
             Err(e) => {
                 self.log(r, Level::Error, format_args!("connect() failed ({}) while connecting to upstream", os(&e)));
@@ -341,12 +345,25 @@ impl ProxyTask {
         }
     }
 
-    fn attach(&mut self, r: &mut Request, mut s: UpstreamStream, state: State) -> Flow {
-        if let Err(e) = r.register_io(&mut s, ROLE_UPSTREAM, Interest::READABLE | Interest::WRITABLE) {
-            self.log(r, Level::Alert, format_args!("epoll_ctl() failed ({})", os(&e)));
-            return self.give_up(r, 500);
-        }
+    /// Takes the upstream socket on: a new one is registered with the poll
+    /// through a route; a pooled one is still registered and its route is
+    /// only pointed at this request (no system call).
+    fn attach(&mut self, r: &mut Request, mut s: UpstreamStream, route: Option<Route>, state: State) -> Flow {
+        let route = match route {
+            Some(route) => {
+                r.claim_route(&route, ROLE_UPSTREAM);
+                route
+            }
+            None => match r.register_routed(&mut s, ROLE_UPSTREAM, Interest::READABLE | Interest::WRITABLE) {
+                Ok(route) => route,
+                Err(e) => {
+                    self.log(r, Level::Alert, format_args!("epoll_ctl() failed ({})", os(&e)));
+                    return self.give_up(r, 500);
+                }
+            },
+        };
         self.stream = Some(s);
+        self.route = Some(route);
         self.state = state;
         let conf = self.conf(r);
         let wait = if state == State::Connecting { conf.connect_timeout } else { conf.send_timeout };
@@ -374,9 +391,9 @@ impl ProxyTask {
     /// (not as a failure, unless `finish_peer` said so first).
     pub(super) fn close_upstream(&mut self, r: &mut Request) {
         self.finish_peer(r, false);
-        if let Some(mut s) = self.stream.take() {
-            let _ = r.deregister_io(&mut s);
-        }
+        // Closing the socket takes it out of the poll; its route goes too.
+        self.stream = None;
+        self.route = None;
         self.record_end(r);
     }
 
@@ -515,11 +532,22 @@ impl ProxyTask {
             Err(e) => {
                 self.log(
                     r,
-                    Level::Error,
+                    self.failure_level(),
                     format_args!("writev() failed ({}) while sending request to upstream", os(&e)),
                 );
                 Some(self.fail(r, Failure::Error))
             }
+        }
+    }
+
+    /// How loudly a failure to talk to the upstream is logged: a pooled
+    /// connection the upstream closed while it was idle is replaced without
+    /// fuss (info); anything else is an error.
+    fn failure_level(&self) -> Level {
+        if self.reused && self.bytes_in == 0 {
+            Level::Info
+        } else {
+            Level::Error
         }
     }
 
@@ -562,7 +590,7 @@ impl ProxyTask {
                 Ok(Some(0)) => {
                     self.log(
                         r,
-                        Level::Error,
+                        self.failure_level(),
                         format_args!(
                             "upstream prematurely closed connection while reading response header from upstream"
                         ),
@@ -574,7 +602,7 @@ impl ProxyTask {
                 Err(e) => {
                     self.log(
                         r,
-                        Level::Error,
+                        self.failure_level(),
                         format_args!("recv() failed ({}) while reading response header from upstream", os(&e)),
                     );
                     return Some(self.fail(r, Failure::Error));
