@@ -119,14 +119,12 @@ fn without_a_default_an_unmatched_request_gets_404() {
 fn bad_directives_are_refused() {
     let e =
         Server::try_start_with_bin(BIN, "http { server { listen 127.0.0.1:%%PORT%%; location / { backend_for a; } } }")
-            .err()
-            .expect("one argument is refused");
+            .expect_err("one argument is refused");
     assert!(e.contains("invalid number of arguments in \"backend_for\" directive"), "{e}");
     let e = Server::try_start_with_bin(
         BIN,
         "http { server { listen 127.0.0.1:%%PORT%%; location / { backend_for a x; backend_for A y; } } }",
     )
-    .err()
-    .expect("a repeated value is refused");
+    .expect_err("a repeated value is refused");
     assert!(e.contains("duplicate value \"A\" in \"backend_for\" directive"), "{e}");
 }
