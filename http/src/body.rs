@@ -161,7 +161,7 @@ fn limits(r: &Request) -> Limits {
         max: c.client_max_body_size.unwrap_or(1 << 20),
         buffer: c.client_body_buffer_size.unwrap_or(16 * 1024),
         in_file: c.client_body_in_file_only.unwrap_or(BodyInFile::Off),
-        temp_dir: c.client_body_temp_path.clone().unwrap_or_else(|| PathBuf::from("client_body_temp")),
+        temp_dir: r.body_temp_dir(),
         single_buffer: c.client_body_in_single_buffer.unwrap_or(false),
     }
 }
@@ -443,6 +443,13 @@ impl Request {
                 }
             }
         }
+    }
+
+    /// Where request bodies spill: `client_body_temp_path`, a relative one
+    /// taken from the prefix.
+    pub fn body_temp_dir(&self) -> PathBuf {
+        let dir = self.core_loc().client_body_temp_path.as_deref().unwrap_or(std::path::Path::new("client_body_temp"));
+        self.http.prefix.join(dir)
     }
 
     /// The body file's path (`$request_body_file`).

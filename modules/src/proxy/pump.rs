@@ -157,8 +157,7 @@ impl ProxyTask {
         for b in payload.into_iter().filter(|b| !b.is_empty()) {
             if to_file {
                 // Without proxy_temp_path, beside the request bodies.
-                let dir = self.conf(r).temp_path.clone().or_else(|| r.core_loc().client_body_temp_path.clone());
-                let dir = dir.unwrap_or_else(std::env::temp_dir);
+                let dir = self.conf(r).temp_path.clone().unwrap_or_else(|| r.body_temp_dir());
                 let spill = match self.spill.take() {
                     Some(s) => Ok(s),
                     None => Spill::create(&dir),
@@ -230,7 +229,12 @@ impl ProxyTask {
 
     /// Parks the upstream connection for reuse when it is safe.
     pub(super) fn release_connection(&mut self, r: &mut Request) {
-        let reusable = self.upstream_reusable && self.rbuf.is_empty() && self.to_send.is_empty();
+        // Only once the whole body was read: a response cut short (an
+        // intercepted error, X-Accel-Redirect) leaves bytes on the wire.
+        let reusable = self.upstream_reusable
+            && (self.body_done || matches!(self.framing, Framing::None))
+            && self.rbuf.is_empty()
+            && self.to_send.is_empty();
         let now = sluice_core::event::now();
         self.record_end(r);
         self.finish_peer(r, false);

@@ -53,6 +53,13 @@ impl UpstreamStream {
         }
     }
 
+    /// Turns TCP keep-alive probes on (`proxy_socket_keepalive on`).
+    pub fn set_keepalive(&self) {
+        if let UpstreamStream::Tcp(s) = self {
+            let _ = nix::sys::socket::setsockopt(s, nix::sys::socket::sockopt::KeepAlive, &true);
+        }
+    }
+
     /// Sets TCP_NODELAY (requests are small writes the upstream waits for).
     pub fn set_nodelay(&self) {
         if let UpstreamStream::Tcp(s) = self {

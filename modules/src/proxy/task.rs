@@ -33,7 +33,7 @@ use super::pool;
 use super::spill::Spill;
 use super::stream::UpstreamStream;
 use super::vars::{ProxyCtx, TryLog};
-use crate::upstream::{self, PeerAddr, PickCx, Tried, UpstreamGroup};
+use crate::upstream::{self, PickCx, Tried, UpstreamGroup};
 
 /// The role the upstream socket is registered under.
 pub(crate) const ROLE_UPSTREAM: u8 = 1;
@@ -47,6 +47,8 @@ pub(crate) struct Target {
     /// The URL's URI part, evaluated.
     pub uri_part: Option<Bytes>,
     pub proxy_host: Bytes,
+    /// `$proxy_port`: the URL's port (80 when it names none).
+    pub port: u16,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,14 +121,23 @@ pub(crate) fn start(r: &mut Request) -> Flow {
         Ok(t) => t,
         Err(status) => return Flow::Status(status),
     };
-    let port = match target.group.peers.first().map(|p| &p.addr) {
-        Some(PeerAddr::Inet(a)) => Bytes::from(a.port().to_string()),
-        _ => Bytes::new(),
-    };
+    let port = Bytes::from(target.port.to_string());
     // After an internal redirect to another proxied location, the record
     // of earlier attempts stays (all of them are logged, as nginx does).
-    let tries = r.lasting_ctx_mut::<_, _, _, ProxyCtx>(&KEY).map(|c| std::mem::take(&mut c.tries)).unwrap_or_default();
-    let ctx = ProxyCtx { proxy_host: target.proxy_host.clone(), proxy_port: port, tries, ..ProxyCtx::default() };
+    let (tries, mut groups) = r
+        .lasting_ctx_mut::<_, _, _, ProxyCtx>(&KEY)
+        .map(|c| (std::mem::take(&mut c.tries), std::mem::take(&mut c.redirects)))
+        .unwrap_or_default();
+    if !tries.is_empty() {
+        groups.push(tries.len());
+    }
+    let ctx = ProxyCtx {
+        proxy_host: target.proxy_host.clone(),
+        proxy_port: port,
+        tries,
+        redirects: groups,
+        ..ProxyCtx::default()
+    };
     r.set_lasting_ctx(&KEY, ctx);
     if !r.body.expected() {
         return begin(r, target);
@@ -157,7 +168,8 @@ fn resolve(r: &Request, pass: &Pass) -> Result<Target, u16> {
     match pass {
         Pass::Fixed { url, group, proxy_host } => {
             let Some(g) = group.get() else { return Err(500) };
-            Ok(Target { group: g.clone(), uri_part: url.uri.clone().map(Bytes::from), proxy_host: proxy_host.clone() })
+            let uri_part = url.uri.clone().map(Bytes::from);
+            Ok(Target { group: g.clone(), uri_part, proxy_host: proxy_host.clone(), port: url.port })
         }
         Pass::Dynamic(v) => {
             let text = v.eval(r);
@@ -170,7 +182,7 @@ fn resolve(r: &Request, pass: &Pass) -> Result<Target, u16> {
             let uri_part = u.uri.clone().map(Bytes::from);
             let main = r.main_conf(&upstream::KEY);
             if let Some(g) = main.find(&u.host).or_else(|| main.find_implicit(&u.host, u.port)) {
-                return Ok(Target { group: g.clone(), uri_part, proxy_host });
+                return Ok(Target { group: g.clone(), uri_part, proxy_host, port: u.port });
             }
             let literal = u.host.starts_with("unix:")
                 || u.host.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>().is_ok();
@@ -179,7 +191,7 @@ fn resolve(r: &Request, pass: &Pass) -> Result<Target, u16> {
                 return Err(502);
             }
             let g = upstream::implicit_group(&u.host, u.port).map_err(|_| 502u16)?;
-            Ok(Target { group: Arc::new(g), uri_part, proxy_host })
+            Ok(Target { group: Arc::new(g), uri_part, proxy_host, port: u.port })
         }
     }
 }
@@ -326,6 +338,7 @@ impl ProxyTask {
         let now = sluice_core::event::now();
         if let Some(idle) = pool::take(&self.target.group, i, now) {
             self.reused = true;
+            self.log_try(r, |t| t.connect = Some(Duration::ZERO));
             self.conn_created = idle.created;
             self.conn_requests = idle.requests;
             return self.attach(r, idle.stream, Some(idle.route), State::Sending);
@@ -336,6 +349,9 @@ impl ProxyTask {
         match UpstreamStream::connect(&addr) {
             Ok(s) => {
                 s.set_nodelay();
+                if self.conf(r).socket_keepalive.unwrap_or(false) {
+                    s.set_keepalive();
+                }
                 self.attach(r, s, None, State::Connecting)
             }
             Err(e) => {

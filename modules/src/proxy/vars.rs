@@ -20,6 +20,9 @@ pub(crate) struct ProxyCtx {
     pub proxy_port: Bytes,
     /// One entry per upstream tried.
     pub tries: Vec<TryLog>,
+    /// Where the tries of a later proxied location start, after an
+    /// internal redirect (joined by " : " instead of ", ", as nginx).
+    pub redirects: Vec<usize>,
     /// Where the request goes, while its body is being read.
     pub target: Option<super::task::Target>,
     /// The last upstream response head's fields (`$upstream_http_NAME`).
@@ -115,7 +118,9 @@ fn join(r: &Request, each: impl Fn(&TryLog, &mut String)) -> Option<Bytes> {
     }
     let mut out = String::new();
     for (i, t) in c.tries.iter().enumerate() {
-        if i > 0 {
+        if c.redirects.contains(&i) {
+            out.push_str(" : ");
+        } else if i > 0 {
             out.push_str(", ");
         }
         each(t, &mut out);
