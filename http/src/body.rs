@@ -325,7 +325,7 @@ fn send_continue(r: &mut Request) {
     r.body.continue_sent = true;
     if expects && r.conn.rbuf.is_empty() {
         r.conn.out.push(Buf::from_static(b"HTTP/1.1 100 Continue\r\n\r\n"));
-        let _ = r.conn.send_pending(false);
+        let _ = r.conn.send_pending(false, 0);
     }
 }
 

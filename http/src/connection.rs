@@ -145,6 +145,13 @@ pub(crate) fn drive(mut slot: Slot, ev: Event) -> Next {
                 Event::Io { role, readable, writable } => {
                     resume_task(&mut r, Resume::Io { role, readable, writable });
                 }
+                Event::Timeout if crate::filters::write::rate_delay(&r).is_some_and(|d| d <= sluice_core::event::now()) => {
+                    // `limit_rate` lets the response go on.
+                    let _ = crate::filters::write::flush_conn(&mut r);
+                    if r.conn.out.is_empty() && !r.conn.broken {
+                        after_drain(&mut r);
+                    }
+                }
                 Event::Timeout => {
                     let what = if r.body_pending() { "reading client request body" } else { "sending to client" };
                     crate::req_log!(r, Level::Info, "client timed out (110: Connection timed out) while {}", what);
@@ -174,14 +181,7 @@ pub(crate) fn drive(mut slot: Slot, ev: Event) -> Next {
                     if writable || !r.conn.out.is_empty() {
                         let _ = crate::filters::write::flush_conn(&mut r);
                         if r.conn.out.is_empty() && !r.conn.broken {
-                            if r.task.is_some() {
-                                resume_task(&mut r, Resume::Writable);
-                            } else if r.header_sent() && !r.last_sent && !r.truncated {
-                                // A filter still holds part of the response
-                                // (it answered Again with input left): run
-                                // the filters again, as nginx's writer does.
-                                let _ = r.output(sluice_core::Chain::new());
-                            }
+                            after_drain(&mut r);
                         }
                     }
                 }
@@ -189,6 +189,17 @@ pub(crate) fn drive(mut slot: Slot, ev: Event) -> Next {
             after_request_event(r)
         }
         Slot::Lingering { conn, until, timeout } => linger(conn, until, timeout, ev),
+    }
+}
+
+/// The client connection took all queued output: the producer goes on.
+fn after_drain(r: &mut Request) {
+    if r.task.is_some() {
+        resume_task(r, Resume::Writable);
+    } else if r.header_sent() && !r.last_sent && !r.truncated {
+        // A filter still holds part of the response (it answered Again
+        // with input left): run the filters again, as nginx's writer does.
+        let _ = r.output(sluice_core::Chain::new());
     }
 }
 
@@ -309,7 +320,7 @@ fn head_error(mut conn: Box<Conn>, e: HeadError) -> Next {
     head.push_str(&format!("Content-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()));
     conn.out.push(Buf::mem(Bytes::from(head)));
     conn.out.push(Buf::mem(body));
-    let _ = conn.send_pending(false);
+    let _ = conn.send_pending(false, 0);
     start_lingering(conn, LINGER_DEFAULT)
 }
 
@@ -444,10 +455,12 @@ fn after_request_event(mut r: Box<Request>) -> Next {
     } else {
         None
     };
-    let deadline = match (deadline, task_deadline(&r)) {
+    let earliest = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
+    let deadline = earliest(deadline, task_deadline(&r));
+    let deadline = earliest(deadline, crate::filters::write::rate_delay(&r));
     Next::Wait(Slot::Active(r), deadline)
 }
 

@@ -195,6 +195,10 @@ pub struct CoreLocConf {
     pub tcp_nodelay: Option<bool>,
     /// `postpone_output` (1460).
     pub postpone_output: Option<u64>,
+    /// `limit_rate` (none: no limit), bytes per second; variables allowed.
+    pub limit_rate: Option<ComplexValue>,
+    /// `limit_rate_after` (0): bytes sent before `limit_rate` applies.
+    pub limit_rate_after: Option<ComplexValue>,
     /// `chunked_transfer_encoding` (on).
     pub chunked_transfer_encoding: Option<bool>,
     /// `absolute_redirect` (on).
@@ -303,6 +307,8 @@ fn directives() -> Vec<Directive<HttpConfCx>> {
         Directive::new("tcp_nopush", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.tcp_nopush)),
         Directive::new("tcp_nodelay", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.tcp_nodelay)),
         Directive::new("postpone_output", any_loc(), Args::TAKE1, Loc, directive::size(|c: &mut CoreLocConf| &mut c.postpone_output)),
+        Directive::new("limit_rate", any_loc() | C::HTTP_LIF, Args::TAKE1, Loc, custom(|cx, c: &mut CoreLocConf, s| set_rate(cx, &mut c.limit_rate, s))),
+        Directive::new("limit_rate_after", any_loc() | C::HTTP_LIF, Args::TAKE1, Loc, custom(|cx, c: &mut CoreLocConf, s| set_rate(cx, &mut c.limit_rate_after, s))),
         Directive::new("chunked_transfer_encoding", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.chunked_transfer_encoding)),
         Directive::new("absolute_redirect", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.absolute_redirect)),
         Directive::new("port_in_redirect", any_loc(), Args::FLAG, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.port_in_redirect)),
@@ -409,6 +415,23 @@ fn set_server_name(cx: &mut HttpConfCx, srv: &mut CoreSrvConf, stmt: &Statement)
         }
         srv.server_names.push(if name.starts_with('~') { name.to_string() } else { name.to_ascii_lowercase() });
     }
+    Ok(())
+}
+
+/// `limit_rate` / `limit_rate_after`: a size, or text with variables read
+/// as a size per request (an empty or bad value means no limit).
+fn set_rate(cx: &mut HttpConfCx, field: &mut Option<ComplexValue>, stmt: &Statement) -> Result<(), SetError> {
+    if field.is_some() {
+        return Err(directive::duplicate(stmt).into());
+    }
+    let value = cx.compile(stmt.arg(0))?;
+    if let Some(text) = value.as_literal() {
+        let ok = std::str::from_utf8(text).ok().and_then(sluice_core::conf::value::parse_size).is_some();
+        if !ok {
+            return Err(format!("\"{}\" directive invalid value", stmt.name).into());
+        }
+    }
+    *field = Some(value);
     Ok(())
 }
 
@@ -763,6 +786,8 @@ impl HttpModule for CoreModule {
         merge(&mut c.tcp_nopush, &p.tcp_nopush, false);
         merge(&mut c.tcp_nodelay, &p.tcp_nodelay, true);
         merge(&mut c.postpone_output, &p.postpone_output, 1460);
+        merge_opt(&mut c.limit_rate, &p.limit_rate);
+        merge_opt(&mut c.limit_rate_after, &p.limit_rate_after);
         merge(&mut c.chunked_transfer_encoding, &p.chunked_transfer_encoding, true);
         merge(&mut c.absolute_redirect, &p.absolute_redirect, true);
         merge(&mut c.port_in_redirect, &p.port_in_redirect, true);

@@ -375,12 +375,14 @@ impl Request {
         self.ctx[key.slot()] = Some(Box::new(value));
     }
 
-    /// Removes a module's per-request context.
+    /// Removes a module's per-request context, when it is a `T` (a context
+    /// of another type stays).
     pub fn take_ctx<M, S, L, T: 'static>(&mut self, key: &ConfKey<M, S, L>) -> Option<T> {
-        match self.ctx.get_mut(key.slot())?.take()?.downcast::<T>() {
-            Ok(b) => Some(*b),
-            Err(_) => None,
+        let slot = self.ctx.get_mut(key.slot())?;
+        if !slot.as_ref().is_some_and(|b| b.is::<T>()) {
+            return None;
         }
+        slot.take()?.downcast::<T>().ok().map(|b| *b)
     }
 
     /// Installs the task that resumes this request later (after the

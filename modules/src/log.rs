@@ -376,7 +376,9 @@ impl LogFormat {
                 Part::Lit(b) => out.extend_from_slice(b),
                 Part::Value(v) => {
                     let val = v.eval(r);
-                    if val.is_empty() && self.escape != Escape::Json {
+                    // As nginx: `-` for a missing value, except with json
+                    // (an empty string) and none (nothing at all).
+                    if val.is_empty() && self.escape == Escape::Default {
                         out.push(b'-');
                     } else {
                         escape_into(&mut out, &val, self.escape);

@@ -37,8 +37,83 @@ impl BodyFilter for WriteFilter {
     }
 }
 
-/// Sends what the connection has queued. Again when the socket is full.
+/// A response's `limit_rate` (valued once per request, or set by a
+/// handler, e.g. the proxy's `X-Accel-Limit-Rate`), and the moment a
+/// response held back by it may go on.
+pub(crate) struct RateState {
+    rate: u64,
+    after: u64,
+    delay: Option<std::time::Instant>,
+    /// Set by a handler: it outlasts internal redirects and the new
+    /// location's `limit_rate` (nginx's `limit_rate_set`). Otherwise the
+    /// location it was valued for (by address).
+    explicit: bool,
+    location: usize,
+}
+
+fn rate_state(r: &mut Request) -> Option<&mut RateState> {
+    use crate::core_module::CORE;
+    let here = std::sync::Arc::as_ptr(&r.loc) as usize;
+    let current = r.lasting_ctx::<_, _, _, RateState>(&CORE).is_some_and(|s| s.explicit || s.location == here);
+    if !current {
+        let core = r.core_loc();
+        let rate = core.limit_rate.as_ref()?;
+        let size = |v: Option<&crate::variables::ComplexValue>| {
+            let text = v.map(|v| v.eval(r)).unwrap_or_default();
+            std::str::from_utf8(&text).ok().and_then(sluice_core::conf::value::parse_size).unwrap_or(0)
+        };
+        let (rate, after) = (size(Some(rate)), size(core.limit_rate_after.as_ref()));
+        r.set_lasting_ctx(&CORE, RateState { rate, after, delay: None, explicit: false, location: here });
+    }
+    r.lasting_ctx_mut::<_, _, _, RateState>(&CORE)
+}
+
+/// When a response held back by `limit_rate` may go on.
+pub(crate) fn rate_delay(r: &Request) -> Option<std::time::Instant> {
+    r.lasting_ctx::<_, _, _, RateState>(&crate::core_module::CORE).and_then(|s| s.delay)
+}
+
+impl Request {
+    /// Limits this response to `rate` bytes per second (0: no limit), as
+    /// `limit_rate` does, whatever the location says from now on (also
+    /// after an internal redirect); `limit_rate_after` still applies.
+    pub fn set_limit_rate(&mut self, rate: u64) {
+        let after = rate_state(self).map_or(0, |s| s.after);
+        let state = RateState { rate, after, delay: None, explicit: true, location: 0 };
+        self.set_lasting_ctx(&crate::core_module::CORE, state);
+    }
+}
+
+/// How many bytes `limit_rate` lets go now (`None`: no limit), as nginx
+/// reckons it: the rate times the seconds since the request began (plus
+/// one), less what was sent beyond `limit_rate_after`. At none, the
+/// response waits (a timer, not the socket) until a byte's worth of time
+/// has passed.
+fn rate_budget(r: &mut Request) -> Option<u64> {
+    let (start, sent) = (r.start, r.bytes_sent);
+    let s = rate_state(r)?;
+    if s.rate == 0 {
+        return None;
+    }
+    let now = sluice_core::event::now();
+    let secs = now.saturating_duration_since(start).as_secs() as i128 + 1;
+    let allowed = s.rate as i128 * secs - (sent as i128 - s.after as i128);
+    if allowed > 0 {
+        s.delay = None;
+        return Some(allowed.min(u64::MAX as i128) as u64);
+    }
+    let wait = std::time::Duration::from_millis(((-allowed) as u64).saturating_mul(1000) / s.rate + 1);
+    s.delay = Some(now + wait);
+    Some(0)
+}
+
+/// Sends what the connection has queued. Again when the socket is full
+/// (or `limit_rate` holds the response back).
 pub(crate) fn flush_conn(r: &mut Request) -> FilterResult {
+    let budget = rate_budget(r);
+    if budget == Some(0) {
+        return Ok(FilterStatus::Again);
+    }
     let core = r.core_loc();
     let sendfile = core.sendfile.unwrap_or(false);
     // tcp_nopush: with sendfile, hold partial frames (TCP_CORK) while a
@@ -53,8 +128,13 @@ pub(crate) fn flush_conn(r: &mut Request) -> FilterResult {
             r.conn.corked = true;
         }
     }
-    let sent = r.conn.send_pending(sendfile).map_err(|e| FilterError(format!("writev() failed ({e})")))?;
+    let sent =
+        r.conn.send_pending(sendfile, budget.unwrap_or(0)).map_err(|e| FilterError(format!("writev() failed ({e})")))?;
     r.bytes_sent += sent;
+    if budget.is_some() && !r.conn.out.is_empty() && !r.conn.write_blocked {
+        // The rate's share went out: wait for the next (sets the timer).
+        rate_budget(r);
+    }
     if r.conn.out.is_empty() {
         if r.conn.corked && r.last_sent {
             let _ = sluice_core::io::set_cork(&r.conn.stream, false);
@@ -69,12 +149,12 @@ pub(crate) fn flush_conn(r: &mut Request) -> FilterResult {
 impl crate::request::Conn {
     /// Sends queued output until done or the socket is full; the number of
     /// payload bytes sent.
-    pub(crate) fn send_pending(&mut self, sendfile: bool) -> std::io::Result<u64> {
+    pub(crate) fn send_pending(&mut self, sendfile: bool, limit: u64) -> std::io::Result<u64> {
         if self.out.is_empty() {
             self.write_blocked = false;
             return Ok(0);
         }
-        let opts = SendOpts { sendfile, limit: 0 };
+        let opts = SendOpts { sendfile, limit };
         match send_chain(&self.stream, &mut self.out, &opts) {
             Ok(s) => {
                 self.write_blocked = s.blocked;

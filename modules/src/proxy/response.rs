@@ -40,6 +40,20 @@ pub(super) fn intercept(task: &mut ProxyTask, r: &mut Request, h: &UpstreamHead)
             task.buffering = v.eq_ignore_ascii_case(b"yes");
         }
     }
+    if ignored & ignore::X_ACCEL_LIMIT_RATE == 0 {
+        if let Some(v) = h.get("x-accel-limit-rate") {
+            // A number of bytes per second, or `off` for none.
+            let rate = if v.eq_ignore_ascii_case(b"off") {
+                Some(0)
+            } else {
+                std::str::from_utf8(v).ok().and_then(|s| s.parse::<u64>().ok())
+            };
+            if let Some(rate) = rate {
+                r.set_limit_rate(rate);
+            }
+        }
+    }
+    let conf = r.loc_conf(&KEY);
     let status = h.status;
     if status >= 300 && conf.intercept_errors.unwrap_or(false) {
         let has_page =
