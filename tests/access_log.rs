@@ -68,11 +68,28 @@ fn a_worker_that_quits_writes_what_it_holds() {
 }
 
 #[test]
+fn gzip_writes_members_that_decompress_to_the_lines() {
+    let mut s = Server::start(&conf("gzip=5 buffer=100"));
+    for i in 0..12 {
+        assert_eq!(s.get(&format!("/{i:05}")).status, 200);
+    }
+    s.signal("QUIT");
+    assert!(s.wait_exit(Duration::from_secs(10)).is_some(), "server exits on QUIT");
+    let raw = std::fs::read(s.dir().join("access.log")).expect("log");
+    assert_eq!(&raw[..2], b"\x1f\x8b", "a gzip stream");
+    let out = std::process::Command::new("gzip").args(["-dc"]).arg(s.dir().join("access.log")).output().expect("gzip");
+    assert!(out.status.success());
+    let expected: String = (0..12).map(|i| format!("/{i:05} 200\n")).collect();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected, "two members (nine lines, then three) read whole");
+}
+
+#[test]
 fn bad_buffer_parameters_are_refused() {
     for (params, msg) in [
         ("buffer=0", "invalid buffer size \"0\""),
         ("flush=x", "invalid flush time \"x\""),
-        ("gzip=1", "\"gzip=1\" parameter"),
+        ("gzip=0", "invalid compression level \"0\""),
+        ("gzip=10", "invalid compression level \"10\""),
     ] {
         let err = Server::try_start(&conf(params)).expect_err(params);
         assert!(err.contains(msg), "{params}: {err}");

@@ -145,7 +145,9 @@ pub(crate) fn drive(mut slot: Slot, ev: Event) -> Next {
                 Event::Io { role, readable, writable } => {
                     resume_task(&mut r, Resume::Io { role, readable, writable });
                 }
-                Event::Timeout if crate::filters::write::rate_delay(&r).is_some_and(|d| d <= sluice_core::event::now()) => {
+                Event::Timeout
+                    if crate::filters::write::rate_delay(&r).is_some_and(|d| d <= sluice_core::event::now()) =>
+                {
                     // `limit_rate` lets the response go on.
                     let _ = crate::filters::write::flush_conn(&mut r);
                     if r.conn.out.is_empty() && !r.conn.broken {

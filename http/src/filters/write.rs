@@ -128,8 +128,10 @@ pub(crate) fn flush_conn(r: &mut Request) -> FilterResult {
             r.conn.corked = true;
         }
     }
-    let sent =
-        r.conn.send_pending(sendfile, budget.unwrap_or(0)).map_err(|e| FilterError(format!("writev() failed ({e})")))?;
+    let sent = r
+        .conn
+        .send_pending(sendfile, budget.unwrap_or(0))
+        .map_err(|e| FilterError(format!("writev() failed ({e})")))?;
     r.bytes_sent += sent;
     if budget.is_some() && !r.conn.out.is_empty() && !r.conn.write_blocked {
         // The rate's share went out: wait for the next (sets the timer).
