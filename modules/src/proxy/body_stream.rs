@@ -30,9 +30,36 @@ pub(super) fn begin_streaming(r: &mut Request, target: Target) -> Flow {
         None => BodyFrame::Chunked,
     };
     let mut task = ProxyTask::new(r, target);
-    task.request = request_chain(r, &task.target, frame, Chain::new());
-    task.streaming = Some(BodyStream { chunked: frame == BodyFrame::Chunked, done: false, taken: false });
+    let chunked = frame == BodyFrame::Chunked;
+    // What already arrived goes with the head, in one write (and stays in
+    // the request kept for retries, so it may still go to another peer).
+    let (preread, complete) = match r.take_body_chunk() {
+        Ok(x) => x,
+        Err(status) => return Flow::Status(status),
+    };
+    let mut body = Chain::new();
+    frame_into(&mut body, preread, chunked, complete);
+    task.request = request_chain(r, &task.target, frame, body);
+    task.streaming = Some(BodyStream { chunked, done: complete, taken: false });
     task.kick(r)
+}
+
+/// Appends a piece of the body, chunk-framed when the upstream gets it
+/// chunked (the last chunk once the body is complete).
+fn frame_into(out: &mut Chain, piece: Chain, chunked: bool, complete: bool) {
+    let len = piece.len();
+    if len > 0 {
+        if chunked {
+            out.push(Buf::mem(sluice_http::filters::chunked::size_line(len)));
+            out.append(piece);
+            out.push(Buf::from_static(b"\r\n"));
+        } else {
+            out.append(piece);
+        }
+    }
+    if complete && chunked {
+        out.push(Buf::mem(Bytes::from_static(b"0\r\n\r\n")));
+    }
 }
 
 /// The queued request went out: queue what arrived of the body since, or
@@ -51,21 +78,11 @@ pub(super) fn after_send(task: &mut ProxyTask, r: &mut Request) -> Option<Flow> 
             Ok(x) => x,
             Err(status) => return Some(task.give_up(r, status)),
         };
-        let len = chain.len();
-        if len > 0 {
+        if chain.len() > 0 {
             s.taken = true;
-            if s.chunked {
-                task.to_send.push(Buf::mem(sluice_http::filters::chunked::size_line(len)));
-                task.to_send.append(chain);
-                task.to_send.push(Buf::from_static(b"\r\n"));
-            } else {
-                task.to_send.append(chain);
-            }
         }
+        frame_into(&mut task.to_send, chain, s.chunked, complete);
         if complete {
-            if s.chunked {
-                task.to_send.push(Buf::mem(Bytes::from_static(b"0\r\n\r\n")));
-            }
             s.done = true;
         }
         if task.to_send.is_empty() && !complete {
