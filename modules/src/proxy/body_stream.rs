@@ -78,7 +78,7 @@ pub(super) fn after_send(task: &mut ProxyTask, r: &mut Request) -> Option<Flow> 
             Ok(x) => x,
             Err(status) => return Some(task.give_up(r, status)),
         };
-        if chain.len() > 0 {
+        if chain.has_payload() {
             s.taken = true;
         }
         frame_into(&mut task.to_send, chain, s.chunked, complete);
