@@ -175,7 +175,7 @@ impl Buf {
 /// An ordered run of bufs. Small chains live inline (no allocation).
 #[derive(Clone, Debug, Default)]
 pub struct Chain {
-    bufs: SmallVec<[Buf; 4]>,
+    bufs: SmallVec<[Buf; 2]>,
 }
 
 impl Chain {
@@ -339,7 +339,7 @@ impl Chain {
 
 impl IntoIterator for Chain {
     type Item = Buf;
-    type IntoIter = smallvec::IntoIter<[Buf; 4]>;
+    type IntoIter = smallvec::IntoIter<[Buf; 2]>;
     fn into_iter(self) -> Self::IntoIter {
         self.bufs.into_iter()
     }

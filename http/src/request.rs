@@ -143,12 +143,18 @@ impl HeadersOut {
     /// The first header with this name (case-insensitive), including the
     /// ones kept in fields.
     pub fn get(&self, name: &str) -> Option<Bytes> {
-        match name.to_ascii_lowercase().as_str() {
-            "content-type" => self.content_type.clone(),
-            "content-length" => self.content_length.map(|n| Bytes::from(n.to_string())),
-            "location" => self.location.clone(),
-            "last-modified" => self.last_modified.map(|t| Bytes::from(sluice_core::time::http_date(t))),
-            _ => self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v.clone()),
+        // Compared in place: this runs in several filters per response.
+        let is = |field: &str| name.eq_ignore_ascii_case(field);
+        if is("content-type") {
+            self.content_type.clone()
+        } else if is("content-length") {
+            self.content_length.map(|n| Bytes::from(n.to_string()))
+        } else if is("location") {
+            self.location.clone()
+        } else if is("last-modified") {
+            self.last_modified.map(|t| Bytes::from(sluice_core::time::http_date(t)))
+        } else {
+            self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v.clone())
         }
     }
 }

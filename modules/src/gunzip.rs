@@ -216,8 +216,11 @@ struct GunzipHeaderFilter;
 impl HeaderFilter for GunzipHeaderFilter {
     fn header_filter(&self, r: &mut Request, next: NextHeader<'_>) -> FilterResult {
         let conf = r.loc_conf(&KEY);
+        if !conf.enable.unwrap_or(false) {
+            return next.call(r);
+        }
         let gzipped = r.headers_out.get("Content-Encoding").is_some_and(|v| v.eq_ignore_ascii_case(b"gzip"));
-        if !conf.enable.unwrap_or(false) || !gzipped {
+        if !gzipped {
             return next.call(r);
         }
         let (number, size) = conf.buffers.unwrap_or((32, 4096));

@@ -167,8 +167,15 @@ struct NotModifiedFilter;
 
 impl HeaderFilter for NotModifiedFilter {
     fn header_filter(&self, r: &mut Request, next: NextHeader<'_>) -> FilterResult {
+        // One pass over the request's fields: all four conditions start
+        // with "If-".
         let conditional = ["If-Unmodified-Since", "If-Match", "If-Modified-Since", "If-None-Match"];
-        if r.headers_out.status != 200 || !conditional.iter().any(|h| r.header(h).is_some()) {
+        let any = r.head.headers.iter().any(|h| {
+            h.name.len() >= 8
+                && h.name[..3].eq_ignore_ascii_case(b"if-")
+                && conditional.iter().any(|c| h.name.eq_ignore_ascii_case(c.as_bytes()))
+        });
+        if r.headers_out.status != 200 || !any {
             return next.call(r);
         }
         let lm = r.headers_out.last_modified.map(epoch_secs);

@@ -20,7 +20,9 @@ impl BodyFilter for WriteFilter {
         let flush = chain.wants_flush();
         let header_only = r.header_only;
         for b in chain {
-            if header_only && !b.is_empty() {
+            // Flags were read above; an empty buf has nothing to send (and
+            // a short queue stays inline in the chain).
+            if b.is_empty() || header_only {
                 continue;
             }
             r.conn.out.push(b);
