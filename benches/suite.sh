@@ -439,7 +439,7 @@ rate_of() {
 emit info date "$(date -u '+%Y-%m-%d %H:%M UTC')"
 emit info machine "$(nproc) cores, $(uname -sr), load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 emit info nginx "$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
-emit info sluice "$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$root" diff --quiet HEAD -- core http modules src 2>/dev/null || echo ' (+ local changes)')"
+emit info sluice "$(git -C "$root" log -1 --format=%h -- core http modules src Cargo.toml 2>/dev/null || echo '?')$(git -C "$root" diff --quiet HEAD -- core http modules src 2>/dev/null || echo ' (+ local changes)')"
 emit info settings "WRK_SECS=$WRK_SECS WRK_ROUNDS=$WRK_ROUNDS IDLE_CONNS=$IDLE_CONNS STREAM_GIB=$STREAM_GIB STREAM_ROUNDS=$STREAM_ROUNDS TEXT_MB=$TEXT_MB TEXT_ROUNDS=$TEXT_ROUNDS SLOW_GIB=$SLOW_GIB SLOW_RATE=$SLOW_RATE CLIENT=$CLIENT"
 emit info workloads "$WORKLOADS"
 emit info proxy "proxy_buffer_size $PROXY_BUFFER_SIZE; proxy_buffers $PROXY_BUFFERS; proxy_busy_buffers_size $PROXY_BUSY; proxy_http_version 1.1"
@@ -600,8 +600,11 @@ for name in sluice nginx; do
     n=$(grep -c -E '\[(warn|error|crit|alert|emerg)\]' "$tmp/$name/logs/error.log" 2>/dev/null || true)
     emit errlog "$name" "${n:-0}"
     if [[ ${n:-0} != 0 ]]; then
-        grep -E '\[(warn|error|crit|alert|emerg)\]' "$tmp/$name/logs/error.log" | sort | uniq -c | sort -rn | head -n 5 \
-            | while read -r line; do emit errline "$name" "$line"; done
+        # Without the time, pid and connection number, so alike lines count together.
+        grep -E '\[(warn|error|crit|alert|emerg)\]' "$tmp/$name/logs/error.log" \
+            | sed -E 's/^[0-9/]+ [0-9:]+ //; s/[0-9]+#[0-9]+: (\*[0-9]+ )?//; s/, client: .*//; s/[0-9]{6,}/N/g' \
+            | sort | uniq -c | sort -rn | head -n 5 \
+            | while read -r line; do emit errline "$name" "${line:0:200}"; done
     fi
 done
 emit info load_end "$(cut -d' ' -f1-3 /proc/loadavg)"

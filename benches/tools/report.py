@@ -162,13 +162,21 @@ def markdown(r):
 def svg(r):
     """Two panels: sluice's ratio per row (to nginx, or to the origin), with
     the 1.0 line and the issue's targets; peak RSS per workload."""
+    def short(x):
+        what = x["what"]
+        if x["w"] == "stream" and "origin" in what:
+            return what.replace("proxy ", "").replace(" / origin direct", " / origin")
+        for key in ("buffering on", "buffering off"):
+            if key in what:
+                return f"{x['w']} ({key}) / nginx"
+        return f"{x['w']} / nginx"
     bars = []
     for x in r["row"]:
-        bars.append((f"{x['w']}: {x['what']}", ratio(x["s"], x["n"]), x["target"]))
+        bars.append((short(x), ratio(x["s"], x["n"]), x["target"]))
     for x in r["vsorigin"]:
-        bars.append((f"{x['w']}: {x['what']}", ratio(x["s"], x["o"]), x["target"]))
+        bars.append((short(x), ratio(x["s"], x["o"]), x["target"]))
     rss = [(w, int(a) / 1024, int(b) / 1024) for w, (a, b) in r["rss"].items() if a and b]
-    W, left, right, bh, gap = 900, 380, 60, 18, 8
+    W, left, right, bh, gap = 760, 260, 50, 18, 8
     top1 = 50
     h1 = len(bars) * (bh + gap) + 40
     top2 = top1 + h1 + 50
@@ -186,7 +194,7 @@ def svg(r):
          f'grey line 1.0, red tick: target</text>']
     for i, (label, q, t) in enumerate(bars):
         y = top1 + i * (bh + gap)
-        o.append(f'<text x="{left - 6}" y="{y + bh - 5}" text-anchor="end">{e(label[:58])}</text>')
+        o.append(f'<text x="{left - 6}" y="{y + bh - 5}" text-anchor="end">{e(label[:40])}</text>')
         if q is not None:
             colour = "#3a7" if (t is None or q >= t) else "#d84"
             o.append(f'<rect x="{left}" y="{y}" width="{sx(q) - left:.1f}" height="{bh}" fill="{colour}"/>')
