@@ -181,20 +181,25 @@ for s in conns:
 EOF
 
 cat >"$tmp/slow.py" <<'EOF'
-# slow.py PID URL RATE BYTES: run curl --limit-rate RATE on URL; sample
-# PID's VmRSS every second; print "before_kB max_kB hwm_kB seconds bytes
-# http_code" (hwm: VmHWM after, reset just before the download).
+# slow.py PID URL RATE WARMURL: one fast GET of WARMURL (the same location,
+# a small response: first-use costs such as code pages and pools are not
+# growth), then curl --limit-rate RATE on URL while PID's VmRSS and RssAnon
+# are sampled every second. Prints "before_kB peak_kB hwm_kB seconds bytes
+# http_code anon_before_kB anon_peak_kB" (hwm: VmHWM after, reset just
+# before the download).
 import subprocess, sys, time
-pid, url, rate, want = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+pid, url, rate, warm = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 def field(name):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             if line.startswith(name + ":"):
                 return int(line.split()[1])
+subprocess.run(["curl", "-s", "-o", "/dev/null", warm], check=True)
+time.sleep(0.5)
 with open(f"/proc/{pid}/clear_refs", "w") as f:
     f.write("5")
-before = field("VmRSS")
-peak = before
+before, anon_before = field("VmRSS"), field("RssAnon")
+peak, anon_peak = before, anon_before
 start = time.time()
 curl = subprocess.Popen(["curl", "-s", "--limit-rate", rate, "-o", "/dev/null",
                          "-w", "%{http_code} %{size_download}", url],
@@ -204,10 +209,11 @@ while True:
         curl.wait(timeout=1)
         break
     except subprocess.TimeoutExpired:
-        peak = max(peak, field("VmRSS"))
+        peak, anon_peak = max(peak, field("VmRSS")), max(anon_peak, field("RssAnon"))
 out = curl.stdout.read().split()
-peak = max(peak, field("VmRSS"))
-print(before, peak, field("VmHWM"), f"{time.time() - start:.1f}", out[1], out[0])
+peak, anon_peak = max(peak, field("VmRSS")), max(anon_peak, field("RssAnon"))
+print(before, peak, field("VmHWM"), f"{time.time() - start:.1f}", out[1], out[0],
+      anon_before, anon_peak)
 EOF
 
 cat >"$tmp/text.py" <<'EOF'
@@ -579,11 +585,13 @@ if want slow; then
         for name in sluice nginx; do
             for what in static pb pn; do
                 case $what in
-                    static) path=/f/big ;;
-                    *) [[ -z $origin ]] && continue; path=/$what/stream/$SLOW_BYTES ;;
+                    static) path=/f/big warm=/f/1k ;;
+                    *) [[ -z $origin ]] && continue
+                       path=/$what/stream/$SLOW_BYTES warm=/$what/stream/1048576 ;;
                 esac
                 say "slow: $name $path at $SLOW_RATE/s"
-                out=$(python3 "$tmp/slow.py" "${pid[$name]}" "http://127.0.0.1:${port[$name]}$path" "$SLOW_RATE" "$SLOW_BYTES")
+                out=$(python3 "$tmp/slow.py" "${pid[$name]}" "http://127.0.0.1:${port[$name]}$path" "$SLOW_RATE" \
+                    "http://127.0.0.1:${port[$name]}$warm")
                 alive "$name"
                 emit slow "$name" "$what" $out
                 read -r _ _ _ _ bytes code <<<"$out"

@@ -56,7 +56,8 @@ def load(path):
             out["outsize"][(f[1], f[2])] = int(f[3])
         elif k == "slow":
             out["slow"].append(dict(server=f[1], what=f[2], before=int(f[3]), peak=int(f[4]),
-                                    hwm=int(f[5]), secs=f[6], bytes=f[7], code=f[8]))
+                                    hwm=int(f[5]), secs=f[6], bytes=f[7], code=f[8],
+                                    anon=int(f[10]) - int(f[9]) if len(f) > 10 else None))
         elif k == "note":
             out["note"].append(f[1])
         elif k == "skip":
@@ -127,11 +128,13 @@ def markdown(r):
             bound_proxy = int(pb[0]) * size_kib(pb[1]) + 1024
         except (IndexError, ValueError):
             bound_proxy = None
-        L.append("Slow reader (curl `--limit-rate`; VmRSS sampled every second; VmHWM reset just "
-                 "before): growth = max(sampled peak, VmHWM) − VmRSS before.")
+        L.append("Slow reader (curl `--limit-rate`, after one small warm-up request to the same "
+                 "location; VmRSS and RssAnon sampled every second; VmHWM reset just "
+                 "before): growth = max(sampled peak, VmHWM) − VmRSS before; anon growth = "
+                 "RssAnon peak − before (heap only, no code or file pages).")
         L.append("")
-        L.append("| server | response | seconds | VmRSS before kB | peak sampled kB | VmHWM kB | growth KiB | bound KiB |")
-        L.append("|---|---|---|---|---|---|---|---|")
+        L.append("| server | response | seconds | VmRSS before kB | peak sampled kB | VmHWM kB | growth KiB | anon growth KiB | bound KiB |")
+        L.append("|---|---|---|---|---|---|---|---|---|")
         names = {"static": "static file (sendfile)", "pb": "proxy, buffering on",
                  "pn": "proxy, buffering off"}
         for x in r["slow"]:
@@ -141,6 +144,7 @@ def markdown(r):
             bad = "" if x["code"] == "200" else f" (status {x['code']}, {x['bytes']} bytes)"
             L.append(f"| {x['server']} | {names.get(x['what'], x['what'])}{bad} | {x['secs']} | "
                      f"{x['before']:,} | {x['peak']:,} | {x['hwm']:,} | {growth:,}{ok} | "
+                     f"{'—' if x['anon'] is None else format(x['anon'], ',')} | "
                      f"{'' if bound is None else f'< {bound:,.0f}'} |")
         L.append("")
     errs = r["errlog"]
@@ -196,7 +200,7 @@ def svg(r):
         y = top1 + i * (bh + gap)
         o.append(f'<text x="{left - 6}" y="{y + bh - 5}" text-anchor="end">{e(label[:40])}</text>')
         if q is not None:
-            colour = "#3a7" if (t is None or q >= t) else "#d84"
+            colour = "#69c" if t is None else ("#3a7" if q >= t else "#d84")
             o.append(f'<rect x="{left}" y="{y}" width="{sx(q) - left:.1f}" height="{bh}" fill="{colour}"/>')
             o.append(f'<text x="{sx(q) + 4:.1f}" y="{y + bh - 5}">{q:.2f}</text>')
         if t:
