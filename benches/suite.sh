@@ -594,7 +594,7 @@ if want slow; then
                     "http://127.0.0.1:${port[$name]}$warm")
                 alive "$name"
                 emit slow "$name" "$what" $out
-                read -r _ _ _ _ bytes code <<<"$out"
+                read -r _ _ _ _ bytes code _ <<<"$out"
                 if [[ $code != 200 || $bytes != "$SLOW_BYTES" ]]; then
                     emit note "slow $name $path: status $code, $bytes bytes (expected $SLOW_BYTES)"
                 fi
