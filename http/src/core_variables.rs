@@ -60,11 +60,15 @@ fn cookie(r: &Request, name: &str) -> Option<Bytes> {
 /// `$sent_trailer_NAME`: a trailer of the response (`-` and `_` alike,
 /// case-insensitive, as header variables).
 fn sent_trailer(r: &Request, name: &str) -> Option<Bytes> {
-    let wanted = |n: &[u8]| {
-        n.len() == name.len()
-            && n.iter().zip(name.bytes()).all(|(&a, b)| a.to_ascii_lowercase() == b || (a == b'-' && b == b'_'))
-    };
-    r.headers_out.trailers.iter().find(|(n, _)| wanted(n)).map(|(_, v)| v.clone())
+    r.headers_out.trailers.iter().find(|(n, _)| field_is(n, name)).map(|(_, v)| v.clone())
+}
+
+/// True when the header field `field` is the one a variable suffix names
+/// (`$sent_trailer_x_var`, `$upstream_http_x_var`): case-insensitive, `_`
+/// standing for `-`.
+pub fn field_is(field: &[u8], name: &str) -> bool {
+    field.len() == name.len()
+        && field.iter().zip(name.bytes()).all(|(&a, b)| a.to_ascii_lowercase() == b || (a == b'-' && b == b'_'))
 }
 
 /// `$sent_http_NAME`: a response header; `Connection`, `Keep-Alive` and

@@ -43,7 +43,7 @@ use std::fmt;
 use bytes::Bytes;
 
 use line::{scan_header_line, scan_request_line, Field, HeaderLine, RequestLine, Stop};
-pub use uri::{normalize_uri, validate_host, validate_host_bytes, validate_host_port, ValidHost};
+pub use uri::{normalize_uri, percent_encode, validate_host, validate_host_bytes, validate_host_port, ValidHost};
 
 /// Head size limits and header policies, named after nginx's directives.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -121,17 +121,4 @@ impl Request {
     pub fn claim_route(&self, route: &Route, role: Role) {
         ROUTES.with(|r| r.borrow_mut().table[route.0] = Some((self.conn.slot, self.conn.generation, role)));
     }
-
-    /// Changes a registered descriptor's interest (or role).
-    pub fn reregister_io(&self, source: &mut impl Source, role: Role, interest: Interest) -> io::Result<()> {
-        check_role(role)?;
-        let tok = token(self.conn.slot, role, self.conn.generation);
-        with_registry(|reg| reg.reregister(source, tok, interest))
-    }
-
-    /// Removes a descriptor from the poll (before it is kept for another
-    /// request, e.g. in an upstream keep-alive pool).
-    pub fn deregister_io(&self, source: &mut impl Source) -> io::Result<()> {
-        with_registry(|reg| reg.deregister(source))
-    }
 }

@@ -484,14 +484,9 @@ fn escape_html(out: &mut Vec<u8>, s: &[u8]) {
 /// Percent-escaping of a URI component: everything but letters, digits
 /// and `-._~` (so `:` cannot make a name look like a scheme).
 fn escape_uri_component(out: &mut Vec<u8>, s: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &c in s {
-        if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
-            out.push(c);
-        } else {
-            out.extend_from_slice(&[b'%', HEX[usize::from(c >> 4)], HEX[usize::from(c & 0xf)]]);
-        }
-    }
+    sluice_http::parse::percent_encode(out, s, |c| {
+        !(c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~'))
+    });
 }
 
 /// JSON string escaping: `"` and `\`, and control characters (the short

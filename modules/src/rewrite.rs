@@ -497,14 +497,7 @@ fn hex(c: u8) -> Option<u8> {
 /// Percent-encodes what cannot stand in an argument (nginx's args
 /// escaping): controls, space, `#`, `%`, `+`, `?`, bytes above 0x7e.
 fn escape_arg(s: &[u8], out: &mut BytesMut) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &c in s {
-        if c <= 0x20 || c >= 0x7f || matches!(c, b'#' | b'%' | b'+' | b'?') {
-            out.extend_from_slice(&[b'%', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]);
-        } else {
-            out.extend_from_slice(&[c]);
-        }
-    }
+    sluice_http::parse::percent_encode(out, s, |c| c <= 0x20 || c >= 0x7f || matches!(c, b'#' | b'%' | b'+' | b'?'));
 }
 
 /// `%` are decoded, others stay escaped (no header splitting), and nothing

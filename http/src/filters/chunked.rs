@@ -94,7 +94,7 @@ impl BodyFilter for ChunkedFilter {
 /// Frames one chain: a size line, the payload bufs as they are (the same
 /// allocations, flags moved to a flag-only buf at the end), a CRLF, and on
 /// `last_buf` the last chunk from `last_chunk`.
-fn frame(chain: Chain, last_chunk: impl FnOnce() -> Bytes) -> Chain {
+pub fn frame(chain: Chain, last_chunk: impl FnOnce() -> Bytes) -> Chain {
     let len = chain.len();
     let last = chain.is_last();
     let mut out = Chain::new();

@@ -363,3 +363,17 @@ pub fn validate_host_bytes(host: &Bytes) -> Result<Bytes, HeadError> {
 pub fn validate_host(host: &[u8]) -> Result<Bytes, HeadError> {
     validate_host_port(host).map(|v| v.host)
 }
+
+/// Percent-encodes `s` into `out`: the bytes `escape` selects become
+/// `%XX` (upper-case hex), the others are copied. Each caller passes the
+/// set its context needs (a path, an argument, a URI component).
+pub fn percent_encode(out: &mut impl bytes::BufMut, s: &[u8], escape: impl Fn(u8) -> bool) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &c in s {
+        if escape(c) {
+            out.put_slice(&[b'%', HEX[usize::from(c >> 4)], HEX[usize::from(c & 0xf)]]);
+        } else {
+            out.put_u8(c);
+        }
+    }
+}

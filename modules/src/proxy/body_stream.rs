@@ -44,22 +44,18 @@ pub(super) fn begin_streaming(r: &mut Request, target: Target) -> Flow {
     task.kick(r)
 }
 
-/// Appends a piece of the body, chunk-framed when the upstream gets it
-/// chunked (the last chunk once the body is complete).
-fn frame_into(out: &mut Chain, piece: Chain, chunked: bool, complete: bool) {
-    let len = piece.len();
-    if len > 0 {
-        if chunked {
-            out.push(Buf::mem(sluice_http::filters::chunked::size_line(len)));
-            out.append(piece);
-            out.push(Buf::from_static(b"\r\n"));
-        } else {
-            out.append(piece);
-        }
+/// Appends a piece of the body, chunk-framed (by the chunked filter's own
+/// framing) when the upstream gets it chunked, with the last chunk once the
+/// body is complete.
+fn frame_into(out: &mut Chain, mut piece: Chain, chunked: bool, complete: bool) {
+    if !chunked {
+        out.append(piece);
+        return;
     }
-    if complete && chunked {
-        out.push(Buf::mem(Bytes::from_static(b"0\r\n\r\n")));
+    if complete {
+        piece.push(Buf::last());
     }
+    out.append(sluice_http::filters::chunked::frame(piece, || Bytes::from_static(b"0\r\n\r\n")));
 }
 
 /// The queued request went out: queue what arrived of the body since, or

@@ -64,14 +64,7 @@ fn location_valid(r: &Request) -> bool {
 /// Percent-encodes what cannot stand in a request target's path: controls,
 /// space, `#`, `%`, `?` and bytes above 0x7e.
 pub(crate) fn escape_uri(out: &mut BytesMut, s: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    for &c in s {
-        if c <= 0x20 || c >= 0x7f || matches!(c, b'#' | b'%' | b'?') {
-            out.extend_from_slice(&[b'%', HEX[(c >> 4) as usize], HEX[(c & 15) as usize]]);
-        } else {
-            out.put_u8(c);
-        }
-    }
+    sluice_http::parse::percent_encode(out, s, |c| c <= 0x20 || c >= 0x7f || matches!(c, b'#' | b'%' | b'?'));
 }
 
 /// The request line and header fields, up to the empty line.

@@ -87,11 +87,8 @@ pub(crate) fn add(vars: &mut Variables) -> Result<(), String> {
 
 /// A field of the upstream's response head, `_` standing for `-`.
 fn header(r: &Request, name: &str) -> Option<Bytes> {
-    let matches = |n: &[u8]| {
-        n.len() == name.len()
-            && n.iter().zip(name.bytes()).all(|(&a, b)| a.to_ascii_lowercase() == b || (a == b'-' && b == b'_'))
-    };
-    ctx(r)?.headers.iter().find(|(n, _)| matches(n)).map(|(_, v)| v.clone())
+    let field_is = sluice_http::core_variables::field_is;
+    ctx(r)?.headers.iter().find(|(n, _)| field_is(n, name)).map(|(_, v)| v.clone())
 }
 
 /// A cookie the upstream set (`Set-Cookie: name=value; ...`).
