@@ -211,7 +211,7 @@ fn fast_origin(written: Arc<Mutex<u64>>) -> Origin {
 /// Reads the response slowly at first (64 KiB, then waits until the origin
 /// is blocked by back-pressure), checks sluice's RSS growth against
 /// `limit_kib`, then reads the rest, sampling RSS, and checks every byte.
-fn slow_client(loc: &str, limit_kib: u64) {
+fn slow_client(loc: &str, limit_kib: u64) -> Server {
     let written = Arc::new(Mutex::new(0));
     let o = fast_origin(written.clone());
     let s = start(&o, loc);
@@ -263,6 +263,7 @@ fn slow_client(loc: &str, limit_kib: u64) {
     }
     assert_eq!(ck.value(), expect.value(), "client did not get every byte");
     assert!(peak <= base + limit_kib, "RSS grew from {base} KiB to {peak} KiB (limit +{limit_kib} KiB)");
+    s
 }
 
 #[test]
@@ -275,4 +276,18 @@ fn slow_client_unbuffered_bounded_memory() {
 #[test]
 fn slow_client_buffered_no_temp_file_bounded_memory() {
     slow_client("proxy_buffering on; proxy_max_temp_file_size 0;", 4096);
+}
+
+/// Memory, then the temp file (written 4 KiB at a time: tens of thousands
+/// of writes), then memory again once the file is full: every byte arrives
+/// in order, and a large backlog in the file costs no memory.
+#[test]
+fn slow_client_buffered_temp_file_bounded_memory() {
+    let s = slow_client(
+        "proxy_buffering on; proxy_buffers 8 16k; proxy_temp_file_write_size 4k; \
+         proxy_max_temp_file_size 150m;",
+        2048,
+    );
+    let log = s.error_log();
+    assert!(log.contains("[warn]") && log.contains("an upstream response is buffered to a temporary file "), "{log}");
 }

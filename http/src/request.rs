@@ -558,6 +558,14 @@ impl Request {
         self.conn.out.iter().filter(|b| b.in_memory()).map(|b| b.len()).sum()
     }
 
+    /// True while the client connection holds output not yet sent (memory
+    /// or file regions). A producer that keeps a backlog of its own (the
+    /// proxy's temp file) hands over the next part once this is false; the
+    /// task is resumed with `Resume::Writable` when the queue drains.
+    pub fn output_queued(&self) -> bool {
+        !self.conn.out.is_empty()
+    }
+
     /// Maps a URI to a file path by `root` or `alias` (nginx's
     /// `ngx_http_map_uri_to_path`): root + URI; for `alias` in a prefix
     /// location, alias + the URI after the location's name; for `alias` in

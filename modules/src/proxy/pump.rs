@@ -5,10 +5,12 @@
 //! output it holds grows, and the proxy reads only while that is under its
 //! bound: all of `proxy_buffers` with buffering on, `proxy_buffer_size`
 //! with it off. With buffering on, reads beyond the memory bound go to the
-//! temp file (file regions cost no memory) until
-//! `proxy_max_temp_file_size`. At the bound the proxy stops reading: the
-//! upstream's socket fills and TCP pushes back. The client draining
-//! resumes it.
+//! temp file until `proxy_max_temp_file_size`; the file's backlog reaches
+//! the client one region (up to `proxy_busy_buffers_size`) at a time, each
+//! once the previous output was sent, so its size costs no memory. While
+//! there is a backlog every read goes to the file, behind it. At the bound
+//! the proxy stops reading: the upstream's socket fills and TCP pushes
+//! back. The client draining resumes it.
 
 use std::time::Duration;
 
@@ -33,6 +35,9 @@ impl ProxyTask {
         loop {
             if self.body_done {
                 return self.finish(r);
+            }
+            if let Err(flow) = self.hand_over_spill(r) {
+                return flow;
             }
             let (budget, to_file) = self.budget(r);
             if fresh {
@@ -92,6 +97,23 @@ impl ProxyTask {
         Ok(())
     }
 
+    /// Hands the temp file's backlog to the client's output, a region at a
+    /// time, while the output has taken all it was given.
+    fn hand_over_spill(&mut self, r: &mut Request) -> Result<(), Flow> {
+        let busy = {
+            let conf = self.conf(r);
+            let (_, size) = conf.buffers();
+            conf.busy_buffers_size.unwrap_or(2 * size.max(conf.buffer_size()))
+        };
+        while !r.output_queued() {
+            let Some(region) = self.spill.as_mut().and_then(|s| s.take_region(busy)) else { break };
+            let mut chain = Chain::new();
+            chain.push(region);
+            self.forward(r, chain)?;
+        }
+        Ok(())
+    }
+
     /// How much may be read now, and whether it goes to the temp file.
     fn budget(&mut self, r: &Request) -> (u64, bool) {
         let conf = self.conf(r);
@@ -102,7 +124,9 @@ impl ProxyTask {
             conf.buffer_size()
         };
         let held = r.output_pending_mem() + self.rbuf.len() as u64;
-        if held < mem_limit {
+        let backlog = self.spill.as_ref().map_or(0, |s| s.backlog());
+        // Memory reads go out at once: never ahead of the file's backlog.
+        if held < mem_limit && backlog == 0 {
             return (mem_limit - held, false);
         }
         if !self.buffering {
@@ -160,12 +184,22 @@ impl ProxyTask {
                 let dir = self.conf(r).temp_path.clone().unwrap_or_else(|| r.body_temp_dir());
                 let spill = match self.spill.take() {
                     Some(s) => Ok(s),
-                    None => Spill::create(&dir),
+                    None => Spill::create(&dir).inspect(|s| {
+                        // nginx's notice that a response outgrew the buffers.
+                        let path = s.path.display();
+                        self.log(
+                            r,
+                            Level::Warn,
+                            format_args!(
+                                "an upstream response is buffered to a temporary file {path} while reading upstream"
+                            ),
+                        );
+                    }),
                 };
-                match spill.and_then(|mut s| s.append(&b).map(|buf| (s, buf))) {
-                    Ok((s, buf)) => {
+                match spill.and_then(|mut s| s.append(&b).map(|()| s)) {
+                    Ok(s) => {
+                        // Kept as backlog, handed over by hand_over_spill.
                         self.spill = Some(s);
-                        out.push(buf);
                         continue;
                     }
                     Err(e) => {
@@ -217,6 +251,11 @@ impl ProxyTask {
     fn finish_with(&mut self, r: &mut Request, mut chain: Chain) -> Flow {
         self.release_connection(r);
         self.deadline = None;
+        // What the temp file still holds goes first, as one region: the
+        // output takes it at the client's pace with nothing more to read.
+        if let Some(region) = self.spill.as_mut().and_then(|s| s.take_region(u64::MAX)) {
+            chain.push_front(region);
+        }
         chain.push(Buf::last());
         match r.output(chain) {
             Ok(_) => Flow::Done,

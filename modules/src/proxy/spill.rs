@@ -3,10 +3,16 @@
 //! `proxy_max_temp_file_size`), and from there to the client as file
 //! regions (sendfile). The file is unlinked as soon as it is created: it
 //! disappears with the last reference to it, whatever happens to the request.
+//!
+//! What was written and not yet handed to the client is a backlog the
+//! proxy keeps as two offsets, not as bufs: however much of the file waits
+//! for a slow client, the memory it costs stays the same. The client's
+//! output gets one region of it at a time, up to `proxy_busy_buffers_size`,
+//! each time the previous one was sent (nginx's busy buffers).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -20,6 +26,10 @@ pub(crate) struct Spill {
     file: Arc<File>,
     /// Bytes written so far (the next region's offset).
     pub written: u64,
+    /// Bytes handed to the client's output so far.
+    handed: u64,
+    /// Where the file was created (for the log; it is already unlinked).
+    pub path: PathBuf,
 }
 
 impl Spill {
@@ -30,14 +40,30 @@ impl Spill {
         let path = dir.join(format!("{:010}.{}", n, std::process::id()));
         let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
         let _ = std::fs::remove_file(&path);
-        Ok(Spill { file: Arc::new(file), written: 0 })
+        Ok(Spill { file: Arc::new(file), written: 0, handed: 0, path })
     }
 
-    /// Appends `data`; the region it now occupies, as a buf.
-    pub(crate) fn append(&mut self, data: &Bytes) -> io::Result<Buf> {
+    /// Appends `data` to the backlog.
+    pub(crate) fn append(&mut self, data: &Bytes) -> io::Result<()> {
         (&*self.file).write_all(data)?;
-        let at = self.written;
         self.written += data.len() as u64;
-        Ok(Buf::file(self.file.clone(), at, data.len() as u64))
+        Ok(())
+    }
+
+    /// Bytes written and not yet handed to the client.
+    pub(crate) fn backlog(&self) -> u64 {
+        self.written - self.handed
+    }
+
+    /// The backlog's next region, at most `max` bytes, as a buf; `None`
+    /// when there is none.
+    pub(crate) fn take_region(&mut self, max: u64) -> Option<Buf> {
+        let len = self.backlog().min(max);
+        if len == 0 {
+            return None;
+        }
+        let at = self.handed;
+        self.handed += len;
+        Some(Buf::file(self.file.clone(), at, len))
     }
 }
