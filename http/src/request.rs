@@ -558,12 +558,12 @@ impl Request {
         self.conn.out.iter().filter(|b| b.in_memory()).map(|b| b.len()).sum()
     }
 
-    /// True while the client connection holds output not yet sent (memory
-    /// or file regions). A producer that keeps a backlog of its own (the
-    /// proxy's temp file) hands over the next part once this is false; the
-    /// task is resumed with `Resume::Writable` when the queue drains.
-    pub fn output_queued(&self) -> bool {
-        !self.conn.out.is_empty()
+    /// Bytes the client connection holds queued for sending, memory and
+    /// file regions alike. A producer that keeps a backlog of its own (the
+    /// proxy's temp file) hands over more while this is low; the task is
+    /// resumed with `Resume::Writable` when the queue drains.
+    pub fn output_pending(&self) -> u64 {
+        self.conn.out.iter().map(|b| b.len()).sum()
     }
 
     /// Maps a URI to a file path by `root` or `alias` (nginx's

@@ -5,10 +5,10 @@
 //! output it holds grows, and the proxy reads only while that is under its
 //! bound: all of `proxy_buffers` with buffering on, `proxy_buffer_size`
 //! with it off. With buffering on, reads beyond the memory bound go to the
-//! temp file until `proxy_max_temp_file_size`; the file's backlog reaches
-//! the client one region (up to `proxy_busy_buffers_size`) at a time, each
-//! once the previous output was sent, so its size costs no memory. While
-//! there is a backlog every read goes to the file, behind it. At the bound
+//! temp file until `proxy_max_temp_file_size`. The file's backlog is two
+//! offsets, not bufs: it reaches the client as one region once less than
+//! `proxy_busy_buffers_size` waits to be sent, so its size costs no memory.
+//! While there is a backlog every read goes to the file, behind it. At the bound
 //! the proxy stops reading: the upstream's socket fills and TCP pushes
 //! back. The client draining resumes it.
 
@@ -97,38 +97,51 @@ impl ProxyTask {
         Ok(())
     }
 
-    /// Hands the temp file's backlog to the client's output, a region at a
-    /// time, while the output has taken all it was given.
+    /// Hands the temp file's whole backlog to the client's output, as one
+    /// region, once less than `proxy_busy_buffers_size` waits there.
     fn hand_over_spill(&mut self, r: &mut Request) -> Result<(), Flow> {
+        if self.spill.as_ref().is_none_or(|s| s.backlog() == 0) {
+            return Ok(());
+        }
         let busy = {
             let conf = self.conf(r);
             let (_, size) = conf.buffers();
             conf.busy_buffers_size.unwrap_or(2 * size.max(conf.buffer_size()))
         };
-        while !r.output_queued() {
-            let Some(region) = self.spill.as_mut().and_then(|s| s.take_region(busy)) else { break };
-            let mut chain = Chain::new();
-            chain.push(region);
-            self.forward(r, chain)?;
+        // Memory reads stay behind the backlog until it goes: the client
+        // is slower than the upstream, so its data keeps to the file
+        // rather than pinning read buffers.
+        if r.output_pending() >= busy {
+            return Ok(());
+        }
+        if let Some(region) = self.spill.as_mut().and_then(|s| s.take_region(u64::MAX)) {
+            self.forward(r, Chain::one(region))?;
         }
         Ok(())
     }
 
-    /// How much may be read now, and whether it goes to the temp file.
-    fn budget(&mut self, r: &Request) -> (u64, bool) {
+    /// How much more of the body may be held in memory now: all of
+    /// `proxy_buffers` with buffering on, `proxy_buffer_size` with it off.
+    fn mem_room(&self, r: &Request) -> u64 {
         let conf = self.conf(r);
-        let mem_limit = if self.buffering {
+        let limit = if self.buffering {
             let (n, size) = conf.buffers();
             n * size
         } else {
             conf.buffer_size()
         };
-        let held = r.output_pending_mem() + self.rbuf.len() as u64;
+        limit.saturating_sub(r.output_pending_mem() + self.rbuf.len() as u64)
+    }
+
+    /// How much may be read now, and whether it goes to the temp file.
+    fn budget(&mut self, r: &Request) -> (u64, bool) {
+        let room = self.mem_room(r);
         let backlog = self.spill.as_ref().map_or(0, |s| s.backlog());
         // Memory reads go out at once: never ahead of the file's backlog.
-        if held < mem_limit && backlog == 0 {
-            return (mem_limit - held, false);
+        if room > 0 && backlog == 0 {
+            return (room, false);
         }
+        let conf = self.conf(r);
         if !self.buffering {
             return (0, false);
         }
