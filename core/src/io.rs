@@ -14,7 +14,13 @@
 //! * A file region at the front goes by `sendfile(2)` when
 //!   [`SendOpts::sendfile`] is set. When it is not, or when the kernel
 //!   refuses `sendfile` for this pair of descriptors (`EINVAL`, `ENOSYS`),
-//!   the region is read with `pread` into a bounded stack buffer and written.
+//!   the region is read with `pread` into a bounded stack buffer and goes
+//!   out in the same `writev` as the memory bufs around it.
+//! * A small file region (at most [`GATHER_SMALL`]) is read that way even
+//!   with `sendfile` on: a 1 KiB file and its response head then leave in
+//!   one system call and one TCP segment, where `sendfile` would need a
+//!   second of each (and the peer a second segment to receive and
+//!   acknowledge).
 //! * A file that got shorter than its region (truncated while being served)
 //!   is an error, never a hang: `sendfile` or `pread` reporting end of file
 //!   before the region's end yields `ErrorKind::UnexpectedEof`.
@@ -36,9 +42,14 @@ use crate::buf::{Chain, FileRegion, Payload};
 /// Most slices one `writev` takes (Linux's `IOV_MAX`).
 pub const IOV_MAX: usize = 1024;
 
-/// Size of the stack buffer a file region is copied through when `sendfile`
-/// is off or refused: bounded, so a large file never means a large buffer.
+/// Size of the stack buffer file regions are copied through when they are
+/// not sent with `sendfile`: bounded, so a large file never means a large
+/// buffer.
 const COPY_CHUNK: usize = 32 * 1024;
+
+/// File regions up to this size are copied into the `writev` of the bufs
+/// around them even with `sendfile` on (see the module's notes).
+pub const GATHER_SMALL: u64 = 16 * 1024;
 
 /// Linux moves at most this many bytes per `sendfile` (0x7ffff000); asking
 /// for more is allowed but a smaller count keeps the arithmetic obvious.
@@ -103,8 +114,16 @@ pub fn send_chain<F: AsFd>(fd: &F, chain: &mut Chain, opts: &SendOpts) -> io::Re
             return Ok(sent);
         }
         let step = match &first.payload {
-            Payload::Mem(_) => write_mem(fd, chain, budget)?,
-            Payload::File(region) => send_region(fd, region, budget, &mut sendfile)?,
+            Payload::File(region) if sendfile && region.len > GATHER_SMALL => {
+                match sendfile_once(fd, region, region.len.min(budget).min(SENDFILE_MAX_COUNT)) {
+                    Err(e) if is_sendfile_unsupported(&e) => {
+                        sendfile = false;
+                        continue;
+                    }
+                    other => other?,
+                }
+            }
+            _ => write_gathered(fd, chain, budget, sendfile)?,
         };
         match step {
             Step::Wrote(n) => {
@@ -127,41 +146,90 @@ fn drop_empty_front(chain: &mut Chain) {
     }
 }
 
-/// One `writev` of the memory bufs at the front of `chain`, up to the first
-/// non-empty file region, [`IOV_MAX`] slices, or `budget` bytes.
-fn write_mem(fd: BorrowedFd<'_>, chain: &Chain, budget: u64) -> io::Result<Step> {
-    let mut iov: SmallVec<[IoSlice<'_>; IOV_INLINE]> = SmallVec::new();
+/// One piece of a gathered `writev`.
+enum Piece {
+    /// The first `take` bytes of the chain's memory buf at `index`.
+    Mem { index: usize, take: usize },
+    /// Bytes of a file region read into the stage at `start..end`.
+    Staged { start: usize, end: usize },
+}
+
+/// One `writev` of the bufs at the front of `chain`: memory bufs as they
+/// are, file regions read with `pread` into a bounded stack buffer (every
+/// region when `sendfile` is off, only regions of at most [`GATHER_SMALL`]
+/// when it is on), up to the first region that is not taken whole,
+/// [`IOV_MAX`] slices, or `budget` bytes.
+fn write_gathered(fd: BorrowedFd<'_>, chain: &Chain, budget: u64, sendfile: bool) -> io::Result<Step> {
+    let mut stage = [0u8; COPY_CHUNK];
+    let mut staged = 0usize;
+    let mut pieces: SmallVec<[Piece; IOV_INLINE]> = SmallVec::new();
     let mut total = 0u64;
-    for buf in chain.bufs() {
-        let mem = match &buf.payload {
-            Payload::Mem(m) if m.is_empty() => continue,
-            Payload::Mem(m) => m,
-            Payload::File(r) if r.len == 0 => continue,
-            Payload::File(_) => break,
-        };
-        if iov.len() == IOV_MAX || total == budget {
+    for (index, buf) in chain.bufs().iter().enumerate() {
+        if pieces.len() == IOV_MAX || total == budget {
             break;
         }
-        let take = (mem.len() as u64).min(budget - total) as usize;
-        iov.push(IoSlice::new(&mem[..take]));
-        total += take as u64;
+        match &buf.payload {
+            Payload::Mem(m) if m.is_empty() => continue,
+            Payload::Mem(m) => {
+                let take = (m.len() as u64).min(budget - total) as usize;
+                pieces.push(Piece::Mem { index, take });
+                total += take as u64;
+            }
+            Payload::File(r) if r.len == 0 => continue,
+            Payload::File(r) => {
+                if sendfile && r.len > GATHER_SMALL {
+                    break;
+                }
+                let want = r.len.min(budget - total).min((COPY_CHUNK - staged) as u64) as usize;
+                if want == 0 {
+                    break;
+                }
+                let got = pread_full(r, &mut stage[staged..staged + want])?;
+                if got == 0 {
+                    // End of file before the region's end: an error when
+                    // nothing precedes it, else the next call reports it.
+                    if pieces.is_empty() {
+                        return Err(truncated("pread", r.offset));
+                    }
+                    break;
+                }
+                pieces.push(Piece::Staged { start: staged, end: staged + got });
+                staged += got;
+                total += got as u64;
+                if (got as u64) < r.len {
+                    // Only whole regions are followed by later bufs.
+                    break;
+                }
+            }
+        }
     }
-    debug_assert!(total > 0, "send_chain calls write_mem with payload at the front");
+    debug_assert!(total > 0, "send_chain calls write_gathered with payload at the front");
+    let bufs = chain.bufs();
+    let iov: SmallVec<[IoSlice<'_>; IOV_INLINE]> = pieces
+        .iter()
+        .map(|p| match *p {
+            Piece::Mem { index, take } => match &bufs[index].payload {
+                Payload::Mem(m) => IoSlice::new(&m[..take]),
+                Payload::File(_) => unreachable!("a Mem piece indexes a memory buf"),
+            },
+            Piece::Staged { start, end } => IoSlice::new(&stage[start..end]),
+        })
+        .collect();
     let done = uninterrupted(|| nix::sys::uio::writev(fd, &iov))?;
     to_step(done, write_zero)
 }
 
-/// Sends (part of) a file region: `sendfile` when allowed and accepted,
-/// else one bounded `pread` + `write`.
-fn send_region(fd: BorrowedFd<'_>, region: &FileRegion, budget: u64, sendfile: &mut bool) -> io::Result<Step> {
-    let count = region.len.min(budget);
-    if *sendfile {
-        match sendfile_once(fd, region, count.min(SENDFILE_MAX_COUNT)) {
-            Err(e) if is_sendfile_unsupported(&e) => *sendfile = false,
-            other => return other,
+/// Reads the start of `region` into `into` with `pread`, retrying on
+/// `EINTR`; fewer bytes than asked for only at the end of the file.
+fn pread_full(region: &FileRegion, into: &mut [u8]) -> io::Result<usize> {
+    let offset = file_offset(region.offset)?;
+    loop {
+        match nix::sys::uio::pread(region.file.as_fd(), into, offset) {
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(n) => return Ok(n),
         }
     }
-    copy_once(fd, region, count)
 }
 
 /// `EINVAL` / `ENOSYS` from `sendfile`: this descriptor pair cannot use it
@@ -182,25 +250,6 @@ fn sendfile_once(fd: BorrowedFd<'_>, region: &FileRegion, count: u64) -> io::Res
     })?;
     // 0 bytes for a non-empty count: end of file before the region's end.
     to_step(done, || truncated("sendfile", region.offset))
-}
-
-/// Reads up to [`COPY_CHUNK`] bytes of the region with `pread` and writes
-/// them with one `write`. A partial write sends a prefix; the rest is read
-/// again on the next call, which keeps the buffer on the stack and bounded.
-fn copy_once(fd: BorrowedFd<'_>, region: &FileRegion, count: u64) -> io::Result<Step> {
-    let mut buf = [0u8; COPY_CHUNK];
-    let want = count.min(COPY_CHUNK as u64) as usize;
-    let offset = file_offset(region.offset)?;
-    let got = loop {
-        match nix::sys::uio::pread(region.file.as_fd(), &mut buf[..want], offset) {
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
-            Ok(0) => return Err(truncated("pread", region.offset)),
-            Ok(n) => break n,
-        }
-    };
-    let done = uninterrupted(|| nix::unistd::write(fd, &buf[..got]))?;
-    to_step(done, write_zero)
 }
 
 /// Runs one send system call, retrying on `EINTR`; `EAGAIN` becomes `None`.

@@ -308,6 +308,41 @@ fn peer_gone_is_an_error() {
     }
 }
 
+/// A head, a small file region and a tail leave in one `writev`, sendfile
+/// on or off: a SOCK_SEQPACKET peer receives them as one message. A region
+/// above `GATHER_SMALL` with sendfile on goes separately.
+#[test]
+fn small_file_region_goes_in_the_same_writev_as_the_head() {
+    use nix::sys::socket::{recv, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+    for (sendfile, len, messages) in [(true, 1024, 1), (false, 1024, 1), (true, GATHER_SMALL as usize + 1, 3)] {
+        let (w, r) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::empty()).unwrap();
+        setsockopt(&w, sockopt::SndBuf, &(1 << 20)).unwrap();
+        setsockopt(&r, sockopt::RcvBuf, &(1 << 20)).unwrap();
+        let data = pattern(len, 9);
+        let mut chain = Chain::new();
+        chain.push(Buf::from_static(b"HTTP/1.1 200 OK\r\n\r\n"));
+        chain.push(Buf::file(temp_file(&data), 0, len as u64));
+        chain.push(Buf::from_static(b"\r\n"));
+        let want = [&b"HTTP/1.1 200 OK\r\n\r\n"[..], &data, b"\r\n"].concat();
+        let sent = send_chain(&w, &mut chain, &SendOpts { sendfile, limit: 0 }).unwrap();
+        assert_eq!(sent.bytes, want.len() as u64);
+        drop(w);
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut count = 0;
+        loop {
+            let n = recv(r.as_raw_fd(), &mut buf, MsgFlags::empty()).unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            count += 1;
+        }
+        assert_eq!(got, want, "sendfile {sendfile}, {len} bytes");
+        assert_eq!(count, messages, "sendfile {sendfile}, {len} bytes");
+    }
+}
+
 #[test]
 fn truncated_file_is_an_error_not_a_hang() {
     for sendfile in [true, false] {
