@@ -160,7 +160,10 @@ enum Piece {
 /// when it is on), up to the first region that is not taken whole,
 /// [`IOV_MAX`] slices, or `budget` bytes.
 fn write_gathered(fd: BorrowedFd<'_>, chain: &Chain, budget: u64, sendfile: bool) -> io::Result<Step> {
-    let mut stage = [0u8; COPY_CHUNK];
+    // Not zero-filled: most calls stage nothing, and the bytes a slice is
+    // made of are exactly those pread(2) wrote.
+    let mut stage = std::mem::MaybeUninit::<[u8; COPY_CHUNK]>::uninit();
+    let stage = stage.as_mut_ptr().cast::<u8>();
     let mut staged = 0usize;
     let mut pieces: SmallVec<[Piece; IOV_INLINE]> = SmallVec::new();
     let mut total = 0u64;
@@ -184,7 +187,8 @@ fn write_gathered(fd: BorrowedFd<'_>, chain: &Chain, budget: u64, sendfile: bool
                 if want == 0 {
                     break;
                 }
-                let got = pread_full(r, &mut stage[staged..staged + want])?;
+                // SAFETY: `staged + want <= COPY_CHUNK`, inside the stage.
+                let got = pread_full(r, unsafe { stage.add(staged) }, want)?;
                 if got == 0 {
                     // End of file before the region's end: an error when
                     // nothing precedes it, else the next call reports it.
@@ -212,22 +216,32 @@ fn write_gathered(fd: BorrowedFd<'_>, chain: &Chain, budget: u64, sendfile: bool
                 Payload::Mem(m) => IoSlice::new(&m[..take]),
                 Payload::File(_) => unreachable!("a Mem piece indexes a memory buf"),
             },
-            Piece::Staged { start, end } => IoSlice::new(&stage[start..end]),
+            // SAFETY: `start..end` lies inside the stage and pread(2) wrote
+            // those bytes above; the stage outlives `iov`.
+            Piece::Staged { start, end } => {
+                IoSlice::new(unsafe { std::slice::from_raw_parts(stage.add(start), end - start) })
+            }
         })
         .collect();
     let done = uninterrupted(|| nix::sys::uio::writev(fd, &iov))?;
     to_step(done, write_zero)
 }
 
-/// Reads the start of `region` into `into` with `pread`, retrying on
-/// `EINTR`; fewer bytes than asked for only at the end of the file.
-fn pread_full(region: &FileRegion, into: &mut [u8]) -> io::Result<usize> {
+/// Reads up to `len` bytes from the start of `region` to `into` with
+/// `pread`, retrying on `EINTR`; fewer bytes than asked for only at the
+/// end of the file. `into` must be valid for `len` bytes of writes.
+fn pread_full(region: &FileRegion, into: *mut u8, len: usize) -> io::Result<usize> {
     let offset = file_offset(region.offset)?;
     loop {
-        match nix::sys::uio::pread(region.file.as_fd(), into, offset) {
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(e.into()),
-            Ok(n) => return Ok(n),
+        // SAFETY: the caller gives `len` writable bytes at `into`; pread(2)
+        // writes at most that many.
+        let n = unsafe { libc::pread(region.file.as_raw_fd(), into.cast(), len, offset) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
         }
     }
 }

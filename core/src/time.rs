@@ -21,6 +21,10 @@ const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Au
 
 /// Formats `t` as an RFC 9110 IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub fn http_date(t: SystemTime) -> String {
+    if let Some(b) = http_date_bytes(t) {
+        // Only ASCII goes into the fixed form.
+        return String::from_utf8_lossy(&b).into_owned();
+    }
     let dt: DateTime<Utc> = t.into();
     let mut s = String::with_capacity(29);
     // Writing into a String cannot fail.
@@ -36,6 +40,29 @@ pub fn http_date(t: SystemTime) -> String {
         dt.second()
     );
     s
+}
+
+/// [`http_date`] as a fixed 29-byte array, written digit by digit with no
+/// allocation or formatting machinery (a static file's `Last-Modified` is
+/// written on every response); `None` for a year outside 0..=9999, which
+/// does not fit the fixed form.
+pub fn http_date_bytes(t: SystemTime) -> Option<[u8; 29]> {
+    let dt: DateTime<Utc> = t.into();
+    let year = u32::try_from(dt.year()).ok().filter(|y| *y <= 9999)?;
+    let mut out = *b"Thu, 01 Jan 1970 00:00:00 GMT";
+    let two = |out: &mut [u8], n: u32| {
+        out[0] = b'0' + (n / 10) as u8;
+        out[1] = b'0' + (n % 10) as u8;
+    };
+    out[0..3].copy_from_slice(WEEKDAYS[dt.weekday().num_days_from_monday() as usize].as_bytes());
+    two(&mut out[5..7], dt.day());
+    out[8..11].copy_from_slice(MONTHS[dt.month0() as usize].as_bytes());
+    two(&mut out[12..14], year / 100);
+    two(&mut out[14..16], year % 100);
+    two(&mut out[17..19], dt.hour());
+    two(&mut out[20..22], dt.minute());
+    two(&mut out[23..25], dt.second());
+    Some(out)
 }
 
 /// The error log's stamp in local time: `2026/11/22 00:30:00`.
@@ -302,6 +329,10 @@ mod tests {
         assert_eq!(http_date(at(T)), "Sun, 22 Nov 2026 00:30:00 GMT");
         assert_eq!(http_date(at(0)), "Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(http_date(at(951_782_400)), "Tue, 29 Feb 2000 00:00:00 GMT");
+        // Past 9999 the fixed form does not fit: the year is written out.
+        assert_eq!(http_date_bytes(at(253_402_300_800)), None);
+        assert_eq!(http_date(at(253_402_300_800)), "Sat, 01 Jan 10000 00:00:00 GMT");
+        assert_eq!(&http_date_bytes(at(253_402_300_799)).unwrap(), b"Fri, 31 Dec 9999 23:59:59 GMT");
     }
 
     #[test]

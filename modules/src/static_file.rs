@@ -57,9 +57,22 @@ pub fn open_error_status(r: &Request, path: &std::path::Path, e: &std::io::Error
     status
 }
 
+/// nginx's form, `"mtime-size"` in lowercase hex; written digit by digit
+/// (it is made for every response).
 fn etag(mtime: i64, size: u64) -> Bytes {
-    let mut b = BytesMut::with_capacity(32);
-    b.put_slice(format!("\"{mtime:x}-{size:x}\"").as_bytes());
+    fn put_hex(b: &mut BytesMut, n: u64) {
+        let digits = (64 - n.leading_zeros()).div_ceil(4).max(1);
+        for i in (0..digits).rev() {
+            b.put_u8(b"0123456789abcdef"[((n >> (i * 4)) & 0xf) as usize]);
+        }
+    }
+    let mut b = BytesMut::with_capacity(36);
+    b.put_u8(b'"');
+    // A negative mtime as `{:x}` prints an i64: its two's complement bits.
+    put_hex(&mut b, mtime as u64);
+    b.put_u8(b'-');
+    put_hex(&mut b, size);
+    b.put_u8(b'"');
     b.freeze()
 }
 
@@ -155,5 +168,8 @@ mod tests {
     #[test]
     fn etags() {
         assert_eq!(&etag(0x5f3e1a00, 26)[..], b"\"5f3e1a00-1a\"");
+        for (mtime, size) in [(0, 0), (1, 15), (-1, 16), (i64::MAX, u64::MAX), (i64::MIN, 1 << 40)] {
+            assert_eq!(etag(mtime, size), format!("\"{mtime:x}-{size:x}\""), "{mtime} {size}");
+        }
     }
 }

@@ -138,7 +138,10 @@ fn write_head(r: &Request, b: &mut BytesMut) {
         b.put_slice(b"\r\n");
     }
     if let Some(t) = ho.last_modified {
-        put_header(b, b"Last-Modified: ", sluice_core::time::http_date(t).as_bytes());
+        match sluice_core::time::http_date_bytes(t) {
+            Some(date) => put_header(b, b"Last-Modified: ", &date),
+            None => put_header(b, b"Last-Modified: ", sluice_core::time::http_date(t).as_bytes()),
+        }
     }
     if let Some(loc) = &ho.location {
         let abs = absolute_location(r, loc);
