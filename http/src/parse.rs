@@ -280,6 +280,10 @@ const UNIQUE_HEADERS: [&str; 12] = [
 ];
 
 fn unique_index(name: &[u8]) -> Option<usize> {
+    // Most names are none of them, and their length says so at once.
+    if !matches!(name.len(), 4 | 6 | 8 | 13 | 14 | 17 | 19) {
+        return None;
+    }
     UNIQUE_HEADERS.iter().position(|u| u.as_bytes().eq_ignore_ascii_case(name))
 }
 

@@ -61,6 +61,17 @@ pub fn server_signature(tokens: ServerTokens) -> &'static str {
     }
 }
 
+/// The whole `Server:` line for [`server_signature`], CRLF included (one
+/// copy per response).
+pub fn server_line(tokens: ServerTokens) -> &'static [u8] {
+    match tokens {
+        ServerTokens::Off => b"Server: sluice\r\n",
+        ServerTokens::On | ServerTokens::Build => {
+            concat!("Server: sluice/", env!("CARGO_PKG_VERSION"), "\r\n").as_bytes()
+        }
+    }
+}
+
 /// The built-in page for a status (None for statuses without one).
 pub fn page(status: u16, tokens: ServerTokens) -> Option<Bytes> {
     let title = match status {
@@ -196,6 +207,13 @@ fn set_overwrite(r: &mut Request, status: u16, overwrite: Option<Option<u16>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_line_is_the_signature() {
+        for t in [ServerTokens::Off, ServerTokens::On, ServerTokens::Build] {
+            assert_eq!(server_line(t), format!("Server: {}\r\n", server_signature(t)).as_bytes());
+        }
+    }
 
     #[test]
     fn pages_read_like_nginx() {

@@ -322,9 +322,18 @@ pub(crate) struct Field {
     pub(crate) next: usize,
 }
 
-fn name_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'-'
-}
+/// The bytes a header name is made of without remark: letters, digits and
+/// '-' (a table: this is asked for every byte of every name).
+const NAME_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric() || b == b'-';
+        i += 1;
+    }
+    t
+};
 
 /// Scans one header line starting at `start`.
 pub(crate) fn scan_header_line(buf: &[u8], start: usize, underscores: bool) -> Scan<HeaderLine> {
@@ -341,9 +350,10 @@ pub(crate) fn scan_header_line(buf: &[u8], start: usize, underscores: bool) -> S
     }
     let mut invalid = false;
     let name_end = loop {
-        let b = c.next()?;
-        match b {
-            _ if name_byte(b) => {}
+        while buf.get(c.pos).is_some_and(|&b| NAME_BYTE[usize::from(b)]) {
+            c.pos += 1;
+        }
+        match c.next()? {
             b'_' => invalid |= !underscores,
             b':' | CR | LF => break c.pos - 1,
             0..=0x20 | 0x7f => return c.fail(INVALID_HEADER),
@@ -366,8 +376,15 @@ fn scan_value(c: &mut Cursor) -> Scan<Range<usize>> {
     }
     let start = c.pos;
     let rest = &c.buf[start..];
-    let Some(off) = memchr::memchr3(CR, LF, 0, rest) else {
-        return Err(Stop::Incomplete);
+    // Most values are short: a plain loop finds their end sooner than
+    // memchr's set-up does; a long one goes on with memchr.
+    let quick = rest.len().min(32);
+    let off = match rest[..quick].iter().position(|&b| b == CR || b == LF || b == 0) {
+        Some(off) => off,
+        None => match memchr::memchr3(CR, LF, 0, &rest[quick..]) {
+            Some(off) => quick + off,
+            None => return Err(Stop::Incomplete),
+        },
     };
     c.pos = start + off + 1;
     let mut end = start + off;

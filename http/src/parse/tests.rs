@@ -571,3 +571,13 @@ fn error_before_a_full_buffer_wins() {
     v.extend_from_slice(&vec![b'a'; 20000]);
     assert_eq!(err(&v).status(), 400);
 }
+
+#[test]
+fn every_unique_header_is_found_whatever_its_case() {
+    for (i, name) in UNIQUE_HEADERS.iter().enumerate() {
+        assert_eq!(unique_index(name.as_bytes()), Some(i), "{name}");
+        assert_eq!(unique_index(name.to_ascii_uppercase().as_bytes()), Some(i), "{name}");
+    }
+    assert_eq!(unique_index(b"user-agent"), None);
+    assert_eq!(unique_index(b"hosts"), None);
+}
