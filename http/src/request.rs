@@ -566,6 +566,12 @@ impl Request {
         self.conn.out.iter().map(|b| b.len()).sum()
     }
 
+    /// How many bufs the client connection holds queued for sending: what
+    /// the queue itself costs in memory, whatever their size.
+    pub fn output_pending_bufs(&self) -> usize {
+        self.conn.out.buf_count()
+    }
+
     /// Maps a URI to a file path by `root` or `alias` (nginx's
     /// `ngx_http_map_uri_to_path`): root + URI; for `alias` in a prefix
     /// location, alias + the URI after the location's name; for `alias` in

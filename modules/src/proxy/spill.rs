@@ -7,8 +7,7 @@
 //! What was written and not yet handed to the client is a backlog the
 //! proxy keeps as two offsets, not as bufs: however much of the file waits
 //! for a slow client, the memory it costs stays the same. The client's
-//! output gets all of it as one region once what it holds falls below
-//! `proxy_busy_buffers_size` (nginx's busy buffers).
+//! output gets all of it as one region (see `pump`).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
