@@ -143,15 +143,14 @@ impl ProxyTask {
     fn budget(&mut self, r: &Request) -> (u64, bool) {
         let room = self.mem_room(r);
         let backlog = self.spill.as_ref().map_or(0, |s| s.backlog());
-        // Memory reads go out at once: never ahead of the file's backlog,
-        // nor behind a long queue (they would wait there, pinning their
-        // read buffers, while the file could hold the bytes).
+        // Memory reads go out at once: never ahead of the file's backlog.
         if room > 0 && backlog == 0 {
-            // Behind a queue, in pieces of one buffer: each read's
+            // Behind a queue, in pieces of one buffer (at least 64 KiB, so
+            // small buffers do not mean small reads): each read's
             // allocation is freed once its bytes are sent, rather than
             // kept whole by a small part still waiting.
             let (_, size) = self.conf(r).buffers();
-            let piece = if r.output_pending_bufs() > 0 { size.max(4096) } else { room };
+            let piece = if r.output_pending_bufs() > 0 { size.max(64 * 1024) } else { room };
             return (room.min(piece), false);
         }
         let conf = self.conf(r);
