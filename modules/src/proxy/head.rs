@@ -43,9 +43,14 @@ pub struct HeadError(pub String);
 /// Parses a head from the front of `buf`. `Ok(None)`: incomplete; on
 /// success the head's bytes are removed from `buf`.
 pub fn parse(buf: &mut BytesMut) -> Result<Option<UpstreamHead>, HeadError> {
-    let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut raw);
-    let len = match resp.parse(buf) {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    // Not initialised first: the parser writes the entries it returns (an
+    // initialised array of 128 entries costs more than a short head's parse).
+    let mut raw = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(&mut resp, buf, &mut raw) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(HeadError("upstream sent too many header lines".into())),
