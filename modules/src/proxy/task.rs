@@ -121,7 +121,19 @@ pub(crate) fn start(r: &mut Request) -> Flow {
         Ok(t) => t,
         Err(status) => return Flow::Status(status),
     };
-    let port = Bytes::from(target.port.to_string());
+    // Digit by digit: this runs for every proxied request.
+    let port = {
+        let (mut digits, mut i, mut n) = ([0u8; 5], 5, target.port);
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        Bytes::copy_from_slice(&digits[i..])
+    };
     // After an internal redirect to another proxied location, the record
     // of earlier attempts stays (all of them are logged, as nginx does).
     let (tries, mut groups) = r
@@ -315,7 +327,7 @@ impl ProxyTask {
         let Some(i) = self.target.group.pick(&cx, &mut self.tried) else {
             self.log(r, Level::Error, format_args!("no live upstreams while connecting to upstream"));
             // As nginx, the attempt is logged under the group's name.
-            let name = self.target.group.name.clone();
+            let name: Arc<str> = self.target.group.name.as_str().into();
             if let Some(c) = r.lasting_ctx_mut::<_, _, _, ProxyCtx>(&KEY) {
                 let mut t = TryLog::new(name);
                 t.status = Some(502);
@@ -330,8 +342,9 @@ impl ProxyTask {
         self.state = State::Connecting;
         self.attempts += 1;
         let addr = self.target.group.peer(i).addr.clone();
+        let addr_text = self.target.group.peer_addr_text(i);
         if let Some(c) = r.lasting_ctx_mut::<_, _, _, ProxyCtx>(&KEY) {
-            c.tries.push(TryLog::new(addr.to_string()));
+            c.tries.push(TryLog::new(addr_text));
         }
         self.to_send = self.request.clone();
         self.rbuf.clear();

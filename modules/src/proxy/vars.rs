@@ -3,6 +3,7 @@
 //! one value per upstream tried, joined by ", " (nginx's form).
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -32,7 +33,7 @@ pub(crate) struct ProxyCtx {
 /// One upstream attempt.
 #[derive(Debug)]
 pub(crate) struct TryLog {
-    pub addr: String,
+    pub addr: Arc<str>,
     pub start: Instant,
     pub status: Option<u16>,
     pub connect: Option<Duration>,
@@ -45,7 +46,7 @@ pub(crate) struct TryLog {
 }
 
 impl TryLog {
-    pub(crate) fn new(addr: String) -> TryLog {
+    pub(crate) fn new(addr: Arc<str>) -> TryLog {
         TryLog {
             addr,
             start: sluice_core::event::now(),

@@ -212,6 +212,9 @@ pub struct UpstreamGroup {
     /// `hash`'s key: the proxy evaluates it for each request and passes the
     /// bytes in [`PickCx::hash_key`].
     pub hash_key: Option<ComplexValue>,
+    /// Each peer's address as text (primary first), made on first use:
+    /// `$upstream_addr` records it for every attempt.
+    addr_texts: OnceLock<Vec<Arc<str>>>,
 }
 
 impl fmt::Debug for UpstreamGroup {
@@ -260,7 +263,17 @@ impl UpstreamGroup {
             implicit,
             id: GROUP_IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             hash_key: None,
+            addr_texts: OnceLock::new(),
         }
+    }
+
+    /// The address of the peer at `index` as text (`127.0.0.1:8080`,
+    /// `unix:/path`), formatted once per group rather than per attempt.
+    pub fn peer_addr_text(&self, index: usize) -> Arc<str> {
+        let texts = self
+            .addr_texts
+            .get_or_init(|| self.peers.iter().chain(&self.backups).map(|p| Arc::from(p.addr.to_string())).collect());
+        texts[index].clone()
     }
 
     /// How many peers a request may try at most (primary and backup).
