@@ -558,16 +558,11 @@ impl Request {
         self.conn.out.iter().filter(|b| b.in_memory()).map(|b| b.len()).sum()
     }
 
-    /// Bytes the client connection holds queued for sending, memory and
-    /// file regions alike. A producer that keeps a backlog of its own (the
-    /// proxy's temp file) hands over more while this is low; the task is
-    /// resumed with `Resume::Writable` when the queue drains.
-    pub fn output_pending(&self) -> u64 {
-        self.conn.out.iter().map(|b| b.len()).sum()
-    }
-
     /// How many bufs the client connection holds queued for sending: what
-    /// the queue itself costs in memory, whatever their size.
+    /// the queue itself costs in memory, whatever their size. A producer
+    /// that keeps a backlog of its own (the proxy's temp file) holds it
+    /// back while this is high; the task is resumed with
+    /// `Resume::Writable` when the queue drains.
     pub fn output_pending_bufs(&self) -> usize {
         self.conn.out.buf_count()
     }

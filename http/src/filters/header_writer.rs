@@ -17,8 +17,9 @@ use crate::special;
 pub struct HeaderWriter;
 
 /// Appends `n` in decimal: cheaper than `write!`, which goes through the
-/// formatting machinery for every response.
-fn put_decimal(b: &mut BytesMut, mut n: u64) {
+/// formatting machinery for every response (modules use it for numbers they
+/// write per request too).
+pub fn put_decimal(b: &mut BytesMut, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {

@@ -120,7 +120,7 @@ impl ProxyTask {
         if r.output_pending_bufs() >= HELD_BUFS && self.mem_room(r) == 0 {
             return Ok(());
         }
-        if let Some(region) = self.spill.as_mut().and_then(|s| s.take_region(u64::MAX)) {
+        if let Some(region) = self.spill.as_mut().and_then(|s| s.take_backlog()) {
             self.forward(r, Chain::one(region))?;
         }
         Ok(())
@@ -278,7 +278,7 @@ impl ProxyTask {
         self.deadline = None;
         // What the temp file still holds goes first, as one region: the
         // output takes it at the client's pace with nothing more to read.
-        if let Some(region) = self.spill.as_mut().and_then(|s| s.take_region(u64::MAX)) {
+        if let Some(region) = self.spill.as_mut().and_then(|s| s.take_backlog()) {
             chain.push_front(region);
         }
         chain.push(Buf::last());

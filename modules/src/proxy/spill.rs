@@ -54,10 +54,9 @@ impl Spill {
         self.written - self.handed
     }
 
-    /// The backlog's next region, at most `max` bytes, as a buf; `None`
-    /// when there is none.
-    pub(crate) fn take_region(&mut self, max: u64) -> Option<Buf> {
-        let len = self.backlog().min(max);
+    /// The whole backlog as one region buf; `None` when there is none.
+    pub(crate) fn take_backlog(&mut self) -> Option<Buf> {
+        let len = self.backlog();
         if len == 0 {
             return None;
         }
