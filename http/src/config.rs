@@ -10,7 +10,8 @@
 //!
 //! After the block: `init_main_conf`, then merges child ← parent for every
 //! server and location, then `postconfiguration` (handlers and filters),
-//! then listening addresses are grouped. The result is immutable and shared
+//! then each location gets its filter chains (the registered filters whose
+//! `wanted_in` accepts its confs), then listening addresses are grouped. The result is immutable and shared
 //! by all workers behind an `Arc`.
 
 use std::any::Any;
@@ -541,6 +542,9 @@ pub fn load_http(modules: &Arc<Modules>, stmt: &Statement, prefix: &Path) -> Res
         };
         m.postconfiguration(&mut pc).map_err(|e| stmt.error(e))?;
     }
+    for s in &servers {
+        s.root.set_filter_chains(&header_filters, &body_filters);
+    }
     let listens = listen::group(&servers).map_err(|e| stmt.error(e))?;
     Ok(HttpConfig {
         modules: modules.clone(),
@@ -553,4 +557,127 @@ pub fn load_http(modules: &Arc<Modules>, stmt: &Statement, prefix: &Path) -> Res
         listens,
         prefix: prefix.to_path_buf(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_core::conf::directive::{flag, Args, Contexts as C, Directive, Level};
+    use sluice_core::Chain;
+
+    use super::*;
+    use crate::module::{
+        downcast, downcast_mut, BodyFilter, ConfKey, FilterResult, HeaderFilter, HttpModule, ModuleIndex, NextBody,
+        NextHeader,
+    };
+    use crate::request::Request;
+
+    #[derive(Default)]
+    struct ProbeLocConf {
+        on: Option<bool>,
+    }
+
+    static PROBE: ConfKey<(), (), ProbeLocConf> = ConfKey::new();
+
+    /// A module whose filters want only locations with `probe on`.
+    struct ProbeModule;
+
+    struct ProbeFilter;
+
+    impl HeaderFilter for ProbeFilter {
+        fn wanted_in(&self, loc: &Location) -> bool {
+            loc.conf(&PROBE).on == Some(true)
+        }
+
+        fn header_filter(&self, r: &mut Request, next: NextHeader<'_>) -> FilterResult {
+            next.call(r)
+        }
+    }
+
+    impl BodyFilter for ProbeFilter {
+        fn wanted_in(&self, loc: &Location) -> bool {
+            loc.conf(&PROBE).on == Some(true)
+        }
+
+        fn body_filter(&self, r: &mut Request, chain: Chain, next: NextBody<'_>) -> FilterResult {
+            next.call(r, chain)
+        }
+    }
+
+    impl HttpModule for ProbeModule {
+        fn name(&self) -> &'static str {
+            "probe"
+        }
+
+        fn index(&self) -> &'static ModuleIndex {
+            PROBE.index()
+        }
+
+        fn directives(&self) -> Vec<Directive<HttpConfCx>> {
+            vec![Directive::new("probe", C::HTTP_ANY, Args::FLAG, Level::Loc, flag(|c: &mut ProbeLocConf| &mut c.on))]
+        }
+
+        fn create_loc_conf(&self) -> AnyConf {
+            Box::new(ProbeLocConf::default())
+        }
+
+        fn merge_loc_conf(&self, parent: &dyn Any, child: &mut dyn Any) -> Result<(), String> {
+            let p: &ProbeLocConf = downcast(parent);
+            let c: &mut ProbeLocConf = downcast_mut(child);
+            c.on = Some(c.on.or(p.on).unwrap_or(false));
+            Ok(())
+        }
+
+        fn postconfiguration(&self, cf: &mut PostConf) -> Result<(), String> {
+            cf.push_header_filter(Arc::new(ProbeFilter));
+            cf.push_body_filter(Arc::new(ProbeFilter));
+            Ok(())
+        }
+    }
+
+    /// Every location under `loc`, with the lengths of its two chains.
+    fn chains(loc: &Location, out: &mut Vec<(String, usize, usize)>) {
+        let c = loc.filter_chains().expect("chains set at load");
+        out.push((loc.name().to_string(), c.header.len(), c.body.len()));
+        for l in loc.nested.all() {
+            chains(l, out);
+        }
+    }
+
+    #[test]
+    fn each_location_chain_holds_only_the_filters_that_want_it() {
+        let text = "http {
+            probe on;
+            server {
+                listen 127.0.0.1:8080;
+                location /inherits { }
+                location /off {
+                    probe off;
+                    location /off/nested-on { probe on; }
+                }
+                location ~ ^/regex-off { probe off; }
+                location @named-off { probe off; }
+            }
+        }";
+        let conf = sluice_core::conf::parse_str(text, "t.conf".as_ref(), "/".as_ref()).unwrap();
+        let modules = Modules::new(vec![Arc::new(ProbeModule)]).unwrap();
+        let http = load_http(&modules, &conf.statements[0], "/".as_ref()).unwrap();
+        // The registered chains: the probe above chunked and the header
+        // writer / write filter.
+        assert_eq!((http.header_filters.len(), http.body_filters.len()), (3, 3));
+        let mut found = Vec::new();
+        let site = &http.listens[0];
+        chains(&site.names_for(site.addr).default_server().root, &mut found);
+        found.sort();
+        let want = [
+            ("", 3, 3),
+            ("/inherits", 3, 3),
+            ("/off", 2, 2),
+            ("/off/nested-on", 3, 3),
+            ("^/regex-off", 2, 2),
+            ("@named-off", 2, 2),
+        ];
+        let mut want: Vec<(String, usize, usize)> = want.iter().map(|(n, h, b)| (n.to_string(), *h, *b)).collect();
+        want.sort();
+        assert_eq!(found, want);
+    }
 }

@@ -406,9 +406,14 @@ pub(crate) fn apply_location_keepalive(r: &mut Request) {
 /// `keepalive_disable`: old MSIE loses keep-alive on POST, Safari always.
 fn browser_disabled(r: &Request) -> bool {
     let d = r.core_loc().keepalive_disable.unwrap_or_default();
+    let msie6_post = d.msie6 && r.method() == crate::parse::Method::Post;
+    // Most requests are neither case: no header look-up, no substring search.
+    if !msie6_post && !d.safari {
+        return false;
+    }
     let Some(ua) = r.header("user-agent") else { return false };
     let find = |needle: &[u8]| memchr::memmem::find(ua, needle);
-    if d.msie6 && r.method() == crate::parse::Method::Post {
+    if msie6_post {
         if let Some(i) = find(b"MSIE ") {
             let v = &ua[i + 5..];
             let old = v.first().is_some_and(|c| (b'1'..=b'5').contains(c)) && v.get(1) == Some(&b'.')

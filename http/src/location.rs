@@ -9,12 +9,12 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use regex::bytes::Regex;
 use sluice_core::conf::Origin;
 
-use crate::module::AnyConf;
+use crate::module::{AnyConf, ConfKey, FilterChains};
 
 /// How a location matches.
 #[derive(Debug, Clone)]
@@ -82,6 +82,9 @@ pub struct Location {
     pub(crate) nested: LocationTree,
     /// Where it was written.
     pub origin: Origin,
+    /// The filters its responses pass through; set once every module has
+    /// registered its filters (after the confs are merged and frozen).
+    filters: OnceLock<FilterChains>,
 }
 
 impl std::fmt::Debug for Location {
@@ -92,7 +95,32 @@ impl std::fmt::Debug for Location {
 
 impl Location {
     pub(crate) fn new(matcher: LocMatch, confs: Vec<AnyConf>, nested: LocationTree, origin: Origin) -> Location {
-        Location { matcher, confs, nested, origin }
+        Location { matcher, confs, nested, origin, filters: OnceLock::new() }
+    }
+
+    /// A module's location conf, merged (what `Request::loc_conf` reads for
+    /// a request in this location).
+    pub fn conf<M, S, L: 'static>(&self, key: &ConfKey<M, S, L>) -> &L {
+        crate::module::downcast(self.confs[key.slot()].as_ref())
+    }
+
+    /// This location's filter chains; `None` before the configuration has
+    /// finished loading.
+    pub(crate) fn filter_chains(&self) -> Option<&FilterChains> {
+        self.filters.get()
+    }
+
+    /// Gives this location and every location inside it (nested, named,
+    /// `if` blocks) their filter chains.
+    pub(crate) fn set_filter_chains(
+        &self,
+        header: &[Arc<dyn crate::module::HeaderFilter>],
+        body: &[Arc<dyn crate::module::BodyFilter>],
+    ) {
+        let _ = self.filters.set(FilterChains::for_location(self, header, body));
+        for l in self.nested.all() {
+            l.set_filter_chains(header, body);
+        }
     }
 
     /// The location's name as written (`/images/`, `\.php$`, `@fallback`).
@@ -155,6 +183,11 @@ pub struct Found {
 }
 
 impl LocationTree {
+    /// Every location of this level, of all kinds.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Arc<Location>> {
+        self.statics.iter().chain(&self.regexes).chain(&self.named).chain(&self.anonymous)
+    }
+
     pub(crate) fn new(all: Vec<Arc<Location>>) -> LocationTree {
         let mut t = LocationTree::default();
         for l in all {

@@ -10,7 +10,8 @@
 //! Life of a configuration: `preconfiguration` (add variables) → create
 //! confs and run directive setters while the file is read → `init_main_conf`
 //! → `merge_srv_conf` / `merge_loc_conf` down the tree → `postconfiguration`
-//! (register phase handlers and filters).
+//! (register phase handlers and filters) → each location's filter chains,
+//! from the filters' `wanted_in`.
 
 use std::any::Any;
 use std::marker::PhantomData;
@@ -21,6 +22,7 @@ use sluice_core::conf::Directive;
 use sluice_core::Chain;
 
 use crate::config::{HttpConfCx, PostConf, PreConf};
+use crate::location::Location;
 use crate::request::Request;
 
 /// A module's conf struct, type-erased.
@@ -283,12 +285,52 @@ pub type FilterResult = Result<FilterStatus, FilterError>;
 pub trait HeaderFilter: Send + Sync {
     /// Processes the response head, then calls `next`.
     fn header_filter(&self, r: &mut Request, next: NextHeader<'_>) -> FilterResult;
+
+    /// Whether this filter can have work in a location with these (merged)
+    /// confs. When the configuration is loaded each location gets its own
+    /// chain of the filters that answer true, so a response there does not
+    /// pass through the others at all. Answer false only when the location
+    /// conf alone rules out every response (`gzip off`, no `add_header`);
+    /// the filter's own pass-through guard still decides per response where
+    /// it stays in. The default keeps the filter in every chain.
+    fn wanted_in(&self, loc: &Location) -> bool {
+        let _ = loc;
+        true
+    }
 }
 
 /// A body filter: runs for every chain the handler sends.
 pub trait BodyFilter: Send + Sync {
     /// Processes a chain, then passes output on with `next`.
     fn body_filter(&self, r: &mut Request, chain: Chain, next: NextBody<'_>) -> FilterResult;
+
+    /// As [`HeaderFilter::wanted_in`], for the location's body chain. A body
+    /// filter that only acts on what its header filter set up answers as
+    /// that header filter does.
+    fn wanted_in(&self, loc: &Location) -> bool {
+        let _ = loc;
+        true
+    }
+}
+
+/// The filters of one location: those of the registered chains that
+/// answered true to `wanted_in` for its confs, in chain order.
+pub(crate) struct FilterChains {
+    pub(crate) header: Box<[Arc<dyn HeaderFilter>]>,
+    pub(crate) body: Box<[Arc<dyn BodyFilter>]>,
+}
+
+impl FilterChains {
+    pub(crate) fn for_location(
+        loc: &Location,
+        header: &[Arc<dyn HeaderFilter>],
+        body: &[Arc<dyn BodyFilter>],
+    ) -> FilterChains {
+        FilterChains {
+            header: header.iter().filter(|f| f.wanted_in(loc)).cloned().collect(),
+            body: body.iter().filter(|f| f.wanted_in(loc)).cloned().collect(),
+        }
+    }
 }
 
 /// The header filters below the current one.

@@ -434,8 +434,17 @@ impl Request {
         if self.headers_out.status == 0 {
             self.headers_out.status = 200;
         }
-        let http = self.http.clone();
-        NextHeader { rest: &http.header_filters }.call(self)
+        // The location's own chain (filters it rules out are not in it);
+        // the registered chain whole only for a location built outside a
+        // configuration load.
+        let loc = self.loc.clone();
+        match loc.filter_chains() {
+            Some(chains) => NextHeader { rest: &chains.header }.call(self),
+            None => {
+                let http = self.http.clone();
+                NextHeader { rest: &http.header_filters }.call(self)
+            }
+        }
     }
 
     /// Runs a chain through the body filters.
@@ -443,8 +452,16 @@ impl Request {
         if self.last_sent {
             return Ok(FilterStatus::Ok);
         }
-        let http = self.http.clone();
-        NextBody { rest: &http.body_filters }.call(self, chain)
+        // The location does not change once the header is sent, so this
+        // is the chain whose header filters ran.
+        let loc = self.loc.clone();
+        match loc.filter_chains() {
+            Some(chains) => NextBody { rest: &chains.body }.call(self, chain),
+            None => {
+                let http = self.http.clone();
+                NextBody { rest: &http.body_filters }.call(self, chain)
+            }
+        }
     }
 
     /// Sends a whole response from memory: status, content type, body.

@@ -38,6 +38,7 @@ use sluice_core::conf::directive::{custom, flag, Args, Contexts as C, Directive,
 use sluice_core::conf::{SetError, Statement};
 use sluice_core::log::Level as LogLevel;
 use sluice_core::{log_error, Buf, Chain};
+use sluice_http::location::Location;
 use sluice_http::module::{downcast, downcast_mut};
 use sluice_http::variables::ComplexValue;
 use sluice_http::{
@@ -272,13 +273,16 @@ fn no_map(r: &Request, src: &[u8], dst: &[u8]) {
 struct CharsetHeaderFilter;
 
 impl HeaderFilter for CharsetHeaderFilter {
+    fn wanted_in(&self, loc: &Location) -> bool {
+        charset_on(loc.conf(&KEY))
+    }
+
     fn header_filter(&self, r: &mut Request, next: NextHeader<'_>) -> FilterResult {
         let Some(ct) = r.headers_out.content_type.clone().filter(|c| !c.is_empty()) else {
             return next.call(r);
         };
         let lcf = r.loc_conf(&KEY);
-        // The common case, `charset off`, costs no more than this test.
-        if matches!(lcf.charset, None | Some(CharsetRef::Off)) {
+        if !charset_on(lcf) {
             return next.call(r);
         }
         let (ty, own) = split_content_type(&ct);
@@ -387,7 +391,17 @@ fn recode_buf(table: &[u8; 256], b: Buf, out: &mut Chain) -> std::io::Result<()>
 /// The body filter.
 struct CharsetBodyFilter;
 
+/// Whether `charset` names a charset here (`charset off`, the default, has
+/// the filter do nothing at all).
+fn charset_on(lcf: &CharsetLocConf) -> bool {
+    !matches!(lcf.charset, None | Some(CharsetRef::Off))
+}
+
 impl BodyFilter for CharsetBodyFilter {
+    fn wanted_in(&self, loc: &Location) -> bool {
+        charset_on(loc.conf(&KEY))
+    }
+
     fn body_filter(&self, r: &mut Request, chain: Chain, next: NextBody<'_>) -> FilterResult {
         let Some(table) = r.ctx::<_, _, _, CharsetCtx>(&KEY).map(|c| c.table.clone()) else {
             return next.call(r, chain);

@@ -33,6 +33,7 @@ use std::sync::Arc;
 use flate2::{Crc, Decompress, FlushDecompress, Status};
 use sluice_core::conf::directive::{custom, flag, Args, Contexts as C, Directive, Level};
 use sluice_core::conf::{SetError, Statement};
+use sluice_http::location::Location;
 use sluice_http::module::{downcast, downcast_mut};
 use sluice_http::{
     AnyConf, BodyFilter, ConfKey, FilterResult, HeaderFilter, HttpConfCx, HttpModule, ModuleIndex, NextBody,
@@ -214,6 +215,10 @@ pub struct GunzipModule;
 struct GunzipHeaderFilter;
 
 impl HeaderFilter for GunzipHeaderFilter {
+    fn wanted_in(&self, loc: &Location) -> bool {
+        loc.conf(&KEY).enable.unwrap_or(false)
+    }
+
     fn header_filter(&self, r: &mut Request, next: NextHeader<'_>) -> FilterResult {
         let conf = r.loc_conf(&KEY);
         if !conf.enable.unwrap_or(false) {
@@ -241,6 +246,10 @@ impl HeaderFilter for GunzipHeaderFilter {
 struct GunzipBodyFilter;
 
 impl BodyFilter for GunzipBodyFilter {
+    fn wanted_in(&self, loc: &Location) -> bool {
+        loc.conf(&KEY).enable.unwrap_or(false)
+    }
+
     fn body_filter(&self, r: &mut Request, chain: sluice_core::Chain, next: NextBody<'_>) -> FilterResult {
         if r.header_only {
             return next.call(r, chain);

@@ -52,6 +52,7 @@ use sluice_core::conf::directive::{
     checked, enumeration, flag, number, size, Args, Contexts as C, Directive, Level, SetFn,
 };
 use sluice_core::conf::{value, SetError, Statement};
+use sluice_http::location::Location;
 use sluice_http::module::{downcast, downcast_mut};
 use sluice_http::parse::Method;
 use sluice_http::{
@@ -424,6 +425,10 @@ pub fn clear_for_transform(r: &mut Request) {
 struct GzipHeaderFilter;
 
 impl HeaderFilter for GzipHeaderFilter {
+    fn wanted_in(&self, loc: &Location) -> bool {
+        loc.conf(&KEY).enable.unwrap_or(false)
+    }
+
     fn header_filter(&self, r: &mut Request, next: NextHeader<'_>) -> FilterResult {
         let conf = r.loc_conf(&KEY);
         let status = r.headers_out.status;
@@ -455,6 +460,10 @@ impl HeaderFilter for GzipHeaderFilter {
 struct GzipBodyFilter;
 
 impl BodyFilter for GzipBodyFilter {
+    fn wanted_in(&self, loc: &Location) -> bool {
+        loc.conf(&KEY).enable.unwrap_or(false)
+    }
+
     fn body_filter(&self, r: &mut Request, chain: sluice_core::Chain, next: NextBody<'_>) -> FilterResult {
         if r.header_only || r.ctx::<_, _, _, GzipCtx>(&KEY).is_none() {
             return next.call(r, chain);

@@ -32,6 +32,7 @@ use bytes::Bytes;
 use sluice_core::conf::directive::{custom, duplicate, Args, Contexts as C, Directive, Level};
 use sluice_core::conf::{SetError, Statement};
 use sluice_core::Chain;
+use sluice_http::location::Location;
 use sluice_http::module::{downcast, downcast_mut};
 use sluice_http::variables::ComplexValue;
 use sluice_http::{
@@ -256,13 +257,29 @@ fn apply_expires(r: &mut Request, conf: &ExpiresConf) {
 /// The header filter.
 struct HeadersFilter;
 
+impl HeadersLocConf {
+    /// `expires`, unless it is off.
+    fn expires_on(&self) -> Option<&ExpiresConf> {
+        self.expires.as_ref().filter(|e| !matches!(e, ExpiresConf::Fixed(Expires::Off)))
+    }
+
+    /// Whether a response here can get a header or trailer from this module.
+    fn has_work(&self) -> bool {
+        self.headers.is_some() || self.trailers.is_some() || self.expires_on().is_some()
+    }
+}
+
 impl HeaderFilter for HeadersFilter {
+    fn wanted_in(&self, loc: &Location) -> bool {
+        loc.conf(&KEY).has_work()
+    }
+
     fn header_filter(&self, r: &mut Request, next: NextHeader<'_>) -> FilterResult {
         let conf = r.loc_conf(&KEY);
-        let expires = conf.expires.as_ref().filter(|e| !matches!(e, ExpiresConf::Fixed(Expires::Off)));
-        if conf.headers.is_none() && conf.trailers.is_none() && expires.is_none() {
+        if !conf.has_work() {
             return next.call(r);
         }
+        let expires = conf.expires_on();
         let safe = status_gets_headers(r.headers_out.status);
         if let Some(e) = expires.filter(|_| safe).cloned() {
             apply_expires(r, &e);
@@ -300,6 +317,10 @@ struct PendingTrailers(Vec<Entry>);
 struct TrailersFilter;
 
 impl BodyFilter for TrailersFilter {
+    fn wanted_in(&self, loc: &Location) -> bool {
+        loc.conf(&KEY).trailers.is_some()
+    }
+
     fn body_filter(&self, r: &mut Request, chain: Chain, next: NextBody<'_>) -> FilterResult {
         if chain.is_last() {
             if let Some(PendingTrailers(due)) = r.take_ctx(&KEY) {

@@ -54,6 +54,7 @@ use sluice_core::conf::directive::{custom, duplicate, flag, Args, Contexts as C,
 use sluice_core::conf::{SetError, Statement};
 use sluice_core::log::Level as LogLevel;
 use sluice_core::{log_error, Buf, Chain};
+use sluice_http::location::Location;
 use sluice_http::module::{downcast, downcast_mut};
 use sluice_http::variables::ComplexValue;
 use sluice_http::{
@@ -224,6 +225,10 @@ fn weaken_etag(r: &mut Request) {
 struct SubHeaderFilter;
 
 impl HeaderFilter for SubHeaderFilter {
+    fn wanted_in(&self, loc: &Location) -> bool {
+        loc.conf(&KEY).pairs.is_some()
+    }
+
     fn header_filter(&self, r: &mut Request, next: NextHeader<'_>) -> FilterResult {
         let lcf = r.loc_conf(&KEY);
         let Some(set) = lcf.pairs.clone() else {
@@ -380,6 +385,10 @@ impl SubFilterCtx {
 struct SubBodyFilter;
 
 impl BodyFilter for SubBodyFilter {
+    fn wanted_in(&self, loc: &Location) -> bool {
+        loc.conf(&KEY).pairs.is_some()
+    }
+
     fn body_filter(&self, r: &mut Request, chain: Chain, next: NextBody<'_>) -> FilterResult {
         if !matches!(r.ctx::<_, _, _, SubFilterCtx>(&KEY), Some(c) if !c.finished) {
             return next.call(r, chain);

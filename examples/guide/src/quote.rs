@@ -39,6 +39,7 @@ use memchr::memchr;
 use sluice_core::buf::{FileRegion, Payload};
 use sluice_core::conf::directive::{checked, flag, string, Args, Contexts as C, Directive, Level};
 use sluice_core::{Buf, Chain};
+use sluice_http::location::Location;
 use sluice_http::module::{downcast, downcast_mut};
 use sluice_http::{
     AnyConf, BodyFilter, ConfKey, FilterError, FilterResult, HeaderFilter, HttpConfCx, HttpModule, ModuleIndex,
@@ -150,6 +151,11 @@ pub fn is_text_plain(content_type: &[u8]) -> bool {
 struct QuoteHeaderFilter;
 
 impl HeaderFilter for QuoteHeaderFilter {
+    /// Locations without `quote on` leave both filters out of their chains.
+    fn wanted_in(&self, loc: &Location) -> bool {
+        loc.conf(&KEY).on == Some(true)
+    }
+
     fn header_filter(&self, r: &mut Request, next: NextHeader<'_>) -> FilterResult {
         let conf = r.loc_conf(&KEY);
         let text = r.headers_out.content_type.as_deref().is_some_and(is_text_plain);
@@ -172,6 +178,10 @@ impl HeaderFilter for QuoteHeaderFilter {
 struct QuoteBodyFilter;
 
 impl BodyFilter for QuoteBodyFilter {
+    fn wanted_in(&self, loc: &Location) -> bool {
+        loc.conf(&KEY).on == Some(true)
+    }
+
     fn body_filter(&self, r: &mut Request, chain: Chain, next: NextBody<'_>) -> FilterResult {
         let Some(ctx) = r.ctx_mut::<_, _, _, QuoteCtx>(&KEY) else {
             return next.call(r, chain);
