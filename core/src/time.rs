@@ -47,6 +47,27 @@ pub fn http_date(t: SystemTime) -> String {
 /// written on every response); `None` for a year outside 0..=9999, which
 /// does not fit the fixed form.
 pub fn http_date_bytes(t: SystemTime) -> Option<[u8; 29]> {
+    // The last date made on this thread, by its second: a file served over
+    // and over has one `Last-Modified`, and the calendar conversion costs
+    // far more than this compare.
+    thread_local! {
+        static RECENT: std::cell::Cell<Option<(i128, [u8; 29])>> = const { std::cell::Cell::new(None) };
+    }
+    let secs = match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i128::from(d.as_secs()),
+        Err(e) => -i128::from(e.duration().as_secs()) - i128::from(e.duration().subsec_nanos() > 0),
+    };
+    if let Some((s, date)) = RECENT.with(|c| c.get()) {
+        if s == secs {
+            return Some(date);
+        }
+    }
+    let date = format_http_date(t)?;
+    RECENT.with(|c| c.set(Some((secs, date))));
+    Some(date)
+}
+
+fn format_http_date(t: SystemTime) -> Option<[u8; 29]> {
     let dt: DateTime<Utc> = t.into();
     let year = u32::try_from(dt.year()).ok().filter(|y| *y <= 9999)?;
     let mut out = *b"Thu, 01 Jan 1970 00:00:00 GMT";
@@ -333,6 +354,19 @@ mod tests {
         assert_eq!(http_date_bytes(at(253_402_300_800)), None);
         assert_eq!(http_date(at(253_402_300_800)), "Sat, 01 Jan 10000 00:00:00 GMT");
         assert_eq!(&http_date_bytes(at(253_402_300_799)).unwrap(), b"Fri, 31 Dec 9999 23:59:59 GMT");
+    }
+
+    #[test]
+    fn the_recent_date_is_reused_only_within_its_second() {
+        let fixed = |t: SystemTime| String::from_utf8(http_date_bytes(t).unwrap().to_vec()).unwrap();
+        for t in [at(T), at(T), at(T) + Duration::from_millis(999), at(T + 1), at(T), at(0)] {
+            assert_eq!(fixed(t), http_date(t), "{t:?}");
+        }
+        // Before the epoch a fraction belongs to the second below it.
+        let before = UNIX_EPOCH - Duration::from_millis(500);
+        assert_eq!(fixed(before), "Wed, 31 Dec 1969 23:59:59 GMT");
+        assert_eq!(fixed(UNIX_EPOCH - Duration::from_secs(1)), "Wed, 31 Dec 1969 23:59:59 GMT");
+        assert_eq!(fixed(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 GMT");
     }
 
     #[test]

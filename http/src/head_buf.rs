@@ -24,7 +24,7 @@ thread_local! {
 /// Runs `write` on an empty buffer with room for at least `min` bytes and
 /// returns what it wrote. `write` may write more than `min` (the buffer
 /// grows) and must not call `build` itself.
-pub(crate) fn build(min: usize, write: impl FnOnce(&mut BytesMut)) -> Bytes {
+pub fn build(min: usize, write: impl FnOnce(&mut BytesMut)) -> Bytes {
     ARENA.with(|arena| {
         let mut arena = arena.borrow_mut();
         if arena.capacity() < min {
@@ -35,8 +35,9 @@ pub(crate) fn build(min: usize, write: impl FnOnce(&mut BytesMut)) -> Bytes {
     })
 }
 
-/// A copy of `bytes` from the arena.
-pub(crate) fn copy(bytes: &[u8]) -> Bytes {
+/// A copy of `bytes` from the arena: for a short string made per response
+/// (a header value), cheaper than an allocation of its own.
+pub fn copy(bytes: &[u8]) -> Bytes {
     build(bytes.len(), |b| b.extend_from_slice(bytes))
 }
 

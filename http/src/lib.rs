@@ -17,7 +17,7 @@ pub mod core_module;
 pub mod core_variables;
 pub mod cycle;
 pub mod filters;
-mod head_buf;
+pub mod head_buf;
 pub mod listen;
 pub mod location;
 pub mod master;

@@ -58,22 +58,27 @@ pub fn open_error_status(r: &Request, path: &std::path::Path, e: &std::io::Error
 }
 
 /// nginx's form, `"mtime-size"` in lowercase hex; written digit by digit
-/// (it is made for every response).
+/// on the stack and copied once into the worker's arena (it is made for
+/// every response).
 fn etag(mtime: i64, size: u64) -> Bytes {
-    fn put_hex(b: &mut BytesMut, n: u64) {
+    fn put_hex(out: &mut [u8; 36], len: &mut usize, n: u64) {
         let digits = (64 - n.leading_zeros()).div_ceil(4).max(1);
         for i in (0..digits).rev() {
-            b.put_u8(b"0123456789abcdef"[((n >> (i * 4)) & 0xf) as usize]);
+            out[*len] = b"0123456789abcdef"[((n >> (i * 4)) & 0xf) as usize];
+            *len += 1;
         }
     }
-    let mut b = BytesMut::with_capacity(36);
-    b.put_u8(b'"');
+    // Two quotes, a dash and at most 16 digits each: 35 bytes.
+    let mut out = [0u8; 36];
+    out[0] = b'"';
+    let mut len = 1;
     // A negative mtime as `{:x}` prints an i64: its two's complement bits.
-    put_hex(&mut b, mtime as u64);
-    b.put_u8(b'-');
-    put_hex(&mut b, size);
-    b.put_u8(b'"');
-    b.freeze()
+    put_hex(&mut out, &mut len, mtime as u64);
+    out[len] = b'-';
+    len += 1;
+    put_hex(&mut out, &mut len, size);
+    out[len] = b'"';
+    sluice_http::head_buf::copy(&out[..=len])
 }
 
 fn redirect_to_dir(r: &mut Request) -> Flow {
