@@ -274,6 +274,10 @@ fn unix_secs(t: SystemTime) -> u64 {
 /// for a ready-made thread-local one.
 #[derive(Debug, Clone)]
 pub struct CachedClock {
+    /// The last time the clock was moved to: a busy worker moves it to the
+    /// same event-cycle time for every response of a cycle, and comparing
+    /// it is cheaper than working out its second.
+    at: SystemTime,
     sec: u64,
     http_date: Bytes,
 }
@@ -288,7 +292,7 @@ impl CachedClock {
     /// A clock primed with the current second.
     pub fn new() -> CachedClock {
         let now = SystemTime::now();
-        CachedClock { sec: unix_secs(now), http_date: Bytes::from(http_date(now)) }
+        CachedClock { at: now, sec: unix_secs(now), http_date: Bytes::from(http_date(now)) }
     }
 
     /// Reads the system clock (a vDSO call, not a syscall, on Linux) and
@@ -302,6 +306,10 @@ impl CachedClock {
     /// Moves the clock to `now` (a time read elsewhere, such as the event
     /// cycle's), re-formatting the date if the second has changed.
     pub fn set(&mut self, now: SystemTime) {
+        if now == self.at {
+            return;
+        }
+        self.at = now;
         let sec = unix_secs(now);
         if sec != self.sec {
             self.sec = sec;

@@ -330,7 +330,9 @@ pub struct HeadParser {
     skipped: usize,
     start: Option<usize>,
     request: Option<(RequestLine, uri::Normalized)>,
-    fields: Vec<Field>,
+    /// On the stack up to a typical browser's count: no allocation for most
+    /// heads.
+    fields: smallvec::SmallVec<[Field; 16]>,
     /// Start of the next header line.
     pos: usize,
     seen_unique: u16,
@@ -350,7 +352,7 @@ impl HeadParser {
             skipped: 0,
             start: None,
             request: None,
-            fields: Vec::new(),
+            fields: smallvec::SmallVec::new(),
             pos: 0,
             seen_unique: 0,
             failed: None,

@@ -199,6 +199,9 @@ pub struct Request {
     pub add_uri_to_alias: bool,
     /// No body in the response (HEAD, or the header filter said so).
     pub header_only: bool,
+    /// The content handler allows this response to be served in ranges
+    /// (nginx's `r->allow_ranges`); the range filter reads it.
+    pub allow_ranges: bool,
     /// The connection may be kept open after this request.
     pub keepalive: bool,
     /// When the request line was read.
@@ -269,6 +272,7 @@ impl Request {
             internal: false,
             add_uri_to_alias: false,
             header_only,
+            allow_ranges: false,
             keepalive: false,
             start: sluice_core::event::now(),
             bytes_sent: 0,
@@ -338,6 +342,7 @@ impl Request {
     /// Drops the modules' contexts for an internal redirect, except the
     /// ones set with [`Request::set_lasting_ctx`].
     pub(crate) fn clear_ctx_for_redirect(&mut self) {
+        self.allow_ranges = false;
         for c in self.ctx.iter_mut() {
             if !c.as_ref().is_some_and(|b| b.is::<Lasting>()) {
                 *c = None;
@@ -589,7 +594,7 @@ impl Request {
     /// location, alias + the URI after the location's name; for `alias` in
     /// a regex location, the alias itself (captures substituted).
     pub fn map_uri_to_path(&self, uri: &[u8]) -> std::path::PathBuf {
-        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::ffi::OsStringExt;
         let core = self.core_loc();
         let mut path = Vec::with_capacity(64 + uri.len());
         if let Some(alias) = &core.alias {
@@ -604,7 +609,8 @@ impl Request {
             path.extend_from_slice(&root);
             path.extend_from_slice(uri);
         }
-        let p = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(&path));
+        // The bytes become the path without a copy.
+        let p = std::path::PathBuf::from(std::ffi::OsString::from_vec(path));
         if p.is_relative() {
             self.http.prefix.join(p)
         } else {

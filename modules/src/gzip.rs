@@ -416,6 +416,7 @@ pub fn weak_etag(r: &mut Request) {
 /// ranges, a strong ETag.
 pub fn clear_for_transform(r: &mut Request) {
     r.headers_out.content_length = None;
+    r.allow_ranges = false;
     let _ = r.take_ctx::<_, _, _, crate::range::RangeCtx>(&crate::range::KEY);
     r.headers_out.remove("Accept-Ranges");
     weak_etag(r);

@@ -24,8 +24,9 @@
 //!
 //! Bodies are sliced without copying: file regions become shorter file
 //! regions (still sent with `sendfile`), memory bufs are split by reference.
-//! Per-request state ([`RangeCtx`], under [`KEY`]): "allowed" from the
-//! handler, then the parsed ranges and the body offset reached. One range
+//! Per-request state: the handler's "allowed" (`Request::allow_ranges`),
+//! then ([`RangeCtx`], under [`KEY`]) the parsed ranges and the body offset
+//! reached. One range
 //! streams (each buf is trimmed as it passes); several ranges hold the
 //! handler's bufs (references, not copies) until `last_buf`, since parts may
 //! come in any order. Not done: `error_page` for the 416 (the built-in page
@@ -93,8 +94,6 @@ pub enum Parsed {
 /// The per-request state.
 #[derive(Debug)]
 pub enum RangeCtx {
-    /// The handler allows ranges; the header filter has not run yet.
-    Allowed,
     /// One range; `offset` is how much of the body went by.
     Single {
         /// The range.
@@ -127,7 +126,7 @@ pub struct Multipart {
 /// Marks the response of `r` as one that may be served in ranges (nginx's
 /// `r->allow_ranges = 1`). A content handler calls it before `send_header`.
 pub fn allow(r: &mut Request) {
-    r.set_ctx(&KEY, RangeCtx::Allowed);
+    r.allow_ranges = true;
 }
 
 /// Parses the value after `bytes=` as nginx does (spaces allowed around
@@ -313,7 +312,7 @@ struct RangeHeaderFilter;
 
 impl HeaderFilter for RangeHeaderFilter {
     fn header_filter(&self, r: &mut Request, next: NextHeader<'_>) -> FilterResult {
-        let allowed = matches!(r.ctx::<_, _, _, RangeCtx>(&KEY), Some(RangeCtx::Allowed));
+        let allowed = r.allow_ranges;
         let len = match r.headers_out.content_length {
             Some(len) if allowed && r.headers_out.status == 200 && r.head.version >= (1, 0) => len,
             _ => return next.call(r),
