@@ -470,7 +470,12 @@ impl HeadParser {
         let t = &line.target;
         let normalized = match &t.path {
             Some(p) => uri::normalize(&buf[p.clone()], t.empty_path, self.limits.merge_slashes)?,
-            None => uri::Normalized { uri: smallvec::SmallVec::from_slice(b"/"), exten_start: None, args: None },
+            None => uri::Normalized {
+                uri: Some(smallvec::SmallVec::from_slice(b"/")),
+                plain_len: 0,
+                exten_start: None,
+                args: None,
+            },
         };
         if let Some(h) = &t.host {
             uri::check_host(&buf[h.clone()])
@@ -516,10 +521,13 @@ impl HeadParser {
         let uri = match &path {
             // The common case: nothing to decode or resolve, so the path
             // itself is the URI and needs no copy.
-            Some(p) if !t.empty_path && buf[p.start..].starts_with(&norm.uri) => {
-                all.slice(p.start..p.start + norm.uri.len())
+            Some(p) if norm.uri.is_none() => all.slice(p.start..p.start + norm.plain_len),
+            // Changed by normalising, but it may still read as the start of
+            // the path (a trailing `/.` dropped, say): no copy then either.
+            Some(p) if !t.empty_path && norm.uri.as_ref().is_some_and(|u| buf[p.start..].starts_with(u)) => {
+                all.slice(p.start..p.start + norm.uri.as_ref().map_or(0, |u| u.len()))
             }
-            _ => Bytes::copy_from_slice(&norm.uri),
+            _ => Bytes::copy_from_slice(norm.uri.as_deref().unwrap_or_default()),
         };
         let args = match (&path, &norm.args) {
             (Some(p), Some(a)) => all.slice(p.start + a.start..p.start + a.end),

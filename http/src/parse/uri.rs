@@ -43,9 +43,12 @@ enum Step {
 /// The result of normalising a raw request target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Normalized {
-    /// The decoded, resolved path (inline when short: most paths are, and
-    /// the common request then needs no allocation for it).
-    pub(crate) uri: SmallVec<[u8; 128]>,
+    /// The decoded, resolved path (inline when short); `None` when it is
+    /// the input's first `plain_len` bytes unchanged, as it is for most
+    /// paths (no `%`, no `/.`, no `//` to merge): then nothing was copied.
+    pub(crate) uri: Option<SmallVec<[u8; 128]>>,
+    /// With `uri` `None`: the length of the path in the input.
+    pub(crate) plain_len: usize,
     /// Start of the extension inside `uri` (after the last dot of the last
     /// segment), when there is one.
     pub(crate) exten_start: Option<usize>,
@@ -161,6 +164,16 @@ pub(crate) fn normalize(raw: &[u8], empty_path: bool, merge_slashes: bool) -> Re
     if !empty_path && raw.first() != Some(&b'/') {
         return Err(INVALID_REQUEST);
     }
+    if !empty_path {
+        if let Some(n) = plain(raw, merge_slashes) {
+            return Ok(n);
+        }
+    }
+    resolve(raw, empty_path, merge_slashes)
+}
+
+/// [`normalize`] byte by byte, for a path that needs decoding or resolving.
+fn resolve(raw: &[u8], empty_path: bool, merge_slashes: bool) -> Result<Normalized, HeadError> {
     let mut n = Normalizer {
         out: SmallVec::with_capacity(raw.len() + 1),
         exten_start: None,
@@ -213,7 +226,43 @@ pub(crate) fn normalize(raw: &[u8], empty_path: bool, merge_slashes: bool) -> Re
 impl Normalizer {
     fn into_normalized(self, args: Option<Range<usize>>) -> Normalized {
         let len = self.out.len();
-        Normalized { exten_start: self.exten_start.filter(|&s| s <= len), uri: self.out, args }
+        Normalized { exten_start: self.exten_start.filter(|&s| s <= len), uri: Some(self.out), plain_len: 0, args }
+    }
+}
+
+/// The path as it is, when normalising would not change it: nothing to
+/// decode (`%`), no dot segment (`/.`), no slashes to merge. `None` sends
+/// the path through [`Normalizer`]. `raw` starts with `/`.
+fn plain(raw: &[u8], merge_slashes: bool) -> Option<Normalized> {
+    let mut prev = 0u8;
+    let mut exten_start = None;
+    let mut end = raw.len();
+    for (i, &b) in raw.iter().enumerate() {
+        match b {
+            b'%' => return None,
+            b'.' if prev == b'/' => return None,
+            b'/' if prev == b'/' && merge_slashes => return None,
+            b'/' => exten_start = None,
+            b'.' => exten_start = Some(i + 1),
+            b'?' | b'#' => {
+                end = i;
+                break;
+            }
+            _ => {}
+        }
+        prev = b;
+    }
+    let args = (raw.get(end) == Some(&b'?')).then(|| {
+        let from = end + 1;
+        from..memchr::memchr(b'#', &raw[from..]).map_or(raw.len(), |p| from + p)
+    });
+    Some(Normalized { uri: None, plain_len: end, exten_start, args })
+}
+
+impl Normalized {
+    /// The normalised path; `raw` is the input it was made from.
+    pub(crate) fn path<'a>(&'a self, raw: &'a [u8]) -> &'a [u8] {
+        self.uri.as_deref().unwrap_or(&raw[..self.plain_len])
     }
 }
 
@@ -224,7 +273,7 @@ impl Normalizer {
 /// The input must start with `/`. Errors are 400s: a bad `%` escape, a
 /// decoded NUL, or `..` above the root.
 pub fn normalize_uri(raw_path: &[u8], merge_slashes: bool) -> Result<Bytes, HeadError> {
-    normalize(raw_path, false, merge_slashes).map(|n| Bytes::copy_from_slice(&n.uri))
+    normalize(raw_path, false, merge_slashes).map(|n| Bytes::copy_from_slice(n.path(raw_path)))
 }
 
 /// A validated host: lowercase, without port or trailing dot.
@@ -375,5 +424,44 @@ pub fn percent_encode(out: &mut impl bytes::BufMut, s: &[u8], escape: impl Fn(u8
         } else {
             out.put_u8(c);
         }
+    }
+}
+
+#[cfg(test)]
+mod plain_tests {
+    use super::*;
+
+    /// What a result says, whichever way it was made.
+    fn seen(raw: &[u8], n: &Normalized) -> (Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>) {
+        let path = n.path(raw).to_vec();
+        let exten = n.exten_start.map(|s| path[s..].to_vec());
+        (path, exten, n.args.clone().map(|a| raw[a].to_vec()))
+    }
+
+    #[test]
+    fn the_plain_path_reads_as_the_resolved_one() {
+        let alphabet = b"/.a%2e?#";
+        let mut checked = 0;
+        for len in 0..=5u32 {
+            for mut code in 0..(alphabet.len() as u32).pow(len) {
+                let mut raw = vec![b'/'];
+                for _ in 0..len {
+                    raw.push(alphabet[(code % alphabet.len() as u32) as usize]);
+                    code /= alphabet.len() as u32;
+                }
+                for merge in [true, false] {
+                    let Some(fast) = plain(&raw, merge) else { continue };
+                    let slow = resolve(&raw, false, merge).expect("a plain path resolves");
+                    assert_eq!(
+                        seen(&raw, &fast),
+                        seen(&raw, &slow),
+                        "{:?} merge {merge}",
+                        String::from_utf8_lossy(&raw)
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 10_000, "{checked}");
     }
 }

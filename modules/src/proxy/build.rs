@@ -96,7 +96,11 @@ pub(crate) fn head(r: &Request, conf: &ProxyLocConf, uri: &[u8], proxy_host: &[u
         None => line(b"Connection", b"close"),
     }
     match body {
-        BodyFrame::Length(n) => line(b"Content-Length", n.to_string().as_bytes()),
+        BodyFrame::Length(n) => {
+            let mut digits = BytesMut::new();
+            sluice_http::filters::header_writer::put_decimal(&mut digits, n);
+            line(b"Content-Length", &digits)
+        }
         BodyFrame::Chunked => line(b"Transfer-Encoding", b"chunked"),
         BodyFrame::None => {}
     }
@@ -107,8 +111,8 @@ pub(crate) fn head(r: &Request, conf: &ProxyLocConf, uri: &[u8], proxy_host: &[u
     }
     if conf.pass_request_headers.unwrap_or(true) {
         for h in &r.head.headers {
-            let lower = h.name.to_ascii_lowercase();
-            if REPLACED.contains(&lower.as_slice()) || set.iter().any(|(n, _)| n.eq_ignore_ascii_case(&h.name)) {
+            let replaced = |n: &&[u8]| n.eq_ignore_ascii_case(&h.name);
+            if REPLACED.iter().any(replaced) || set.iter().any(|(n, _)| n.eq_ignore_ascii_case(&h.name)) {
                 continue;
             }
             line(&h.name, &h.value);

@@ -64,7 +64,8 @@ pub fn parse(buf: &mut BytesMut) -> Result<Option<UpstreamHead>, HeadError> {
     // Offsets into the head, so the values can be slices of one `Bytes`.
     let base = buf.as_ptr() as usize;
     let at = |s: &[u8]| (s.as_ptr() as usize - base, s.len());
-    let spans: Vec<_> = resp.headers.iter().map(|h| (at(h.name.as_bytes()), at(h.value))).collect();
+    let spans: smallvec::SmallVec<[_; 16]> =
+        resp.headers.iter().map(|h| (at(h.name.as_bytes()), at(h.value))).collect();
     let bytes = buf.split_to(len).freeze();
     let slice = |(o, l): (usize, usize)| bytes.slice(o..o + l);
     let mut head = UpstreamHead {

@@ -141,17 +141,31 @@ fn safe_uri(raw: &[u8]) -> Option<Bytes> {
 
 /// Fills the client's response head from the upstream's.
 pub(super) fn headers_out(r: &mut Request, h: &UpstreamHead) {
-    let conf = r.loc_conf(&KEY);
-    let hide = conf.hide_headers.clone().unwrap_or_default();
-    let pass = conf.pass_headers.clone().unwrap_or_default();
-    let redirects = conf.redirect.clone();
-    let default = super::redirect::default_rule(conf);
+    // The location is held apart from the request, so its conf can be read
+    // while the request's headers are written (no copies of the lists).
+    let loc = r.loc.clone();
+    let conf = loc.conf(&KEY);
+    let hide = conf.hide_headers.as_deref().unwrap_or_default();
+    let pass = conf.pass_headers.as_deref().unwrap_or_default();
+    let redirects = conf.redirect.as_deref();
+    // Only a `Location` or `Refresh` needs the default rule.
+    let mut default = None;
     r.headers_out.status = h.status;
     r.headers_out.content_length = if h.chunked { None } else { h.content_length };
-    let mut seen: Vec<&[u8]> = Vec::new();
+    let mut seen: smallvec::SmallVec<[&[u8]; 8]> = smallvec::SmallVec::new();
+    let mut lower_buf = [0u8; 64];
     for (name, value) in &h.headers {
-        let lower = name.to_ascii_lowercase();
-        let lower = lower.as_slice();
+        let lower_heap;
+        // Lowercased on the stack: names longer than 64 bytes are rare.
+        let lower: &[u8] = if name.len() <= lower_buf.len() {
+            let b = &mut lower_buf[..name.len()];
+            b.copy_from_slice(name);
+            b.make_ascii_lowercase();
+            b
+        } else {
+            lower_heap = name.to_ascii_lowercase();
+            &lower_heap
+        };
         if SINGLE.contains(&lower) {
             // As nginx: a repeated single-valued field is ignored.
             if seen.iter().any(|s| s.eq_ignore_ascii_case(lower)) {
@@ -174,14 +188,15 @@ pub(super) fn headers_out(r: &mut Request, h: &UpstreamHead) {
                 None => r.headers_out.add(name.clone(), value.clone()),
             },
             b"location" => {
-                let v = super::redirect::rewrite_with(r, redirects.as_deref(), default.as_ref(), value, 0)
+                let default = default.get_or_insert_with(|| super::redirect::default_rule(conf));
+                let v = super::redirect::rewrite_with(r, redirects, default.as_ref(), value, 0)
                     .unwrap_or_else(|| value.clone());
                 r.headers_out.location = Some(v);
             }
             b"refresh" => {
                 let at = memchr::memmem::find(&value.to_ascii_lowercase(), b"url=").map(|i| i + 4);
-                let v =
-                    at.and_then(|i| super::redirect::rewrite_with(r, redirects.as_deref(), default.as_ref(), value, i));
+                let default = default.get_or_insert_with(|| super::redirect::default_rule(conf));
+                let v = at.and_then(|i| super::redirect::rewrite_with(r, redirects, default.as_ref(), value, i));
                 r.headers_out.add(name.clone(), v.unwrap_or_else(|| value.clone()));
             }
             _ => r.headers_out.add(name.clone(), value.clone()),

@@ -123,9 +123,19 @@ pub(crate) fn start(r: &mut Request) -> Flow {
     };
     // Without the formatting machinery: this runs for every proxied request.
     let port = {
-        let mut b = bytes::BytesMut::with_capacity(5);
-        sluice_http::filters::header_writer::put_decimal(&mut b, u64::from(target.port));
-        b.freeze()
+        let mut digits = [0u8; 5];
+        let mut at = digits.len();
+        let mut n = target.port;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        // From the worker's arena: no allocation of its own.
+        sluice_http::head_buf::copy(&digits[at..])
     };
     // After an internal redirect to another proxied location, the record
     // of earlier attempts stays (all of them are logged, as nginx does).
