@@ -40,6 +40,35 @@ impl UpstreamHead {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HeadError(pub String);
 
+/// [`parse`] for a head that arrives in pieces: `scanned` (0 at the start
+/// of a head) is how much of `buf` an earlier call found valid but
+/// unfinished. Until a blank line arrives after that, the head is not
+/// parsed again from its start (an origin that writes its head in several
+/// pieces would otherwise have it parsed once per piece); the bytes of the
+/// new pieces are checked when it is. A caller giving up on an unfinished
+/// head (buffer full, connection closed) calls [`parse`] once more to tell
+/// an invalid head from a short one.
+pub fn parse_arrived(buf: &mut BytesMut, scanned: &mut usize) -> Result<Option<UpstreamHead>, HeadError> {
+    if *scanned > 0 && *scanned <= buf.len() && !has_end(&buf[*scanned - 2.min(*scanned)..]) {
+        *scanned = buf.len();
+        return Ok(None);
+    }
+    let parsed = parse(buf)?;
+    *scanned = if parsed.is_some() { 0 } else { buf.len() };
+    Ok(parsed)
+}
+
+/// Whether `bytes` hold the empty line that ends a head (`LF LF` or
+/// `LF CR LF`; `bytes` starts two bytes before the new ones, so an end
+/// split between two pieces is seen; a trailing `LF CR` counts, to be safe).
+fn has_end(bytes: &[u8]) -> bool {
+    memchr::memchr_iter(b'\n', bytes).any(|i| match bytes.get(i + 1) {
+        Some(b'\n') => true,
+        Some(b'\r') => bytes.get(i + 2).is_none_or(|&b| b == b'\n'),
+        _ => false,
+    })
+}
+
 /// Parses a head from the front of `buf`. `Ok(None)`: incomplete; on
 /// success the head's bytes are removed from `buf`.
 pub fn parse(buf: &mut BytesMut) -> Result<Option<UpstreamHead>, HeadError> {
@@ -165,6 +194,48 @@ mod tests {
             assert_eq!(h.get("x-a").map(|v| &v[..]), Some(&b"b"[..]));
             assert_eq!(&buf[..], &b"hello"[..split + 5 - wire.len()]);
         }
+    }
+
+    /// Feeds `wire` to `parse_arrived` in pieces ending at each of `cuts`.
+    fn arrived(wire: &[u8], cuts: &[usize]) -> Result<Option<UpstreamHead>, HeadError> {
+        let (mut buf, mut scanned, mut from) = (BytesMut::new(), 0, 0);
+        for &cut in cuts.iter().chain([&wire.len()]) {
+            buf.extend_from_slice(&wire[from..cut]);
+            from = cut;
+            if let Some(h) = parse_arrived(&mut buf, &mut scanned)? {
+                assert_eq!(&buf[..], &wire[cut - buf.len()..cut], "the rest stays");
+                return Ok(Some(h));
+            }
+        }
+        Ok(None)
+    }
+
+    #[test]
+    fn a_head_arriving_in_pieces_reads_as_a_whole_one() {
+        for wire in [
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A:  b \r\n\r\nhello"[..],
+            b"HTTP/1.1 200 OK\nContent-Length: 5\nX-A: b\n\nhello",
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+        ] {
+            let whole = parse(&mut BytesMut::from(wire)).unwrap().unwrap();
+            for a in 1..wire.len() {
+                for b in a..wire.len() {
+                    let h = arrived(wire, &[a, b]).unwrap().unwrap_or_else(|| panic!("{a} {b}"));
+                    assert_eq!((h.status, &h.headers), (whole.status, &whole.headers), "pieces end at {a}, {b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_invalid_line_in_a_later_piece_is_refused_once_the_head_ends() {
+        let wire = b"HTTP/1.1 200 OK\r\nX-A: b\r\nBad Line\r\n\r\n";
+        for a in 1..wire.len() {
+            assert!(arrived(wire, &[a]).is_err(), "split at {a}");
+        }
+        // Unfinished, it waits; the caller's whole parse sees the error.
+        let mut buf = BytesMut::from(&wire[..30]);
+        assert!(parse(&mut buf).is_err());
     }
 
     #[test]

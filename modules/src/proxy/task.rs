@@ -97,6 +97,9 @@ pub(crate) struct ProxyTask {
     /// The request body still streams from the client.
     pub(super) streaming: Option<super::body_stream::BodyStream>,
     pub(super) rbuf: BytesMut,
+    /// How much of an unfinished response head in `rbuf` was found valid
+    /// (see `head::parse_arrived`); 0 at the start of each head.
+    pub(super) head_scanned: usize,
     pub(super) framing: Framing,
     pub(super) upstream_reusable: bool,
     pub(super) spill: Option<Spill>,
@@ -264,6 +267,7 @@ impl ProxyTask {
             to_send: Chain::new(),
             streaming: None,
             rbuf: BytesMut::new(),
+            head_scanned: 0,
             framing: Framing::None,
             upstream_reusable: false,
             spill: None,
@@ -351,6 +355,7 @@ impl ProxyTask {
         }
         self.to_send = self.request.clone();
         self.rbuf.clear();
+        self.head_scanned = 0;
         let now = sluice_core::event::now();
         if let Some(idle) = pool::take(&self.target.group, i, now) {
             self.reused = true;
@@ -599,10 +604,21 @@ impl ProxyTask {
 
     fn read_head(&mut self, r: &mut Request) -> Option<Flow> {
         let limit = self.conf(r).buffer_size();
+        // Set once the head is given up on: it is parsed whole once more, so
+        // that an invalid line in it is reported as such.
+        let mut whole = false;
         loop {
-            match head::parse(&mut self.rbuf) {
+            let parsed = match whole {
+                true => head::parse(&mut self.rbuf),
+                false => head::parse_arrived(&mut self.rbuf, &mut self.head_scanned),
+            };
+            match parsed {
                 Ok(Some(h)) if (100..200).contains(&h.status) && h.status != 101 => continue,
                 Ok(Some(h)) => return Some(self.on_head(r, h)),
+                Ok(None) if self.rbuf.len() as u64 >= limit && !whole => {
+                    whole = true;
+                    continue;
+                }
                 Ok(None) if self.rbuf.len() as u64 >= limit => {
                     self.log(
                         r,
@@ -619,6 +635,12 @@ impl ProxyTask {
             }
             let room = limit - self.rbuf.len() as u64;
             match self.read_some(room) {
+                Ok(Some(0)) if !whole && !self.rbuf.is_empty() => {
+                    // Closed: what came is parsed whole once more, so an
+                    // invalid line is reported as such, not as an early close.
+                    whole = true;
+                    continue;
+                }
                 Ok(Some(0)) => {
                     self.log(
                         r,
