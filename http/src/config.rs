@@ -543,7 +543,7 @@ pub fn load_http(modules: &Arc<Modules>, stmt: &Statement, prefix: &Path) -> Res
         m.postconfiguration(&mut pc).map_err(|e| stmt.error(e))?;
     }
     for s in &servers {
-        s.root.set_filter_chains(&header_filters, &body_filters);
+        s.root.set_filter_chains(&header_filters, &body_filters, &phases);
     }
     let listens = listen::group(&servers).map_err(|e| stmt.error(e))?;
     Ok(HttpConfig {
@@ -630,21 +630,36 @@ mod tests {
         fn postconfiguration(&self, cf: &mut PostConf) -> Result<(), String> {
             cf.push_header_filter(Arc::new(ProbeFilter));
             cf.push_body_filter(Arc::new(ProbeFilter));
+            // Two access handlers: one always wanted, one where probe is on.
+            cf.add_phase_handler(Phase::Access, Arc::new(|_: &mut Request| crate::module::Flow::Declined));
+            cf.add_phase_handler(
+                Phase::Access,
+                Arc::new(crate::module::Gated {
+                    handler: |_: &mut Request| crate::module::Flow::Declined,
+                    wanted_in: |loc| loc.conf(&PROBE).on == Some(true),
+                }),
+            );
             Ok(())
         }
     }
 
-    /// Every location under `loc`, with the lengths of its two chains.
-    fn chains(loc: &Location, out: &mut Vec<(String, usize, usize)>) {
+    /// Every location under `loc`, with the lengths of its two chains and
+    /// whether it passes by the gated access handler.
+    fn chains(loc: &Location, out: &mut Vec<(String, usize, usize, bool)>) {
         let c = loc.filter_chains().expect("chains set at load");
-        out.push((loc.name().to_string(), c.header.len(), c.body.len()));
+        let skips_gated = loc.skips(Phase::Access, 1);
+        assert!(!loc.skips(Phase::Access, 0), "an ungated handler is always called");
+        let mut others = c.phase_skip;
+        others[Phase::Access as usize] &= !0b10;
+        assert_eq!(others, [0; Phase::COUNT], "nothing else is passed by");
+        out.push((loc.name().to_string(), c.header.len(), c.body.len(), skips_gated));
         for l in loc.nested.all() {
             chains(l, out);
         }
     }
 
     #[test]
-    fn each_location_chain_holds_only_the_filters_that_want_it() {
+    fn each_location_chain_holds_only_the_filters_and_handlers_that_want_it() {
         let text = "http {
             probe on;
             server {
@@ -669,14 +684,15 @@ mod tests {
         chains(&site.names_for(site.addr).default_server().root, &mut found);
         found.sort();
         let want = [
-            ("", 3, 3),
-            ("/inherits", 3, 3),
-            ("/off", 2, 2),
-            ("/off/nested-on", 3, 3),
-            ("^/regex-off", 2, 2),
-            ("@named-off", 2, 2),
+            ("", 3, 3, false),
+            ("/inherits", 3, 3, false),
+            ("/off", 2, 2, true),
+            ("/off/nested-on", 3, 3, false),
+            ("^/regex-off", 2, 2, true),
+            ("@named-off", 2, 2, true),
         ];
-        let mut want: Vec<(String, usize, usize)> = want.iter().map(|(n, h, b)| (n.to_string(), *h, *b)).collect();
+        let mut want: Vec<(String, usize, usize, bool)> =
+            want.iter().map(|(n, h, b, s)| (n.to_string(), *h, *b, *s)).collect();
         want.sort();
         assert_eq!(found, want);
     }

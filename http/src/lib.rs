@@ -35,8 +35,8 @@ pub mod worker;
 
 pub use config::{HttpConfCx, Modules, PostConf, PreConf};
 pub use module::{
-    AnyConf, BodyFilter, ConfKey, FilterError, FilterResult, FilterStatus, Flow, HeaderFilter, HttpModule, ModuleIndex,
-    NextBody, NextHeader, Phase, PhaseHandler, Resume, Task,
+    AnyConf, BodyFilter, ConfKey, FilterError, FilterResult, FilterStatus, Flow, Gated, HeaderFilter, HttpModule,
+    ModuleIndex, NextBody, NextHeader, Phase, PhaseHandler, Resume, Task,
 };
 pub use request::Request;
 

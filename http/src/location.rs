@@ -116,11 +116,18 @@ impl Location {
         &self,
         header: &[Arc<dyn crate::module::HeaderFilter>],
         body: &[Arc<dyn crate::module::BodyFilter>],
+        phases: &[Vec<Arc<dyn crate::module::PhaseHandler>>; crate::module::Phase::COUNT],
     ) {
-        let _ = self.filters.set(FilterChains::for_location(self, header, body));
+        let _ = self.filters.set(FilterChains::for_location(self, header, body, phases));
         for l in self.nested.all() {
-            l.set_filter_chains(header, body);
+            l.set_filter_chains(header, body, phases);
         }
+    }
+
+    /// Whether handler `i` of `phase` has nothing to do here (see
+    /// `PhaseHandler::wanted_in`).
+    pub(crate) fn skips(&self, phase: crate::module::Phase, i: usize) -> bool {
+        i < 64 && self.filters.get().is_some_and(|c| c.phase_skip[phase as usize] & (1 << i) != 0)
     }
 
     /// The location's name as written (`/images/`, `\.php$`, `@fallback`).

@@ -211,6 +211,39 @@ impl Phase {
 pub trait PhaseHandler: Send + Sync {
     /// Handles the request in its phase.
     fn handle(&self, r: &mut Request) -> Flow;
+
+    /// Whether this handler can have work for a request in a location with
+    /// these (merged) confs. Where it answers false, the phase engine
+    /// passes it by as if it had declined, without calling it. Answer false
+    /// only when the handler would decline every request there (no
+    /// `allow`/`deny`, `auth_basic off`, no rewrite directives). The
+    /// default keeps the handler everywhere; [`Gated`] gives a plain
+    /// function handler a test.
+    fn wanted_in(&self, loc: &Location) -> bool {
+        let _ = loc;
+        true
+    }
+}
+
+/// A function handler with its [`PhaseHandler::wanted_in`] test.
+pub struct Gated<F> {
+    /// The handler.
+    pub handler: F,
+    /// Where it can have work.
+    pub wanted_in: fn(&Location) -> bool,
+}
+
+impl<F> PhaseHandler for Gated<F>
+where
+    F: Fn(&mut Request) -> Flow + Send + Sync,
+{
+    fn handle(&self, r: &mut Request) -> Flow {
+        (self.handler)(r)
+    }
+
+    fn wanted_in(&self, loc: &Location) -> bool {
+        (self.wanted_in)(loc)
+    }
 }
 
 impl<F> PhaseHandler for F
@@ -313,11 +346,17 @@ pub trait BodyFilter: Send + Sync {
     }
 }
 
-/// The filters of one location: those of the registered chains that
-/// answered true to `wanted_in` for its confs, in chain order.
+/// What one location's requests go through: the filters of the registered
+/// chains that answered true to `wanted_in` for its confs, in chain order,
+/// and which phase handlers answered false.
 pub(crate) struct FilterChains {
     pub(crate) header: Box<[Arc<dyn HeaderFilter>]>,
     pub(crate) body: Box<[Arc<dyn BodyFilter>]>,
+    /// Per phase, bit `i` set: the phase's handler `i` is passed by. A
+    /// mask over the registered list, not a shorter list, so a handler's
+    /// index means the same in every location (a rewrite `if` block
+    /// changes the location in the middle of a phase).
+    pub(crate) phase_skip: [u64; Phase::COUNT],
 }
 
 impl FilterChains {
@@ -325,10 +364,21 @@ impl FilterChains {
         loc: &Location,
         header: &[Arc<dyn HeaderFilter>],
         body: &[Arc<dyn BodyFilter>],
+        phases: &[Vec<Arc<dyn PhaseHandler>>; Phase::COUNT],
     ) -> FilterChains {
+        let mut phase_skip = [0u64; Phase::COUNT];
+        for (skip, handlers) in phase_skip.iter_mut().zip(phases) {
+            // Past 64 handlers in one phase, the rest are always called.
+            for (i, h) in handlers.iter().enumerate().take(64) {
+                if !h.wanted_in(loc) {
+                    *skip |= 1 << i;
+                }
+            }
+        }
         FilterChains {
             header: header.iter().filter(|f| f.wanted_in(loc)).cloned().collect(),
             body: body.iter().filter(|f| f.wanted_in(loc)).cloned().collect(),
+            phase_skip,
         }
     }
 }

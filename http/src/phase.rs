@@ -93,6 +93,11 @@ fn step(r: &mut Request) -> Step {
         Phase::PostAccess => post_access(r),
         Phase::Content => content(r),
         _ => {
+            // Handlers this location's confs give nothing to do are passed
+            // by as if they had declined.
+            while r.loc.skips(phase, r.phase_handler) {
+                r.phase_handler += 1;
+            }
             // A phase without (more) handlers is passed without touching
             // the configuration's reference count.
             let Some(h) = r.http.phases[phase as usize].get(r.phase_handler).cloned() else {
@@ -250,6 +255,10 @@ fn content(r: &mut Request) -> Step {
     let http = r.http.clone();
     let handlers = &http.phases[Phase::Content as usize];
     while let Some(h) = handlers.get(r.phase_handler) {
+        if r.loc.skips(Phase::Content, r.phase_handler) {
+            r.phase_handler += 1;
+            continue;
+        }
         match h.handle(r) {
             Flow::Declined => r.phase_handler += 1,
             Flow::Again => return Step::Suspend,

@@ -167,6 +167,11 @@ fn check(rules: &[Rule], ip: IpAddr) -> Option<bool> {
         .map(|rule| rule.deny)
 }
 
+/// Without `allow`/`deny` here the handler has nothing to check.
+fn has_rules(loc: &sluice_http::location::Location) -> bool {
+    loc.conf(&KEY).rules.is_some()
+}
+
 /// The access-phase handler.
 fn access_handler(r: &mut Request) -> Flow {
     let conf = r.loc_conf(&KEY);
@@ -228,7 +233,10 @@ impl HttpModule for AccessModule {
     }
 
     fn postconfiguration(&self, cf: &mut PostConf) -> Result<(), String> {
-        cf.add_phase_handler(Phase::Access, Arc::new(access_handler));
+        cf.add_phase_handler(
+            Phase::Access,
+            Arc::new(sluice_http::Gated { handler: access_handler, wanted_in: has_rules }),
+        );
         cf.set_access_satisfy(satisfy);
         Ok(())
     }

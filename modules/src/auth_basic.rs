@@ -185,6 +185,12 @@ fn read_user_file(r: &Request, path: &Path) -> Result<Vec<u8>, Flow> {
     Ok(text)
 }
 
+/// Without a realm and a user file here the handler has nothing to check.
+fn auth_set(loc: &sluice_http::location::Location) -> bool {
+    let c = loc.conf(&KEY);
+    c.realm.is_some() && c.user_file.is_some()
+}
+
 /// The access-phase handler.
 fn auth_basic_handler(r: &mut Request) -> Flow {
     let conf = r.loc_conf(&KEY);
@@ -283,7 +289,10 @@ impl HttpModule for AuthBasicModule {
     }
 
     fn postconfiguration(&self, cf: &mut PostConf) -> Result<(), String> {
-        cf.add_phase_handler(Phase::Access, Arc::new(auth_basic_handler));
+        cf.add_phase_handler(
+            Phase::Access,
+            Arc::new(sluice_http::Gated { handler: auth_basic_handler, wanted_in: auth_set }),
+        );
         Ok(())
     }
 }

@@ -115,6 +115,11 @@ struct Entry {
     size: u64,
 }
 
+/// `autoindex off` (the default) leaves every request to the others.
+fn autoindex_on(loc: &sluice_http::location::Location) -> bool {
+    loc.conf(&KEY).enable == Some(true)
+}
+
 fn handle(r: &mut Request) -> Flow {
     if r.uri.last() != Some(&b'/') || !matches!(r.method(), Method::Get | Method::Head) {
         return Flow::Declined;
@@ -538,7 +543,7 @@ impl HttpModule for AutoindexModule {
     }
 
     fn postconfiguration(&self, cf: &mut PostConf) -> Result<(), String> {
-        cf.add_phase_handler(Phase::Content, Arc::new(handle));
+        cf.add_phase_handler(Phase::Content, Arc::new(sluice_http::Gated { handler: handle, wanted_in: autoindex_on }));
         Ok(())
     }
 }

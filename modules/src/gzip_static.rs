@@ -73,6 +73,11 @@ fn plan(mode: Mode, ok: bool, vary: bool) -> (bool, bool) {
     }
 }
 
+/// `gzip_static off` (the default) leaves every request to the others.
+fn gzip_static_on(loc: &sluice_http::location::Location) -> bool {
+    loc.conf(&KEY).mode.is_some_and(|m| m != Mode::Off)
+}
+
 /// The content handler.
 fn handle(r: &mut Request) -> Flow {
     if !matches!(r.method(), Method::Get | Method::Head) || r.uri.last() == Some(&b'/') {
@@ -190,7 +195,10 @@ impl HttpModule for GzipStaticModule {
     }
 
     fn postconfiguration(&self, cf: &mut PostConf) -> Result<(), String> {
-        cf.add_phase_handler(Phase::Content, Arc::new(handle));
+        cf.add_phase_handler(
+            Phase::Content,
+            Arc::new(sluice_http::Gated { handler: handle, wanted_in: gzip_static_on }),
+        );
         Ok(())
     }
 }

@@ -593,6 +593,12 @@ fn declare_set_variables(block: &[Statement], vars: &mut sluice_http::variables:
     }
 }
 
+/// A level without rewrite directives has no steps to run (they are not
+/// inherited, as in nginx).
+fn has_steps(loc: &sluice_http::location::Location) -> bool {
+    !loc.conf(&KEY).steps.is_empty()
+}
+
 fn server_rewrite(r: &mut Request) -> Flow {
     run_level(r)
 }
@@ -661,8 +667,17 @@ impl HttpModule for RewriteModule {
     }
 
     fn postconfiguration(&self, cf: &mut PostConf) -> Result<(), String> {
-        cf.add_phase_handler(Phase::ServerRewrite, Arc::new(server_rewrite));
-        cf.add_phase_handler(Phase::Rewrite, Arc::new(location_rewrite));
+        cf.add_phase_handler(
+            Phase::ServerRewrite,
+            Arc::new(sluice_http::Gated { handler: server_rewrite, wanted_in: has_steps }),
+        );
+        cf.add_phase_handler(
+            Phase::Rewrite,
+            Arc::new(sluice_http::Gated {
+                handler: location_rewrite,
+                wanted_in: |loc| has_steps(loc) && !matches!(loc.matcher, LocMatch::ServerLevel),
+            }),
+        );
         Ok(())
     }
 }

@@ -141,6 +141,11 @@ fn concat(base: &std::path::Path, tail: &[u8]) -> PathBuf {
     PathBuf::from(std::ffi::OsStr::from_bytes(&p))
 }
 
+/// Only a location with `try_files` has files to try.
+fn has_try_files(loc: &sluice_http::location::Location) -> bool {
+    loc.conf(&KEY).try_files.is_some()
+}
+
 fn handle(r: &mut Request) -> Flow {
     let Some(tf) = r.loc_conf(&KEY).try_files.clone() else {
         return Flow::Declined;
@@ -233,7 +238,10 @@ impl HttpModule for TryFilesModule {
     }
 
     fn postconfiguration(&self, cf: &mut PostConf) -> Result<(), String> {
-        cf.add_phase_handler(Phase::Precontent, Arc::new(handle));
+        cf.add_phase_handler(
+            Phase::Precontent,
+            Arc::new(sluice_http::Gated { handler: handle, wanted_in: has_try_files }),
+        );
         Ok(())
     }
 }
