@@ -141,6 +141,30 @@ impl Method {
             _ => Method::Other,
         }
     }
+
+    /// The name of a known method, as a static string (`None` for
+    /// `Other`).
+    pub fn name(self) -> Option<&'static [u8]> {
+        Some(match self {
+            Method::Get => b"GET",
+            Method::Head => b"HEAD",
+            Method::Post => b"POST",
+            Method::Put => b"PUT",
+            Method::Delete => b"DELETE",
+            Method::Mkcol => b"MKCOL",
+            Method::Copy => b"COPY",
+            Method::Move => b"MOVE",
+            Method::Options => b"OPTIONS",
+            Method::Propfind => b"PROPFIND",
+            Method::Proppatch => b"PROPPATCH",
+            Method::Lock => b"LOCK",
+            Method::Unlock => b"UNLOCK",
+            Method::Patch => b"PATCH",
+            Method::Trace => b"TRACE",
+            Method::Connect => b"CONNECT",
+            Method::Other => return None,
+        })
+    }
 }
 
 /// One header field as received; compare names case-insensitively.
@@ -536,7 +560,11 @@ impl HeadParser {
         let exten = norm.exten_start.map_or_else(Bytes::new, |s| uri.slice(s..));
         RequestHead {
             method: line.method,
-            method_name: all.slice(start..line.method_end),
+            // A known name is static: no reference on the head to count.
+            method_name: match line.method.name() {
+                Some(name) => Bytes::from_static(name),
+                None => all.slice(start..line.method_end),
+            },
             version: line.version,
             request_line: all.slice(start..line.text_end),
             unparsed_uri: path.map_or_else(slash, |p| all.slice(p)),

@@ -52,11 +52,17 @@ pub(crate) fn start(r: &mut Request) {
 
 /// Runs phases from where the request stands until it finishes or waits.
 pub(crate) fn run(r: &mut Request) {
+    if r.finalized || r.phase >= Phase::Log as usize {
+        return;
+    }
+    // One reference to the configuration for all the steps, rather than a
+    // reference-count increment per handler called.
+    let http = r.http.clone();
     loop {
         if r.finalized || r.phase >= Phase::Log as usize {
             return;
         }
-        match step(r) {
+        match step(r, &http) {
             Step::Continue => {}
             Step::Suspend => return,
             Step::Finish(flow) => {
@@ -85,26 +91,24 @@ fn next_phase(r: &mut Request) -> Step {
     Step::Continue
 }
 
-fn step(r: &mut Request) -> Step {
+fn step(r: &mut Request, http: &crate::config::HttpConfig) -> Step {
     let phase = PHASES[r.phase];
     match phase {
         Phase::FindConfig => find_config(r),
         Phase::PostRewrite => post_rewrite(r),
         Phase::PostAccess => post_access(r),
-        Phase::Content => content(r),
+        Phase::Content => content(r, http),
         _ => {
             // Handlers this location's confs give nothing to do are passed
             // by as if they had declined.
             while r.loc.skips(phase, r.phase_handler) {
                 r.phase_handler += 1;
             }
-            // A phase without (more) handlers is passed without touching
-            // the configuration's reference count.
-            let Some(h) = r.http.phases[phase as usize].get(r.phase_handler).cloned() else {
+            let Some(h) = http.phases[phase as usize].get(r.phase_handler) else {
                 return next_phase(r);
             };
             let flow = h.handle(r);
-            if phase == Phase::Access && (r.http.satisfy)(r) == Satisfy::Any {
+            if phase == Phase::Access && (http.satisfy)(r) == Satisfy::Any {
                 return access_any(r, flow);
             }
             match (phase, flow) {
@@ -245,14 +249,13 @@ fn post_rewrite(r: &mut Request) -> Step {
     Step::Continue
 }
 
-fn content(r: &mut Request) -> Step {
+fn content(r: &mut Request, http: &crate::config::HttpConfig) -> Step {
     if let Some(h) = r.core_loc().content_handler.clone() {
         return match h.handle(r) {
             Flow::Again => Step::Suspend,
             flow => Step::Finish(flow),
         };
     }
-    let http = r.http.clone();
     let handlers = &http.phases[Phase::Content as usize];
     while let Some(h) = handlers.get(r.phase_handler) {
         if r.loc.skips(Phase::Content, r.phase_handler) {

@@ -581,3 +581,35 @@ fn every_unique_header_is_found_whatever_its_case() {
     assert_eq!(unique_index(b"user-agent"), None);
     assert_eq!(unique_index(b"hosts"), None);
 }
+
+#[test]
+fn known_method_names_read_back() {
+    let all = [
+        "GET",
+        "HEAD",
+        "POST",
+        "PUT",
+        "DELETE",
+        "MKCOL",
+        "COPY",
+        "MOVE",
+        "OPTIONS",
+        "PROPFIND",
+        "PROPPATCH",
+        "LOCK",
+        "UNLOCK",
+        "PATCH",
+        "TRACE",
+        "CONNECT",
+    ];
+    for name in all {
+        let m = Method::from_name(name.as_bytes());
+        assert_ne!(m, Method::Other, "{name}");
+        assert_eq!(m.name(), Some(name.as_bytes()), "{name}");
+    }
+    assert_eq!(Method::from_name(b"BREW").name(), None);
+    let head = parse_head(b"PATCH /x HTTP/1.1\r\nHost: a\r\n\r\n", &HeadLimits::default()).unwrap().unwrap();
+    assert_eq!(&head.method_name[..], b"PATCH");
+    let head = parse_head(b"BREW /x HTTP/1.1\r\nHost: a\r\n\r\n", &HeadLimits::default()).unwrap().unwrap();
+    assert_eq!(&head.method_name[..], b"BREW");
+}
