@@ -81,7 +81,7 @@ pub enum Event {
     /// Go on with what is already there (no new readiness).
     Continue,
     /// Readiness of a descriptor the request's task registered.
-    Io { role: u8, readable: bool, writable: bool },
+    Io { role: u8, readable: bool, writable: bool, read_closed: bool },
 }
 
 const HEAD_READ: usize = 4096;
@@ -142,8 +142,8 @@ pub(crate) fn drive(mut slot: Slot, ev: Event) -> Next {
                 Event::Timeout if task_deadline(&r).is_some_and(|d| d <= sluice_core::event::now()) => {
                     resume_task(&mut r, Resume::Timer);
                 }
-                Event::Io { role, readable, writable } => {
-                    resume_task(&mut r, Resume::Io { role, readable, writable });
+                Event::Io { role, readable, writable, read_closed } => {
+                    resume_task(&mut r, Resume::Io { role, readable, writable, read_closed });
                 }
                 Event::Timeout
                     if crate::filters::write::rate_delay(&r).is_some_and(|d| d <= sluice_core::event::now()) =>
@@ -340,14 +340,19 @@ fn start_request(conn: Box<Conn>, head: parse::RequestHead) -> Next {
         Err(_) => (names.default_server(), None),
     };
     let server = server.clone();
-    let host_bytes = host.clone().ok().flatten().unwrap_or_default();
-    let mut r = Box::new(Request::new(conn, head, server, host_bytes.clone()));
+    let (host_bytes, host_error) = match host {
+        Ok(h) => (h.unwrap_or_default(), None),
+        Err(e) => (Bytes::new(), Some(e)),
+    };
+    // The host is counted again only when a server name's captures need it.
+    let subject = captures.as_ref().map(|_| host_bytes.clone());
+    let mut r = Box::new(Request::new(conn, head, server, host_bytes));
     r.pipelined = std::mem::take(&mut r.conn.pipelined);
-    if let Some(c) = captures {
-        r.set_captures(host_bytes, c.captures, c.capture_names);
+    if let (Some(c), Some(subject)) = (captures, subject) {
+        r.set_captures(subject, c.captures, c.capture_names);
     }
     r.conn.requests += 1;
-    if let Err(e) = host {
+    if let Some(e) = host_error {
         crate::req_log!(r, Level::Info, "client sent invalid host header: {}", e);
         r.body.init(parse::BodyFraming::None);
         phase::finalize(&mut r, Flow::Status(e.status()));

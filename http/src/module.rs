@@ -270,6 +270,11 @@ pub enum Resume {
         readable: bool,
         /// Writable readiness.
         writable: bool,
+        /// The peer closed its sending side (or the socket failed): reads
+        /// will end in EOF or an error, so a reader must not take a short
+        /// read as "drained" and wait for another event, which will not
+        /// come.
+        read_closed: bool,
     },
     /// The task's timer fired (see `Request::set_task_deadline`).
     Timer,

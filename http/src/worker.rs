@@ -171,7 +171,8 @@ impl Worker {
                         } else {
                             (slot, gen, role)
                         };
-                        self.drive(slot, gen, Event::Io { role, readable, writable });
+                        let read_closed = ev.is_read_closed() || ev.is_error();
+                        self.drive(slot, gen, Event::Io { role, readable, writable, read_closed });
                     }
                 }
             }

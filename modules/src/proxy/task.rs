@@ -100,6 +100,14 @@ pub(crate) struct ProxyTask {
     /// How much of an unfinished response head in `rbuf` was found valid
     /// (see `head::parse_arrived`); 0 at the start of each head.
     pub(super) head_scanned: usize,
+    /// The upstream socket may have bytes to read: cleared by a read that
+    /// returned less than asked (the socket is drained, as nginx's `ready`
+    /// flag says), set again by the poll's next readable event. Saves the
+    /// read that would only say EAGAIN after each piece of a response.
+    pub(super) upstream_ready: bool,
+    /// The poll said the upstream closed its side: every read is made
+    /// until it returns EOF (no event will come for an EOF already seen).
+    pub(super) upstream_closing: bool,
     pub(super) framing: Framing,
     pub(super) upstream_reusable: bool,
     pub(super) spill: Option<Spill>,
@@ -268,6 +276,8 @@ impl ProxyTask {
             streaming: None,
             rbuf: BytesMut::new(),
             head_scanned: 0,
+            upstream_ready: true,
+            upstream_closing: false,
             framing: Framing::None,
             upstream_reusable: false,
             spill: None,
@@ -400,6 +410,8 @@ impl ProxyTask {
             },
         };
         self.stream = Some(s);
+        self.upstream_ready = true;
+        self.upstream_closing = false;
         self.route = Some(route);
         self.state = state;
         let conf = self.conf(r);
@@ -592,12 +604,21 @@ impl ProxyTask {
     /// would block.
     pub(super) fn read_some(&mut self, max: u64) -> io::Result<Option<usize>> {
         let Some(stream) = self.stream.as_ref() else { return Ok(Some(0)) };
+        if !self.upstream_ready {
+            return Ok(None);
+        }
         match recv_into(stream, &mut self.rbuf, max as usize) {
             Ok(n) => {
+                if n > 0 && (n as u64) < max && !self.upstream_closing {
+                    self.upstream_ready = false;
+                }
                 self.bytes_in += n as u64;
                 Ok(Some(n))
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.upstream_ready = false;
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }
@@ -762,7 +783,13 @@ impl Task for ProxyTask {
                 self.deadline = None;
                 self.timed_out(r)
             }
-            Resume::Writable | Resume::Io { .. } | Resume::BodyRead | Resume::ClientReadable => self.step(r),
+            Resume::Io { readable, read_closed, .. } => {
+                // The upstream is the task's only descriptor it reads.
+                self.upstream_ready |= readable;
+                self.upstream_closing |= read_closed;
+                self.step(r)
+            }
+            Resume::Writable | Resume::BodyRead | Resume::ClientReadable => self.step(r),
         }
     }
 }
