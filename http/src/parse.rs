@@ -576,7 +576,13 @@ impl HeadParser {
             headers: self
                 .fields
                 .iter()
-                .map(|f| Header { name: all.slice(f.name.clone()), value: all.slice(f.value.clone()) })
+                .map(|f| {
+                    let name = match common_name(&buf[f.name.clone()]) {
+                        Some(n) => Bytes::from_static(n),
+                        None => all.slice(f.name.clone()),
+                    };
+                    Header { name, value: all.slice(f.value.clone()) }
+                })
                 .collect(),
             host_header: self.host.as_ref().map(|(range, len)| {
                 let name = &buf[range.start..range.start + len];
@@ -589,6 +595,27 @@ impl HeadParser {
             head_len,
         }
     }
+}
+
+/// The header names most requests carry, spelled as clients send them. A
+/// name sent exactly so is kept as a static string: no reference on the
+/// head's shared copy to take and later drop (an atomic operation each).
+fn common_name(name: &[u8]) -> Option<&'static [u8]> {
+    let candidates: &[&'static [u8]] = match name.len() {
+        4 => &[b"Host", b"host"],
+        5 => &[b"Range"],
+        6 => &[b"Accept", b"Cookie", b"Origin", b"Pragma", b"accept"],
+        7 => &[b"Referer"],
+        10 => &[b"User-Agent", b"Connection", b"user-agent", b"connection"],
+        12 => &[b"Content-Type"],
+        13 => &[b"Cache-Control", b"If-None-Match", b"Authorization"],
+        14 => &[b"Content-Length"],
+        15 => &[b"Accept-Encoding", b"Accept-Language", b"X-Forwarded-For", b"accept-encoding"],
+        17 => &[b"If-Modified-Since"],
+        25 => &[b"Upgrade-Insecure-Requests"],
+        _ => return None,
+    };
+    candidates.iter().find(|c| **c == name).copied()
 }
 
 /// Parses a request head from the start of `buf`; `Ok(None)` means the

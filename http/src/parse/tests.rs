@@ -613,3 +613,13 @@ fn known_method_names_read_back() {
     let head = parse_head(b"BREW /x HTTP/1.1\r\nHost: a\r\n\r\n", &HeadLimits::default()).unwrap().unwrap();
     assert_eq!(&head.method_name[..], b"BREW");
 }
+
+#[test]
+fn header_names_read_as_sent_whether_common_or_not() {
+    let wire =
+        b"GET / HTTP/1.1\r\nHost: a\r\nUSER-AGENT: x\r\nuser-agent: y\r\nX-Odd: z\r\nAccept-Encoding: gzip\r\n\r\n";
+    let head = parse_head(wire, &HeadLimits::default()).unwrap().unwrap();
+    let names: Vec<&[u8]> = head.headers.iter().map(|h| &h.name[..]).collect();
+    assert_eq!(names, [&b"Host"[..], b"USER-AGENT", b"user-agent", b"X-Odd", b"Accept-Encoding"]);
+    assert_eq!(head.header("user-agent").map(|v| &v[..]), Some(&b"x"[..]));
+}
