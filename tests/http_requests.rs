@@ -80,6 +80,32 @@ fn keepalive_serves_several_requests_on_one_connection() {
 }
 
 #[test]
+fn a_client_that_half_closes_after_its_request_gets_the_response_and_the_close() {
+    // A FIN the poll reports along with the request gets no event of its
+    // own: the server must still read it (as nginx does with pending_eof)
+    // instead of keeping the idle connection for the keep-alive timeout.
+    let body = "x".repeat(1024);
+    let s = Server::start(&format!(
+        "http {{ server {{ listen 127.0.0.1:%%PORT%%; location / {{ return 200 \"{body}\"; }} }} }}"
+    ));
+    // The FIN right behind the request, and a moment later: either way.
+    for i in 0..30 {
+        let mut c = TcpStream::connect((Ipv4Addr::LOCALHOST, s.port())).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        c.write_all(b"GET /h HTTP/1.1\r\nHost: localhost\r\n\r\n").expect("send");
+        thread::sleep(Duration::from_micros(100 * (i % 3)));
+        c.shutdown(std::net::Shutdown::Write).expect("shutdown");
+        let mut got = Vec::new();
+        let started = Instant::now();
+        let read = std::io::Read::read_to_end(&mut c, &mut got);
+        assert!(read.is_ok(), "try {i}: no close within 5 s ({read:?}); received: {:?}", show(&got));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let r = only(&got);
+        assert_eq!((r.status, r.body_str().as_str()), (200, body.as_str()), "try {i}");
+    }
+}
+
+#[test]
 fn connection_close_closes_after_the_response() {
     let s = Server::start(ECHO);
     let mut c = s.connect();

@@ -250,7 +250,7 @@ pub(crate) fn read_socket(conn: &mut Conn, max: usize) -> io::Result<usize> {
     }
     match sluice_core::io::recv_into(&conn.stream, &mut conn.rbuf, max) {
         Ok(n) => {
-            if n < max && n > 0 {
+            if n < max && n > 0 && !conn.peer_closed {
                 conn.read_ready = false;
             }
             Ok(n)

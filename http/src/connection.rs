@@ -75,7 +75,7 @@ pub enum Next {
 #[derive(Clone, Copy, Debug)]
 pub enum Event {
     /// Readiness from the poll.
-    Ready { readable: bool, writable: bool },
+    Ready { readable: bool, writable: bool, read_closed: bool },
     /// Its timer fired.
     Timeout,
     /// Go on with what is already there (no new readiness).
@@ -106,11 +106,13 @@ fn head_limits(conn: &Conn) -> (HeadLimits, Duration) {
 
 /// Drives a connection by one event.
 pub(crate) fn drive(mut slot: Slot, ev: Event) -> Next {
-    if let Event::Ready { readable: true, .. } = ev {
-        match &mut slot {
-            Slot::Head { conn, .. } | Slot::Lingering { conn, .. } => conn.read_ready = true,
-            Slot::Active(r) => r.conn.read_ready = true,
-        }
+    if let Event::Ready { readable: true, read_closed, .. } = ev {
+        let conn = match &mut slot {
+            Slot::Head { conn, .. } | Slot::Lingering { conn, .. } => conn,
+            Slot::Active(r) => &mut r.conn,
+        };
+        conn.read_ready = true;
+        conn.peer_closed |= read_closed;
     }
     match slot {
         Slot::Head { conn, keepalive, wait } => match ev {
@@ -161,7 +163,7 @@ pub(crate) fn drive(mut slot: Slot, ev: Event) -> Next {
                 }
                 Event::Ready { .. } | Event::Continue => {
                     let (readable, writable) = match ev {
-                        Event::Ready { readable, writable } => (readable, writable),
+                        Event::Ready { readable, writable, .. } => (readable, writable),
                         _ => (false, false),
                     };
                     if readable && r.reads_client && r.task.is_some() {

@@ -42,6 +42,10 @@ pub struct Conn {
     /// The socket may have bytes to read (cleared by a short read, set by
     /// a readable event).
     pub(crate) read_ready: bool,
+    /// The poll reported the client's side closed: a short read no longer
+    /// means drained, since the EOF behind it gets no event of its own
+    /// (nginx's `pending_eof`).
+    pub(crate) peer_closed: bool,
     /// The next request's bytes were already read with the previous one
     /// (pipelining; `$pipe`).
     pub(crate) pipelined: bool,

@@ -158,7 +158,8 @@ impl Worker {
                     ROLE_CLIENT => {
                         let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
                         let writable = ev.is_writable() || ev.is_write_closed();
-                        self.drive(slot, gen, Event::Ready { readable, writable });
+                        let read_closed = ev.is_read_closed() || ev.is_error();
+                        self.drive(slot, gen, Event::Ready { readable, writable, read_closed });
                     }
                     _ => {
                         let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
@@ -291,6 +292,7 @@ impl Worker {
             corked: false,
             nodelay: false,
             read_ready: true,
+            peer_closed: false,
             accepted: sluice_core::event::now(),
             out: Chain::new(),
             write_blocked: false,
