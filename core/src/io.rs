@@ -339,6 +339,58 @@ pub fn recv_into<F: AsFd>(fd: &F, buf: &mut bytes::BytesMut, max: usize) -> io::
     }
 }
 
+/// Whether a non-blocking, edge-triggered socket may have bytes to read, as
+/// nginx's `ready` and `pending_eof` flags track it. A read shorter than
+/// asked means the socket is drained: until the poll reports it readable
+/// again, [`ReadReadiness::recv_into`] answers WouldBlock without a system
+/// call (which saves the read that would only say EAGAIN). Once the poll
+/// has reported the peer's side closed, short reads no longer count as
+/// drained: the EOF behind them gets no event of its own.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadReadiness {
+    ready: bool,
+    peer_closed: bool,
+}
+
+impl Default for ReadReadiness {
+    fn default() -> Self {
+        ReadReadiness::new()
+    }
+}
+
+impl ReadReadiness {
+    /// A fresh socket: worth reading.
+    pub const fn new() -> ReadReadiness {
+        ReadReadiness { ready: true, peer_closed: false }
+    }
+
+    /// Takes in a readiness event from the poll.
+    pub fn on_event(&mut self, readable: bool, read_closed: bool) {
+        self.ready |= readable;
+        self.peer_closed |= read_closed;
+    }
+
+    /// Whether a read may find bytes (or the EOF).
+    pub fn is_ready(&self) -> bool {
+        self.ready
+    }
+
+    /// [`recv_into`], or WouldBlock at once when the socket is known to be
+    /// drained; keeps track of what the read says.
+    pub fn recv_into<F: AsFd>(&mut self, fd: &F, buf: &mut bytes::BytesMut, max: usize) -> io::Result<usize> {
+        if !self.ready {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let read = recv_into(fd, buf, max);
+        match &read {
+            Ok(n) if *n > 0 && *n < max && !self.peer_closed => self.ready = false,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.ready = false,
+            _ => {}
+        }
+        read
+    }
+}
+
 /// Sets or clears TCP_NODELAY.
 pub fn set_nodelay<F: AsFd>(fd: &F, on: bool) -> io::Result<()> {
     setsockopt(fd, sockopt::TcpNoDelay, &on).map_err(io::Error::from)

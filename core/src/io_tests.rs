@@ -423,3 +423,25 @@ fn recv_into_appends_without_zero_filling_and_reports_eof() {
     assert_eq!(recv_into(&a, &mut buf, 64).unwrap(), 6);
     assert_eq!(recv_into(&a, &mut buf, 64).unwrap(), 0, "end of file");
 }
+
+#[test]
+fn a_short_read_marks_the_socket_drained_until_the_poll_says_otherwise() {
+    let (ours, mut theirs) = UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    let mut read = ReadReadiness::new();
+    let mut buf = bytes::BytesMut::new();
+    theirs.write_all(b"hello").unwrap();
+    assert_eq!(read.recv_into(&ours, &mut buf, 10).unwrap(), 5);
+    // Bytes that came since are left for the event that announces them.
+    theirs.write_all(b"abc").unwrap();
+    assert_eq!(read.recv_into(&ours, &mut buf, 10).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+    read.on_event(true, false);
+    assert_eq!(read.recv_into(&ours, &mut buf, 10).unwrap(), 3);
+    assert_eq!(&buf[..], b"helloabc");
+    // Once the peer's close was reported, a short read is not the end.
+    theirs.write_all(b"z").unwrap();
+    theirs.shutdown(std::net::Shutdown::Write).unwrap();
+    read.on_event(true, true);
+    assert_eq!(read.recv_into(&ours, &mut buf, 10).unwrap(), 1);
+    assert_eq!(read.recv_into(&ours, &mut buf, 10).unwrap(), 0);
+}

@@ -47,23 +47,19 @@ pub fn http_date(t: SystemTime) -> String {
 /// written on every response); `None` for a year outside 0..=9999, which
 /// does not fit the fixed form.
 pub fn http_date_bytes(t: SystemTime) -> Option<[u8; 29]> {
-    // The last date made on this thread, by its second: a file served over
-    // and over has one `Last-Modified`, and the calendar conversion costs
-    // far more than this compare.
+    // The last date made on this thread: a file served over and over has
+    // one `Last-Modified` (whole seconds, as file times and parsed dates
+    // are), and the calendar conversion costs far more than this compare.
     thread_local! {
-        static RECENT: std::cell::Cell<Option<(i128, [u8; 29])>> = const { std::cell::Cell::new(None) };
+        static RECENT: std::cell::Cell<Option<(SystemTime, [u8; 29])>> = const { std::cell::Cell::new(None) };
     }
-    let secs = match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i128::from(d.as_secs()),
-        Err(e) => -i128::from(e.duration().as_secs()) - i128::from(e.duration().subsec_nanos() > 0),
-    };
-    if let Some((s, date)) = RECENT.with(|c| c.get()) {
-        if s == secs {
+    if let Some((at, date)) = RECENT.with(|c| c.get()) {
+        if at == t {
             return Some(date);
         }
     }
     let date = format_http_date(t)?;
-    RECENT.with(|c| c.set(Some((secs, date))));
+    RECENT.with(|c| c.set(Some((t, date))));
     Some(date)
 }
 
@@ -365,7 +361,7 @@ mod tests {
     }
 
     #[test]
-    fn the_recent_date_is_reused_only_within_its_second() {
+    fn the_recent_date_is_reused_only_for_the_same_time() {
         let fixed = |t: SystemTime| String::from_utf8(http_date_bytes(t).unwrap().to_vec()).unwrap();
         for t in [at(T), at(T), at(T) + Duration::from_millis(999), at(T + 1), at(T), at(0)] {
             assert_eq!(fixed(t), http_date(t), "{t:?}");

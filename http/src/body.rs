@@ -237,31 +237,18 @@ impl RequestBody {
 
 /// Reads from the socket into the connection's buffer. Ok(0) is EOF.
 ///
-/// A read that returns less than asked drained the socket: until the poll
-/// reports it readable again, further reads answer WouldBlock without a
-/// system call (nginx's `ready` flag), which saves the read that would
-/// only say EAGAIN after every keep-alive response.
+/// A drained socket answers WouldBlock without a system call (see
+/// `ReadReadiness`), which saves the read that would only say EAGAIN after
+/// every keep-alive response; the buffer is taken from the pool only for
+/// a read that is made.
 pub(crate) fn read_socket(conn: &mut Conn, max: usize) -> io::Result<usize> {
-    if !conn.read_ready {
+    if !conn.read.is_ready() {
         return Err(io::ErrorKind::WouldBlock.into());
     }
     if conn.rbuf.capacity() == 0 {
         conn.rbuf = crate::read_buf::take(max);
     }
-    match sluice_core::io::recv_into(&conn.stream, &mut conn.rbuf, max) {
-        Ok(n) => {
-            if n < max && n > 0 && !conn.peer_closed {
-                conn.read_ready = false;
-            }
-            Ok(n)
-        }
-        Err(e) => {
-            if e.kind() == io::ErrorKind::WouldBlock {
-                conn.read_ready = false;
-            }
-            Err(e)
-        }
-    }
+    conn.read.recv_into(&conn.stream, &mut conn.rbuf, max)
 }
 
 /// Reads as much of the body as is available now.

@@ -543,7 +543,7 @@ pub fn load_http(modules: &Arc<Modules>, stmt: &Statement, prefix: &Path) -> Res
         m.postconfiguration(&mut pc).map_err(|e| stmt.error(e))?;
     }
     for s in &servers {
-        s.root.set_filter_chains(&header_filters, &body_filters, &phases);
+        s.root.set_chains(&header_filters, &body_filters, &phases);
     }
     let listens = listen::group(&servers).map_err(|e| stmt.error(e))?;
     Ok(HttpConfig {
@@ -645,8 +645,8 @@ mod tests {
 
     /// Every location under `loc`, with the lengths of its two chains and
     /// whether it passes by the gated access handler.
-    fn chains(loc: &Location, out: &mut Vec<(String, usize, usize, bool)>) {
-        let c = loc.filter_chains().expect("chains set at load");
+    fn collect_chains(loc: &Location, out: &mut Vec<(String, usize, usize, bool)>) {
+        let c = loc.chains().expect("chains set at load");
         let skips_gated = loc.skips(Phase::Access, 1);
         assert!(!loc.skips(Phase::Access, 0), "an ungated handler is always called");
         let mut others = c.phase_skip;
@@ -654,7 +654,7 @@ mod tests {
         assert_eq!(others, [0; Phase::COUNT], "nothing else is passed by");
         out.push((loc.name().to_string(), c.header.len(), c.body.len(), skips_gated));
         for l in loc.nested.all() {
-            chains(l, out);
+            collect_chains(l, out);
         }
     }
 
@@ -681,7 +681,7 @@ mod tests {
         assert_eq!((http.header_filters.len(), http.body_filters.len()), (3, 3));
         let mut found = Vec::new();
         let site = &http.listens[0];
-        chains(&site.names_for(site.addr).default_server().root, &mut found);
+        collect_chains(&site.names_for(site.addr).default_server().root, &mut found);
         found.sort();
         let want = [
             ("", 3, 3, false),

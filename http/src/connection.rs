@@ -111,8 +111,7 @@ pub(crate) fn drive(mut slot: Slot, ev: Event) -> Next {
             Slot::Head { conn, .. } | Slot::Lingering { conn, .. } => conn,
             Slot::Active(r) => &mut r.conn,
         };
-        conn.read_ready = true;
-        conn.peer_closed |= read_closed;
+        conn.read.on_event(true, read_closed);
     }
     match slot {
         Slot::Head { conn, keepalive, wait } => match ev {
@@ -513,7 +512,7 @@ fn complete(mut r: Box<Request>) -> Next {
     // requests, a request refused with an error): closing now would make
     // the kernel answer those bytes with a reset that can destroy the
     // response before the client reads it.
-    if linger_on && (unread_body || refused || !conn.rbuf.is_empty() || conn.read_ready) {
+    if linger_on && (unread_body || refused || !conn.rbuf.is_empty() || conn.read.is_ready()) {
         return start_lingering(conn, linger);
     }
     Next::Close

@@ -24,7 +24,7 @@ thread_local! {
 /// Runs `write` on an empty buffer with room for at least `min` bytes and
 /// returns what it wrote. `write` may write more than `min` (the buffer
 /// grows) and must not call `build` itself.
-pub fn build(min: usize, write: impl FnOnce(&mut BytesMut)) -> Bytes {
+pub(crate) fn build(min: usize, write: impl FnOnce(&mut BytesMut)) -> Bytes {
     ARENA.with(|arena| {
         let mut arena = arena.borrow_mut();
         if arena.capacity() < min {

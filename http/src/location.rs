@@ -14,7 +14,7 @@ use std::sync::{Arc, OnceLock};
 use regex::bytes::Regex;
 use sluice_core::conf::Origin;
 
-use crate::module::{AnyConf, ConfKey, FilterChains};
+use crate::module::{AnyConf, ConfKey, LocationChains};
 
 /// How a location matches.
 #[derive(Debug, Clone)]
@@ -82,9 +82,10 @@ pub struct Location {
     pub(crate) nested: LocationTree,
     /// Where it was written.
     pub origin: Origin,
-    /// The filters its responses pass through; set once every module has
-    /// registered its filters (after the confs are merged and frozen).
-    filters: OnceLock<FilterChains>,
+    /// The filters its responses pass through and the phase handlers its
+    /// requests pass by; set once every module has registered them (after
+    /// the confs are merged and frozen).
+    chains: OnceLock<LocationChains>,
 }
 
 impl std::fmt::Debug for Location {
@@ -95,7 +96,7 @@ impl std::fmt::Debug for Location {
 
 impl Location {
     pub(crate) fn new(matcher: LocMatch, confs: Vec<AnyConf>, nested: LocationTree, origin: Origin) -> Location {
-        Location { matcher, confs, nested, origin, filters: OnceLock::new() }
+        Location { matcher, confs, nested, origin, chains: OnceLock::new() }
     }
 
     /// A module's location conf, merged (what `Request::loc_conf` reads for
@@ -104,30 +105,30 @@ impl Location {
         crate::module::downcast(self.confs[key.slot()].as_ref())
     }
 
-    /// This location's filter chains; `None` before the configuration has
+    /// This location's chains; `None` before the configuration has
     /// finished loading.
-    pub(crate) fn filter_chains(&self) -> Option<&FilterChains> {
-        self.filters.get()
+    pub(crate) fn chains(&self) -> Option<&LocationChains> {
+        self.chains.get()
     }
 
     /// Gives this location and every location inside it (nested, named,
-    /// `if` blocks) their filter chains.
-    pub(crate) fn set_filter_chains(
+    /// `if` blocks) their chains.
+    pub(crate) fn set_chains(
         &self,
         header: &[Arc<dyn crate::module::HeaderFilter>],
         body: &[Arc<dyn crate::module::BodyFilter>],
         phases: &[Vec<Arc<dyn crate::module::PhaseHandler>>; crate::module::Phase::COUNT],
     ) {
-        let _ = self.filters.set(FilterChains::for_location(self, header, body, phases));
+        let _ = self.chains.set(LocationChains::for_location(self, header, body, phases));
         for l in self.nested.all() {
-            l.set_filter_chains(header, body, phases);
+            l.set_chains(header, body, phases);
         }
     }
 
     /// Whether handler `i` of `phase` has nothing to do here (see
     /// `PhaseHandler::wanted_in`).
     pub(crate) fn skips(&self, phase: crate::module::Phase, i: usize) -> bool {
-        i < 64 && self.filters.get().is_some_and(|c| c.phase_skip[phase as usize] & (1 << i) != 0)
+        i < 64 && self.chains.get().is_some_and(|c| c.phase_skip[phase as usize] & (1 << i) != 0)
     }
 
     /// The location's name as written (`/images/`, `\.php$`, `@fallback`).

@@ -354,7 +354,7 @@ pub trait BodyFilter: Send + Sync {
 /// What one location's requests go through: the filters of the registered
 /// chains that answered true to `wanted_in` for its confs, in chain order,
 /// and which phase handlers answered false.
-pub(crate) struct FilterChains {
+pub(crate) struct LocationChains {
     pub(crate) header: Box<[Arc<dyn HeaderFilter>]>,
     pub(crate) body: Box<[Arc<dyn BodyFilter>]>,
     /// Per phase, bit `i` set: the phase's handler `i` is passed by. A
@@ -364,13 +364,13 @@ pub(crate) struct FilterChains {
     pub(crate) phase_skip: [u64; Phase::COUNT],
 }
 
-impl FilterChains {
+impl LocationChains {
     pub(crate) fn for_location(
         loc: &Location,
         header: &[Arc<dyn HeaderFilter>],
         body: &[Arc<dyn BodyFilter>],
         phases: &[Vec<Arc<dyn PhaseHandler>>; Phase::COUNT],
-    ) -> FilterChains {
+    ) -> LocationChains {
         let mut phase_skip = [0u64; Phase::COUNT];
         for (skip, handlers) in phase_skip.iter_mut().zip(phases) {
             // Past 64 handlers in one phase, the rest are always called.
@@ -380,7 +380,7 @@ impl FilterChains {
                 }
             }
         }
-        FilterChains {
+        LocationChains {
             header: header.iter().filter(|f| f.wanted_in(loc)).cloned().collect(),
             body: body.iter().filter(|f| f.wanted_in(loc)).cloned().collect(),
             phase_skip,

@@ -118,52 +118,37 @@ pub enum Method {
     Other,
 }
 
+/// The known methods and their names, commonest first (both look-ups
+/// below scan it).
+const METHOD_NAMES: [(Method, &[u8]); 16] = [
+    (Method::Get, b"GET"),
+    (Method::Head, b"HEAD"),
+    (Method::Post, b"POST"),
+    (Method::Put, b"PUT"),
+    (Method::Delete, b"DELETE"),
+    (Method::Options, b"OPTIONS"),
+    (Method::Patch, b"PATCH"),
+    (Method::Mkcol, b"MKCOL"),
+    (Method::Copy, b"COPY"),
+    (Method::Move, b"MOVE"),
+    (Method::Propfind, b"PROPFIND"),
+    (Method::Proppatch, b"PROPPATCH"),
+    (Method::Lock, b"LOCK"),
+    (Method::Unlock, b"UNLOCK"),
+    (Method::Trace, b"TRACE"),
+    (Method::Connect, b"CONNECT"),
+];
+
 impl Method {
     /// The method for a name as sent (names are case-sensitive).
     pub fn from_name(name: &[u8]) -> Method {
-        match name {
-            b"GET" => Method::Get,
-            b"HEAD" => Method::Head,
-            b"POST" => Method::Post,
-            b"PUT" => Method::Put,
-            b"DELETE" => Method::Delete,
-            b"MKCOL" => Method::Mkcol,
-            b"COPY" => Method::Copy,
-            b"MOVE" => Method::Move,
-            b"OPTIONS" => Method::Options,
-            b"PROPFIND" => Method::Propfind,
-            b"PROPPATCH" => Method::Proppatch,
-            b"LOCK" => Method::Lock,
-            b"UNLOCK" => Method::Unlock,
-            b"PATCH" => Method::Patch,
-            b"TRACE" => Method::Trace,
-            b"CONNECT" => Method::Connect,
-            _ => Method::Other,
-        }
+        METHOD_NAMES.iter().find(|(_, n)| *n == name).map_or(Method::Other, |(m, _)| *m)
     }
 
     /// The name of a known method, as a static string (`None` for
     /// `Other`).
     pub fn name(self) -> Option<&'static [u8]> {
-        Some(match self {
-            Method::Get => b"GET",
-            Method::Head => b"HEAD",
-            Method::Post => b"POST",
-            Method::Put => b"PUT",
-            Method::Delete => b"DELETE",
-            Method::Mkcol => b"MKCOL",
-            Method::Copy => b"COPY",
-            Method::Move => b"MOVE",
-            Method::Options => b"OPTIONS",
-            Method::Propfind => b"PROPFIND",
-            Method::Proppatch => b"PROPPATCH",
-            Method::Lock => b"LOCK",
-            Method::Unlock => b"UNLOCK",
-            Method::Patch => b"PATCH",
-            Method::Trace => b"TRACE",
-            Method::Connect => b"CONNECT",
-            Method::Other => return None,
-        })
+        METHOD_NAMES.iter().find(|(m, _)| *m == self).map(|(_, n)| *n)
     }
 }
 
@@ -542,16 +527,16 @@ impl HeadParser {
         let t = &line.target;
         let path = t.path.clone();
         let slash = || Bytes::from_static(b"/");
-        let uri = match &path {
+        let uri = match (&path, &norm.uri) {
             // The common case: nothing to decode or resolve, so the path
             // itself is the URI and needs no copy.
-            Some(p) if norm.uri.is_none() => all.slice(p.start..p.start + norm.plain_len),
+            (Some(p), None) => all.slice(p.start..p.start + norm.plain_len),
             // Changed by normalising, but it may still read as the start of
             // the path (a trailing `/.` dropped, say): no copy then either.
-            Some(p) if !t.empty_path && norm.uri.as_ref().is_some_and(|u| buf[p.start..].starts_with(u)) => {
-                all.slice(p.start..p.start + norm.uri.as_ref().map_or(0, |u| u.len()))
+            (Some(p), Some(u)) if !t.empty_path && buf[p.start..].starts_with(u) => {
+                all.slice(p.start..p.start + u.len())
             }
-            _ => Bytes::copy_from_slice(norm.uri.as_deref().unwrap_or_default()),
+            (_, u) => Bytes::copy_from_slice(u.as_deref().unwrap_or_default()),
         };
         let args = match (&path, &norm.args) {
             (Some(p), Some(a)) => all.slice(p.start + a.start..p.start + a.end),

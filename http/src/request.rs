@@ -39,13 +39,9 @@ pub struct Conn {
     pub accepted: Instant,
     /// Output waiting for the socket.
     pub(crate) out: Chain,
-    /// The socket may have bytes to read (cleared by a short read, set by
-    /// a readable event).
-    pub(crate) read_ready: bool,
-    /// The poll reported the client's side closed: a short read no longer
-    /// means drained, since the EOF behind it gets no event of its own
-    /// (nginx's `pending_eof`).
-    pub(crate) peer_closed: bool,
+    /// Whether the socket may have bytes to read (nginx's `ready` and
+    /// `pending_eof`).
+    pub(crate) read: sluice_core::io::ReadReadiness,
     /// The next request's bytes were already read with the previous one
     /// (pipelining; `$pipe`).
     pub(crate) pipelined: bool,
@@ -447,7 +443,7 @@ impl Request {
         // the registered chain whole only for a location built outside a
         // configuration load.
         let loc = self.loc.clone();
-        match loc.filter_chains() {
+        match loc.chains() {
             Some(chains) => NextHeader { rest: &chains.header }.call(self),
             None => {
                 let http = self.http.clone();
@@ -464,7 +460,7 @@ impl Request {
         // The location does not change once the header is sent, so this
         // is the chain whose header filters ran.
         let loc = self.loc.clone();
-        match loc.filter_chains() {
+        match loc.chains() {
             Some(chains) => NextBody { rest: &chains.body }.call(self, chain),
             None => {
                 let http = self.http.clone();

@@ -96,11 +96,7 @@ pub(crate) fn head(r: &Request, conf: &ProxyLocConf, uri: &[u8], proxy_host: &[u
         None => line(b"Connection", b"close"),
     }
     match body {
-        BodyFrame::Length(n) => {
-            let mut digits = BytesMut::new();
-            sluice_http::filters::header_writer::put_decimal(&mut digits, n);
-            line(b"Content-Length", &digits)
-        }
+        BodyFrame::Length(n) => line(b"Content-Length", sluice_http::filters::header_writer::decimal(n, &mut [0; 20])),
         BodyFrame::Chunked => line(b"Transfer-Encoding", b"chunked"),
         BodyFrame::None => {}
     }

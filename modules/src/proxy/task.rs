@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use mio::Interest;
-use sluice_core::io::{recv_into, send_chain, SendOpts};
+use sluice_core::io::{send_chain, ReadReadiness, SendOpts};
 use sluice_core::log::Level;
 use sluice_core::{Buf, Chain};
 use sluice_http::chunked_decode::ChunkedDecoder;
@@ -100,14 +100,9 @@ pub(crate) struct ProxyTask {
     /// How much of an unfinished response head in `rbuf` was found valid
     /// (see `head::parse_arrived`); 0 at the start of each head.
     pub(super) head_scanned: usize,
-    /// The upstream socket may have bytes to read: cleared by a read that
-    /// returned less than asked (the socket is drained, as nginx's `ready`
-    /// flag says), set again by the poll's next readable event. Saves the
-    /// read that would only say EAGAIN after each piece of a response.
-    pub(super) upstream_ready: bool,
-    /// The poll said the upstream closed its side: every read is made
-    /// until it returns EOF (no event will come for an EOF already seen).
-    pub(super) upstream_closing: bool,
+    /// Whether the upstream socket may have bytes to read: saves the read
+    /// that would only say EAGAIN after each piece of a response.
+    pub(super) upstream_read: ReadReadiness,
     pub(super) framing: Framing,
     pub(super) upstream_reusable: bool,
     pub(super) spill: Option<Spill>,
@@ -133,21 +128,9 @@ pub(crate) fn start(r: &mut Request) -> Flow {
         Err(status) => return Flow::Status(status),
     };
     // Without the formatting machinery: this runs for every proxied request.
-    let port = {
-        let mut digits = [0u8; 5];
-        let mut at = digits.len();
-        let mut n = target.port;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        // From the worker's arena: no allocation of its own.
-        sluice_http::head_buf::copy(&digits[at..])
-    };
+    // From the worker's arena: no allocation of its own.
+    let port =
+        sluice_http::head_buf::copy(sluice_http::filters::header_writer::decimal(target.port.into(), &mut [0; 20]));
     // After an internal redirect to another proxied location, the record
     // of earlier attempts stays (all of them are logged, as nginx does).
     let (tries, mut groups) = r
@@ -276,8 +259,7 @@ impl ProxyTask {
             streaming: None,
             rbuf: BytesMut::new(),
             head_scanned: 0,
-            upstream_ready: true,
-            upstream_closing: false,
+            upstream_read: ReadReadiness::new(),
             framing: Framing::None,
             upstream_reusable: false,
             spill: None,
@@ -410,8 +392,7 @@ impl ProxyTask {
             },
         };
         self.stream = Some(s);
-        self.upstream_ready = true;
-        self.upstream_closing = false;
+        self.upstream_read = ReadReadiness::new();
         self.route = Some(route);
         self.state = state;
         let conf = self.conf(r);
@@ -604,21 +585,12 @@ impl ProxyTask {
     /// would block.
     pub(super) fn read_some(&mut self, max: u64) -> io::Result<Option<usize>> {
         let Some(stream) = self.stream.as_ref() else { return Ok(Some(0)) };
-        if !self.upstream_ready {
-            return Ok(None);
-        }
-        match recv_into(stream, &mut self.rbuf, max as usize) {
+        match self.upstream_read.recv_into(stream, &mut self.rbuf, max as usize) {
             Ok(n) => {
-                if n > 0 && (n as u64) < max && !self.upstream_closing {
-                    self.upstream_ready = false;
-                }
                 self.bytes_in += n as u64;
                 Ok(Some(n))
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.upstream_ready = false;
-                Ok(None)
-            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -785,8 +757,7 @@ impl Task for ProxyTask {
             }
             Resume::Io { readable, read_closed, .. } => {
                 // The upstream is the task's only descriptor it reads.
-                self.upstream_ready |= readable;
-                self.upstream_closing |= read_closed;
+                self.upstream_read.on_event(readable, read_closed);
                 self.step(r)
             }
             Resume::Writable | Resume::BodyRead | Resume::ClientReadable => self.step(r),
