@@ -256,11 +256,10 @@ fn read_head_with(mut conn: Box<Conn>, keepalive: bool, wait: HeadWait) -> Next 
     let max_head = limits.header_buffer + limits.large_buffer * limits.large_count;
     loop {
         if !conn.rbuf.is_empty() {
-            match parse::parse_head(&conn.rbuf, &limits) {
-                Ok(Some(head)) => {
-                    bytes::Buf::advance(&mut conn.rbuf, head.head_len);
-                    return start_request(conn, head);
-                }
+            // The head is split off the read buffer, not copied: the buffer
+            // is whole again (and back in the pool) once the request ends.
+            match parse::parse_head_from(&mut conn.rbuf, &limits) {
+                Ok(Some(head)) => return start_request(conn, head),
                 Ok(None) if conn.rbuf.len() >= max_head => return head_error(conn, HeadError::HeaderTooLarge),
                 Ok(None) => {}
                 Err(e) => return head_error(conn, e),
@@ -497,6 +496,7 @@ fn complete(mut r: Box<Request>) -> Next {
     if keepalive && !r.conn.nodelay && r.core_loc().tcp_nodelay.unwrap_or(true) {
         r.conn.nodelay = sluice_core::io::set_nodelay(&r.conn.stream, true).is_ok();
     }
+    crate::header_lists::give_back(std::mem::take(&mut r.head.headers), std::mem::take(&mut r.headers_out.headers));
     let Request { conn, .. } = *r;
     let mut conn = conn;
     if keepalive {

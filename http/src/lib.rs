@@ -18,6 +18,7 @@ pub mod core_variables;
 pub mod cycle;
 pub mod filters;
 pub mod head_buf;
+mod header_lists;
 pub mod listen;
 pub mod location;
 pub mod master;

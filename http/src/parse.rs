@@ -373,6 +373,26 @@ impl HeadParser {
     /// earlier calls, possibly longer. Once it has returned an error it
     /// keeps returning it.
     pub fn parse(&mut self, buf: &[u8]) -> Result<Option<RequestHead>, HeadError> {
+        let Some(head_len) = self.head_len(buf)? else {
+            return Ok(None);
+        };
+        // From the worker's arena: no allocation per request.
+        let all = crate::head_buf::copy(&buf[..head_len]);
+        Ok(Some(self.build(all)))
+    }
+
+    /// As [`parse`](Self::parse) over the bytes in `rbuf`; a complete head
+    /// is split off its front (what follows stays in `rbuf`) and the
+    /// head's strings point into that memory: nothing is copied.
+    pub fn parse_from(&mut self, rbuf: &mut bytes::BytesMut) -> Result<Option<RequestHead>, HeadError> {
+        let Some(head_len) = self.head_len(rbuf)? else {
+            return Ok(None);
+        };
+        Ok(Some(self.build(rbuf.split_to(head_len).freeze())))
+    }
+
+    /// The head's length once its empty line is in.
+    fn head_len(&mut self, buf: &[u8]) -> Result<Option<usize>, HeadError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
@@ -383,7 +403,7 @@ impl HeadParser {
         result
     }
 
-    fn parse_inner(&mut self, buf: &[u8]) -> Result<Option<RequestHead>, HeadError> {
+    fn parse_inner(&mut self, buf: &[u8]) -> Result<Option<usize>, HeadError> {
         let Some(start) = self.request_start(buf) else {
             return Ok(None);
         };
@@ -397,7 +417,7 @@ impl HeadParser {
             self.request = Some((line, target));
         }
         if self.request.as_ref().is_some_and(|(l, _)| l.version == (0, 9)) {
-            return Ok(Some(self.build(buf, self.pos)));
+            return Ok(Some(self.pos));
         }
         loop {
             let pos = self.pos;
@@ -413,7 +433,7 @@ impl HeadParser {
             };
             match self.drive(buf, pos, false, scan)? {
                 None => return Ok(None),
-                Some(HeaderLine::End { next }) => return Ok(Some(self.build(buf, next))),
+                Some(HeaderLine::End { next }) => return Ok(Some(next)),
                 Some(HeaderLine::Field(f)) => {
                     self.pos = f.next;
                     self.accept(buf, f)?;
@@ -519,9 +539,10 @@ impl HeadParser {
         Ok(())
     }
 
-    fn build(&self, buf: &[u8], head_len: usize) -> RequestHead {
-        // From the worker's arena: no allocation per request.
-        let all = crate::head_buf::copy(&buf[..head_len]);
+    /// The head from `all`, exactly its bytes (the empty line included).
+    fn build(&self, all: Bytes) -> RequestHead {
+        let buf = &all[..];
+        let head_len = all.len();
         let (line, norm) = self.request.as_ref().expect("request line parsed");
         let start = self.start.unwrap_or(0);
         let t = &line.target;
@@ -558,17 +579,18 @@ impl HeadParser {
             uri,
             args,
             exten,
-            headers: self
-                .fields
-                .iter()
-                .map(|f| {
+            headers: {
+                // A finished request's list, memory and all.
+                let mut headers = crate::header_lists::request();
+                headers.extend(self.fields.iter().map(|f| {
                     let name = match common_name(&buf[f.name.clone()]) {
                         Some(n) => Bytes::from_static(n),
                         None => all.slice(f.name.clone()),
                     };
                     Header { name, value: all.slice(f.value.clone()) }
-                })
-                .collect(),
+                }));
+                headers
+            },
             host_header: self.host.as_ref().map(|(range, len)| {
                 let name = &buf[range.start..range.start + len];
                 if name.iter().any(u8::is_ascii_uppercase) {
@@ -608,6 +630,12 @@ fn common_name(name: &[u8]) -> Option<&'static [u8]> {
 /// body) are not looked at.
 pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Option<RequestHead>, HeadError> {
     HeadParser::new(limits).parse(buf)
+}
+
+/// As [`parse_head`], splitting a complete head off the front of `rbuf`
+/// (see [`HeadParser::parse_from`]).
+pub fn parse_head_from(rbuf: &mut bytes::BytesMut, limits: &HeadLimits) -> Result<Option<RequestHead>, HeadError> {
+    HeadParser::new(limits).parse_from(rbuf)
 }
 
 /// The single header with this name, or a 400 when there are several.

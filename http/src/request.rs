@@ -105,7 +105,17 @@ pub struct HeadersOut {
 impl HeadersOut {
     /// Adds a header.
     pub fn add(&mut self, name: impl Into<Bytes>, value: impl Into<Bytes>) {
+        self.with_room();
         self.headers.push((name.into(), value.into()));
+    }
+
+    /// The first header added takes a finished response's list (memory
+    /// kept) instead of allocating one; a response without extra headers
+    /// takes nothing.
+    fn with_room(&mut self) {
+        if self.headers.capacity() == 0 {
+            self.headers = crate::header_lists::response();
+        }
     }
 
     /// Removes every header with this name (case-insensitive) from
@@ -136,6 +146,7 @@ impl HeadersOut {
             true
         });
         if !seen {
+            self.with_room();
             self.headers.push((name, value));
         }
     }
