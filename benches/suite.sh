@@ -9,6 +9,8 @@
 #   proxy_ka    1 KiB responses through the proxy, upstream keep-alive
 #               (keepalive 16), wrk -t1 -c50; origin: a third, separate
 #               nginx (`return 200`, one worker) shared by both proxies
+#   bigfile     a BIG_GIB (1) GiB static file (sendfile on both) read
+#               whole by the in-tree client; GB/s
 #   stream      one long chunked stream (64 KiB chunks) from the in-tree
 #               origin to the in-tree client: origin direct, through each
 #               server's proxy with proxy_buffering on and off; GB/s
@@ -31,7 +33,7 @@
 #
 # Settings (environment): WORKLOADS (names above, space-separated; default
 # all), WRK_SECS (10), WRK_ROUNDS (2), IDLE_CONNS (10000), STREAM_GIB (2),
-# STREAM_ROUNDS (3), TEXT_MB (100, in 10^6 bytes), TEXT_ROUNDS (2),
+# STREAM_ROUNDS (3, also bigfile's rounds), BIG_GIB (1), TEXT_MB (100, in 10^6 bytes), TEXT_ROUNDS (2),
 # SLOW_GIB (2), SLOW_RATE (curl's --limit-rate, 200M), CLIENT (origin = the
 # in-tree client, or curl; for stream/gzip/sub_filter), SLUICE, NGINX,
 # UPDATE_DOCS (1), KEEP_TMP (0).
@@ -46,13 +48,14 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/.." && pwd)
 SLUICE=${SLUICE:-$root/target/release/sluice}
 NGINX=${NGINX:-/usr/sbin/nginx}
-ALL_WORKLOADS="idle return200 static1k proxy_ka stream gzip sub_filter slow"
+ALL_WORKLOADS="idle return200 static1k proxy_ka bigfile stream gzip sub_filter slow"
 WORKLOADS=${WORKLOADS:-$ALL_WORKLOADS}
 WRK_SECS=${WRK_SECS:-10}
 WRK_ROUNDS=${WRK_ROUNDS:-2}
 IDLE_CONNS=${IDLE_CONNS:-10000}
 STREAM_GIB=${STREAM_GIB:-2}
 STREAM_ROUNDS=${STREAM_ROUNDS:-3}
+BIG_GIB=${BIG_GIB:-1}
 TEXT_MB=${TEXT_MB:-100}
 TEXT_ROUNDS=${TEXT_ROUNDS:-2}
 SLOW_GIB=${SLOW_GIB:-2}
@@ -81,6 +84,7 @@ have python3 || die "python3 not found"
 gib_bytes() { python3 -c "import sys; print(int(float(sys.argv[1]) * 2**30))" "$1"; }
 STREAM_BYTES=$(gib_bytes "$STREAM_GIB")
 SLOW_BYTES=$(gib_bytes "$SLOW_GIB")
+BIG_BYTES=$(gib_bytes "$BIG_GIB")
 TEXT_BYTES=$(python3 -c "import sys; print(int(float(sys.argv[1]) * 10**6))" "$TEXT_MB")
 
 tmp=$(mktemp -d /tmp/sluice-suite.XXXXXX)
@@ -266,6 +270,12 @@ fi
 # The static file for the slow reader: sparse (its pages are the page
 # cache's, not the server's, either way).
 want slow && truncate -s "$SLOW_BYTES" "$www/f/big"
+# The file for bigfile is written out (not sparse): its pages are real
+# page-cache pages, as a served file's are.
+if want bigfile; then
+    say "writing a $BIG_GIB GiB file"
+    head -c "$BIG_BYTES" /dev/zero >"$www/f/bigfile"
+fi
 
 # ---- the origin (in-tree, std only) ----
 
@@ -446,7 +456,7 @@ emit info date "$(date -u '+%Y-%m-%d %H:%M UTC')"
 emit info machine "$(nproc) cores, $(uname -sr), load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 emit info nginx "$("$NGINX" -v 2>&1 | sed 's/^nginx version: //')"
 emit info sluice "$(git -C "$root" log -1 --format=%h -- core http modules src Cargo.toml 2>/dev/null || echo '?')$(git -C "$root" diff --quiet HEAD -- core http modules src 2>/dev/null || echo ' (+ local changes)')"
-emit info settings "WRK_SECS=$WRK_SECS WRK_ROUNDS=$WRK_ROUNDS IDLE_CONNS=$IDLE_CONNS STREAM_GIB=$STREAM_GIB STREAM_ROUNDS=$STREAM_ROUNDS TEXT_MB=$TEXT_MB TEXT_ROUNDS=$TEXT_ROUNDS SLOW_GIB=$SLOW_GIB SLOW_RATE=$SLOW_RATE CLIENT=$CLIENT"
+emit info settings "WRK_SECS=$WRK_SECS WRK_ROUNDS=$WRK_ROUNDS IDLE_CONNS=$IDLE_CONNS STREAM_GIB=$STREAM_GIB STREAM_ROUNDS=$STREAM_ROUNDS BIG_GIB=$BIG_GIB TEXT_MB=$TEXT_MB TEXT_ROUNDS=$TEXT_ROUNDS SLOW_GIB=$SLOW_GIB SLOW_RATE=$SLOW_RATE CLIENT=$CLIENT"
 emit info workloads "$WORKLOADS"
 emit info proxy "proxy_buffer_size $PROXY_BUFFER_SIZE; proxy_buffers $PROXY_BUFFERS; proxy_busy_buffers_size $PROXY_BUSY; proxy_http_version 1.1"
 
@@ -502,9 +512,28 @@ wrk_workload() { # wrk_workload NAME PATH WHAT TARGET
     emit row "$w" "$what" "req/s" "$(best "${r[sluice]}")" "$(best "${r[nginx]}")" "$target" "${r[sluice]# }" "${r[nginx]# }"
 }
 
-want return200 && wrk_workload return200 / "1 KiB \`return 200\`, keep-alive, wrk -t1 -c50" ""
-want static1k && wrk_workload static1k /f/1k "1 KiB static file, keep-alive, wrk -t1 -c50" ""
+want return200 && wrk_workload return200 / "1 KiB \`return 200\`, keep-alive, wrk -t1 -c50" 1
+want static1k && wrk_workload static1k /f/1k "1 KiB static file, keep-alive, wrk -t1 -c50" 1.15
 want proxy_ka && wrk_workload proxy_ka /ka/ "1 KiB via proxy, upstream keepalive 16, wrk -t1 -c50" 1.1
+
+if want bigfile; then
+    if [[ -z $origin && $CLIENT == origin ]]; then
+        skip bigfile "no origin client (rustc not found)"
+    else
+        say "bigfile: $BIG_GIB GiB static file, $STREAM_ROUNDS rounds"
+        declare -A bf=()
+        hwm_reset
+        for round in $(seq "$STREAM_ROUNDS"); do
+            for name in sluice nginx; do
+                bf[$name]="${bf[$name]:-} $(rate_of "$name /f/bigfile" "$(fetch "${port[$name]}" /f/bigfile)" "$BIG_BYTES" 1e9)"
+                alive "$name"
+            done
+        done
+        hwm_emit bigfile
+        emit row bigfile "$BIG_GIB GiB static file, sendfile on" "GB/s" \
+            "$(best "${bf[sluice]}")" "$(best "${bf[nginx]}")" 1 "${bf[sluice]# }" "${bf[nginx]# }"
+    fi
+fi
 
 if want stream; then
     if [[ -z $origin ]]; then
