@@ -99,8 +99,8 @@ pub fn register(v: &mut Variables) -> Result<(), String> {
     v.add("args", |r, _| Some(r.args.clone()))?;
     v.add("query_string", |r, _| Some(r.args.clone()))?;
     v.add("is_args", |r, _| b(if r.args.is_empty() { "" } else { "?" }))?;
-    v.add("request_uri", |r, _| Some(r.head.unparsed_uri.clone()))?;
-    v.add("request", |r, _| Some(r.head.request_line.clone()))?;
+    v.add("request_uri", |r, _| Some(r.head.unparsed_uri_bytes()))?;
+    v.add("request", |r, _| Some(r.head.request_line_bytes()))?;
     v.add("request_method", |r, _| Some(r.head.method_name.clone()))?;
     v.add("server_protocol", |r, _| b(r.protocol()))?;
     v.add("scheme", |_, _| b("http"))?;

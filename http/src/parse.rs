@@ -39,6 +39,7 @@ mod line;
 mod uri;
 
 use std::fmt;
+use std::ops::Range;
 
 use bytes::Bytes;
 
@@ -170,12 +171,13 @@ pub struct RequestHead {
     pub method_name: Bytes,
     /// (1,1), (1,0), (0,9); minors above 255 read as 255.
     pub version: (u8, u8),
-    /// The request line without its line end (`$request`).
-    pub request_line: Bytes,
-    /// The target's path and arguments as sent (`$request_uri`); for an
-    /// absolute-form target the part from the path on, "/" when there is
-    /// no path.
-    pub unparsed_uri: Bytes,
+    /// The head as received, which the ranges below index: kept whole, so
+    /// the request line and the target as sent are sliced off only when
+    /// asked for (each shared slice is a reference count to take and drop).
+    raw: Bytes,
+    request_line: Range<usize>,
+    /// `None`: the target had no path.
+    unparsed_uri: Option<Range<usize>>,
     /// The scheme of an absolute-form target.
     pub schema: Option<Bytes>,
     /// The authority of an absolute-form or CONNECT target, as sent
@@ -199,6 +201,34 @@ pub struct RequestHead {
 }
 
 impl RequestHead {
+    /// The request line without its line end (`$request`).
+    pub fn request_line(&self) -> &[u8] {
+        &self.raw[self.request_line.clone()]
+    }
+
+    /// [`request_line`](Self::request_line) as shared bytes.
+    pub fn request_line_bytes(&self) -> Bytes {
+        self.raw.slice(self.request_line.clone())
+    }
+
+    /// The target's path and arguments as sent (`$request_uri`); for an
+    /// absolute-form target the part from the path on, "/" when there is
+    /// no path.
+    pub fn unparsed_uri(&self) -> &[u8] {
+        match &self.unparsed_uri {
+            Some(r) => &self.raw[r.clone()],
+            None => b"/",
+        }
+    }
+
+    /// [`unparsed_uri`](Self::unparsed_uri) as shared bytes.
+    pub fn unparsed_uri_bytes(&self) -> Bytes {
+        match &self.unparsed_uri {
+            Some(r) => self.raw.slice(r.clone()),
+            None => Bytes::from_static(b"/"),
+        }
+    }
+
     /// The first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&Bytes> {
         self.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name.as_bytes())).map(|h| &h.value)
@@ -547,7 +577,6 @@ impl HeadParser {
         let start = self.start.unwrap_or(0);
         let t = &line.target;
         let path = t.path.clone();
-        let slash = || Bytes::from_static(b"/");
         let uri = match (&path, &norm.uri) {
             // The common case: nothing to decode or resolve, so the path
             // itself is the URI and needs no copy.
@@ -572,8 +601,8 @@ impl HeadParser {
                 None => all.slice(start..line.method_end),
             },
             version: line.version,
-            request_line: all.slice(start..line.text_end),
-            unparsed_uri: path.map_or_else(slash, |p| all.slice(p)),
+            request_line: start..line.text_end,
+            unparsed_uri: path,
             schema: t.schema.clone().map(|r| all.slice(r)),
             host_in_uri: t.host.clone().map(|r| all.slice(r)),
             uri,
@@ -600,6 +629,7 @@ impl HeadParser {
                 }
             }),
             head_len,
+            raw: all,
         }
     }
 }
@@ -694,14 +724,26 @@ pub fn body_framing(head: &RequestHead) -> Result<BodyFraming, HeadError> {
 /// header — even with an absolute-form target, as nginx (and RFC 9112)
 /// require.
 pub fn host_header(head: &RequestHead) -> Result<Option<Bytes>, HeadError> {
+    resolve_host(head, head.host_header.clone())
+}
+
+/// As [`host_header`], moving the host the parser checked out of the head
+/// instead of sharing it (one reference count less to take and drop per
+/// request): for the connection, which keeps the host on the request.
+pub fn take_host(head: &mut RequestHead) -> Result<Option<Bytes>, HeadError> {
+    let checked = head.host_header.take();
+    resolve_host(head, checked)
+}
+
+fn resolve_host(head: &RequestHead, checked: Option<Bytes>) -> Result<Option<Bytes>, HeadError> {
     let mut hosts = head.headers_named("host");
     let header = hosts.next();
     if hosts.next().is_some() {
         return Err(HeadError::BadRequest("client sent duplicate host header"));
     }
     // Checked when the line arrived; the parser kept the result.
-    let from_header = match (&head.host_header, header) {
-        (Some(h), _) => Some(h.clone()),
+    let from_header = match (checked, header) {
+        (Some(h), _) => Some(h),
         (None, Some(h)) => Some(validate_host_bytes(h)?),
         (None, None) => None,
     };

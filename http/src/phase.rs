@@ -221,7 +221,7 @@ fn find_config(r: &mut Request) -> Step {
             r.body.declared_length().unwrap_or(0),
             r.conn.peer.ip(),
             r.server.name,
-            String::from_utf8_lossy(&r.head.request_line)
+            String::from_utf8_lossy(r.head.request_line())
         );
         r.keepalive = false;
         return Step::Finish(Flow::Status(413));

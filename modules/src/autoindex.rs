@@ -298,7 +298,7 @@ fn dir_error(r: &Request, call: &str, path: &Path, e: &std::io::Error) -> u16 {
         os_err(e),
         r.conn.peer.ip(),
         r.server.name,
-        String::from_utf8_lossy(&r.head.request_line)
+        String::from_utf8_lossy(r.head.request_line())
     );
     status
 }

@@ -331,7 +331,7 @@ fn log(r: &Request, level: LogLevel, msg: String) {
         msg,
         r.conn.peer.ip(),
         r.server.name,
-        String::from_utf8_lossy(&r.head.request_line)
+        String::from_utf8_lossy(r.head.request_line())
     );
 }
 
@@ -462,7 +462,7 @@ fn rewrite(rw: &Rewrite, r: &mut Request, log_on: bool) -> Next {
         Some(a) => {
             // As nginx: when the client's URI had %-escapes, captures (taken
             // from the decoded URI) are escaped again in the arguments.
-            let quoted = memchr::memchr(b'%', &r.head.unparsed_uri).is_some();
+            let quoted = memchr::memchr(b'%', r.head.unparsed_uri()).is_some();
             let args = if quoted { a.eval_captures_with(r, escape_arg) } else { a.eval(r) };
             let mut args = BytesMut::from(&args[..]);
             if rw.add_args && !r.args.is_empty() {

@@ -51,7 +51,7 @@ pub fn open_error_status(r: &Request, path: &std::path::Path, e: &std::io::Error
             sluice_core::log::os_error(e),
             r.conn.peer.ip(),
             r.server.name,
-            String::from_utf8_lossy(&r.head.request_line)
+            String::from_utf8_lossy(r.head.request_line())
         );
     }
     status

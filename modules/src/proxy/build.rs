@@ -26,7 +26,7 @@ pub(crate) fn upstream_uri(r: &Request, conf: &ProxyLocConf, url_uri: Option<&[u
     match url_uri {
         // With variables, a URI part is the whole URI (nginx's rule).
         Some(u) if dynamic => Bytes::copy_from_slice(u),
-        None if unparsed_uri_valid(r) => r.head.unparsed_uri.clone(),
+        None if unparsed_uri_valid(r) => r.head.unparsed_uri_bytes(),
         _ => {
             let loc = conf.location.as_deref().unwrap_or("");
             // After `rewrite ... break` the URI no longer belongs to the

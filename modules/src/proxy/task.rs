@@ -308,7 +308,7 @@ impl ProxyTask {
             ", client: {}, server: {}, request: \"{}\"{}, host: \"{}\"",
             r.conn.peer.ip(),
             r.server.name,
-            String::from_utf8_lossy(&r.head.request_line),
+            String::from_utf8_lossy(r.head.request_line()),
             upstream,
             String::from_utf8_lossy(&r.host)
         )
