@@ -251,6 +251,23 @@ mod direct {
         Errno::result(n).map(|n| n as usize)
     }
 
+    /// pread(2) of at most `len` bytes at `offset` into `buf`.
+    ///
+    /// # Safety
+    /// `buf` must be valid for writes of `len` bytes.
+    pub(super) unsafe fn pread(fd: libc::c_int, buf: *mut u8, len: usize, offset: libc::off_t) -> isize {
+        // SAFETY: the caller gives `len` writable bytes at `buf`; the kernel
+        // writes at most that many.
+        unsafe { libc::syscall(libc::SYS_pread64, fd, buf, len, offset) as isize }
+    }
+
+    /// openat(2) relative to the working directory, as open(2).
+    pub(super) fn open(path: &std::ffi::CStr, flags: libc::c_int) -> isize {
+        // SAFETY: `path` is a NUL-terminated string borrowed for the call;
+        // the kernel only reads it.
+        unsafe { libc::syscall(libc::SYS_openat, libc::AT_FDCWD, path.as_ptr(), flags) as isize }
+    }
+
     /// recv(2) (as recvfrom(2) without an address, which every Linux
     /// architecture has) of at most `len` bytes into `buf`.
     ///
@@ -281,7 +298,7 @@ fn pread_full(region: &FileRegion, into: *mut u8, len: usize) -> io::Result<usiz
     loop {
         // SAFETY: the caller gives `len` writable bytes at `into`; pread(2)
         // writes at most that many.
-        let n = unsafe { libc::pread(region.file.as_raw_fd(), into.cast(), len, offset) };
+        let n = unsafe { direct::pread(region.file.as_raw_fd(), into, len, offset) };
         if n >= 0 {
             return Ok(n as usize);
         }
@@ -381,6 +398,38 @@ pub fn recv_into<F: AsFd>(fd: &F, buf: &mut bytes::BytesMut, max: usize) -> io::
         // written by recv(2), and `n <= want <= spare.len()`.
         unsafe { buf.set_len(buf.len() + n) };
         return Ok(n);
+    }
+}
+
+/// Opens a file for reading (close-on-exec), as `File::open` does but
+/// with the plain system call (see `direct`): the static handler opens a
+/// file per request. Paths up to 512 bytes are made NUL-terminated on the
+/// stack; a path with a NUL byte is refused as `File::open` refuses it.
+pub fn open_for_reading(path: &std::path::Path) -> io::Result<std::fs::File> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    let mut stack = [0u8; 513];
+    let heap;
+    let with_nul: &[u8] = if bytes.len() < stack.len() {
+        stack[..bytes.len()].copy_from_slice(bytes);
+        &stack[..=bytes.len()]
+    } else {
+        heap = [bytes, b"\0"].concat();
+        &heap
+    };
+    let c_path = std::ffi::CStr::from_bytes_with_nul(with_nul)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file name contained an unexpected NUL byte"))?;
+    loop {
+        let fd = direct::open(c_path, libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd >= 0 {
+            // SAFETY: openat(2) just returned this descriptor; nothing else
+            // owns it.
+            return Ok(unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd as libc::c_int) });
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
 }
 

@@ -445,3 +445,35 @@ fn a_short_read_marks_the_socket_drained_until_the_poll_says_otherwise() {
     assert_eq!(read.recv_into(&ours, &mut buf, 10).unwrap(), 1);
     assert_eq!(read.recv_into(&ours, &mut buf, 10).unwrap(), 0);
 }
+
+#[test]
+fn open_for_reading_opens_as_file_open_does() {
+    let dir = std::env::temp_dir().join(format!("sluice-open-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let short = dir.join("f");
+    std::fs::write(&short, b"contents").unwrap();
+    let mut got = String::new();
+    open_for_reading(&short).unwrap().read_to_string(&mut got).unwrap();
+    assert_eq!(got, "contents");
+    // Close-on-exec, as std opens files.
+    let f = open_for_reading(&short).unwrap();
+    let flags = fcntl(f.as_raw_fd(), FcntlArg::F_GETFD).unwrap();
+    assert_ne!(flags & nix::libc::FD_CLOEXEC, 0);
+    // A path past the stack buffer takes the heap copy.
+    let mut long = dir.clone();
+    while long.as_os_str().len() < 600 {
+        long.push("dddddddddddddddddddddddddddddddddddddddd");
+    }
+    std::fs::create_dir_all(&long).unwrap();
+    let long_file = long.join("g");
+    std::fs::write(&long_file, b"deep").unwrap();
+    got.clear();
+    open_for_reading(&long_file).unwrap().read_to_string(&mut got).unwrap();
+    assert_eq!(got, "deep");
+    // Errors keep their kind: missing, a NUL inside, writing refused.
+    assert_eq!(open_for_reading(&dir.join("missing")).unwrap_err().kind(), std::io::ErrorKind::NotFound);
+    let with_nul = std::path::Path::new(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"/tmp/a\0b"));
+    assert_eq!(open_for_reading(with_nul).unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+    assert!(open_for_reading(&short).unwrap().write_all(b"x").is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

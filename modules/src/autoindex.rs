@@ -179,7 +179,7 @@ fn handle(r: &mut Request) -> Flow {
 
 /// The directory's path: the URI's mapped path without its trailing slash.
 fn dir_path(r: &Request) -> PathBuf {
-    let path = r.map_uri_to_path(&r.uri.clone());
+    let path = r.map_uri_to_path(&r.uri);
     let bytes = path.as_os_str().as_bytes();
     if bytes.len() > 1 && bytes.ends_with(b"/") {
         PathBuf::from(std::ffi::OsStr::from_bytes(&bytes[..bytes.len() - 1]))

@@ -92,7 +92,7 @@ fn handle(r: &mut Request) -> Flow {
     if !ok && !vary {
         return Flow::Declined;
     }
-    let mut path = r.map_uri_to_path(&r.uri.clone()).into_os_string();
+    let mut path = r.map_uri_to_path(&r.uri).into_os_string();
     path.push(".gz");
     let path = std::path::PathBuf::from(path);
     let file = match File::open(&path) {

@@ -77,7 +77,7 @@ fn handle(r: &mut Request) -> Flow {
                 }
                 if !dir_checked {
                     dir_checked = true;
-                    let dir = r.map_uri_to_path(&r.uri.clone());
+                    let dir = r.map_uri_to_path(&r.uri);
                     if let Err(e) = std::fs::metadata(&dir) {
                         return Flow::Status(crate::static_file::open_error_status(r, &dir, &e));
                     }

@@ -16,7 +16,6 @@
 //! other than GET, HEAD and POST are a 405; POST of an existing file too.
 //! Per-request state: none.
 
-use std::fs::File;
 use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
@@ -99,8 +98,8 @@ fn handle(r: &mut Request) -> Flow {
     if r.uri.last() == Some(&b'/') {
         return Flow::Declined;
     }
-    let path = r.map_uri_to_path(&r.uri.clone());
-    let file = match File::open(&path) {
+    let path = r.map_uri_to_path(&r.uri);
+    let file = match sluice_core::io::open_for_reading(&path) {
         Ok(f) => f,
         Err(e) => return Flow::Status(open_error_status(r, &path, &e)),
     };
