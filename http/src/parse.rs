@@ -529,12 +529,7 @@ impl HeadParser {
         let t = &line.target;
         let normalized = match &t.path {
             Some(p) => uri::normalize(&buf[p.clone()], t.empty_path, self.limits.merge_slashes)?,
-            None => uri::Normalized {
-                uri: Some(smallvec::SmallVec::from_slice(b"/")),
-                plain_len: 0,
-                exten_start: None,
-                args: None,
-            },
+            None => uri::Normalized { uri: Some(b"/".to_vec()), plain_len: 0, exten_start: None, args: None },
         };
         if let Some(h) = &t.host {
             uri::check_host(&buf[h.clone()])

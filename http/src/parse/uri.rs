@@ -12,7 +12,6 @@
 use std::ops::Range;
 
 use bytes::Bytes;
-use smallvec::SmallVec;
 
 use super::HeadError;
 
@@ -43,10 +42,12 @@ enum Step {
 /// The result of normalising a raw request target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Normalized {
-    /// The decoded, resolved path (inline when short); `None` when it is
-    /// the input's first `plain_len` bytes unchanged, as it is for most
-    /// paths (no `%`, no `/.`, no `//` to merge): then nothing was copied.
-    pub(crate) uri: Option<SmallVec<[u8; 128]>>,
+    /// The decoded, resolved path; `None` when it is the input's first
+    /// `plain_len` bytes unchanged, as it is for most paths (no `%`, no
+    /// `/.`, no `//` to merge): then nothing was copied. (On the heap when
+    /// made: kept inline, it made every request's parse move a 150-byte
+    /// value around for the rare path that needs it.)
+    pub(crate) uri: Option<Vec<u8>>,
     /// With `uri` `None`: the length of the path in the input.
     pub(crate) plain_len: usize,
     /// Start of the extension inside `uri` (after the last dot of the last
@@ -57,7 +58,7 @@ pub(crate) struct Normalized {
 }
 
 struct Normalizer {
-    out: SmallVec<[u8; 128]>,
+    out: Vec<u8>,
     exten_start: Option<usize>,
     state: PathState,
     merge_slashes: bool,
@@ -175,7 +176,7 @@ pub(crate) fn normalize(raw: &[u8], empty_path: bool, merge_slashes: bool) -> Re
 /// [`normalize`] byte by byte, for a path that needs decoding or resolving.
 fn resolve(raw: &[u8], empty_path: bool, merge_slashes: bool) -> Result<Normalized, HeadError> {
     let mut n = Normalizer {
-        out: SmallVec::with_capacity(raw.len() + 1),
+        out: Vec::with_capacity(raw.len() + 1),
         exten_start: None,
         state: PathState::Usual,
         merge_slashes,
