@@ -458,6 +458,11 @@ impl ReadReadiness {
         ReadReadiness { ready: true, peer_closed: false }
     }
 
+    /// A socket with nothing to read until the poll reports otherwise.
+    pub const fn drained() -> ReadReadiness {
+        ReadReadiness { ready: false, peer_closed: false }
+    }
+
     /// Takes in a readiness event from the poll.
     pub fn on_event(&mut self, readable: bool, read_closed: bool) {
         self.ready |= readable;

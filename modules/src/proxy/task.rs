@@ -392,7 +392,13 @@ impl ProxyTask {
             },
         };
         self.stream = Some(s);
-        self.upstream_read = ReadReadiness::new();
+        // Nothing can be read before the request is sent: the response
+        // comes with a readable event (nginx waits for it too, its
+        // `ready` flag clear). A pooled connection the upstream closed
+        // while idle answers the request with a reset, which the poll
+        // reports as well. Reading at once cost a system call that only
+        // said EAGAIN, per proxied request.
+        self.upstream_read = ReadReadiness::drained();
         self.route = Some(route);
         self.state = state;
         let conf = self.conf(r);
