@@ -178,6 +178,25 @@ fn keepalive_pool_reuses_one_connection() {
 }
 
 #[test]
+fn keepalive_timeout_forgets_idle_connections() {
+    let b = named("b");
+    let s = Server::start(&format!(
+        "http {{ upstream ka {{ server {}; keepalive 4; keepalive_timeout 300ms; }}
+         server {{ listen 127.0.0.1:%%PORT%%; location / {{ proxy_pass http://ka;
+            proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }} }}",
+        b.addr()
+    ));
+    // Back to back: the parked connection is reused.
+    assert_eq!(bodies(&s, 2), ["b"; 2]);
+    assert_eq!(b.accepted(), 1);
+    // Idle past the timeout: forgotten, so the next request connects anew
+    // (its first use does not expire the second one parked meanwhile).
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert_eq!(bodies(&s, 2), ["b"; 2]);
+    assert_eq!(b.accepted(), 2, "origin connections: {}", b.accepted());
+}
+
+#[test]
 fn ip_hash_sticks_to_one_peer() {
     let (a, b) = (named("a"), named("b"));
     let s = group(&format!("ip_hash; server {}; server {};", a.addr(), b.addr()), "");

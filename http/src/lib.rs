@@ -25,7 +25,7 @@ pub mod master;
 pub mod module;
 pub mod parse;
 pub mod phase;
-mod read_buf;
+pub mod read_buf;
 pub mod regex_compat;
 pub mod request;
 pub mod server_name;

@@ -1,10 +1,14 @@
-//! A per-worker pool of read buffers.
+//! A per-worker pool of read buffers, for client connections and for
+//! modules' own sockets (the proxy's upstream reads).
 //!
 //! An idle keep-alive connection holds no read buffer (memory per idle
 //! connection stays small), so every request would otherwise allocate one
 //! and free it again. Buffers go back to a small pool of the worker thread
 //! instead, as sozu's buffer pool does; the pool is bounded, so it never
 //! holds more than `POOLED` buffers of up to `MAX_POOLED_CAPACITY` bytes.
+//! A buffer given back while `Bytes` split from it are still alive is
+//! safe: it is only reused in place once they are gone (`BytesMut::reserve`
+//! allocates anew before that).
 
 use std::cell::RefCell;
 
@@ -20,7 +24,7 @@ thread_local! {
 }
 
 /// An empty buffer with room for at least `min` bytes.
-pub(crate) fn take(min: usize) -> BytesMut {
+pub fn take(min: usize) -> BytesMut {
     let pooled = POOL.with(|p| p.borrow_mut().pop());
     match pooled {
         Some(mut b) => {
@@ -32,7 +36,7 @@ pub(crate) fn take(min: usize) -> BytesMut {
 }
 
 /// Returns a buffer's memory to the pool (its contents are dropped).
-pub(crate) fn give(mut b: BytesMut) {
+pub fn give(mut b: BytesMut) {
     let cap = b.capacity();
     if cap == 0 || cap > MAX_POOLED_CAPACITY {
         return;

@@ -232,7 +232,7 @@ pub struct Request {
     /// Values of declared variables (`set`, `map`), kept across internal
     /// redirects as nginx keeps `r->variables`.
     pub(crate) var_store: crate::variables::VarStore,
-    pub(crate) ctx: Vec<Option<Box<dyn Any>>>,
+    pub(crate) ctx: Vec<(usize, Box<dyn Any>)>,
     pub(crate) task: Option<Box<dyn Task>>,
     pub(crate) header_sent: bool,
     pub(crate) last_sent: bool,
@@ -354,11 +354,7 @@ impl Request {
     /// ones set with [`Request::set_lasting_ctx`].
     pub(crate) fn clear_ctx_for_redirect(&mut self) {
         self.allow_ranges = false;
-        for c in self.ctx.iter_mut() {
-            if !c.as_ref().is_some_and(|b| b.is::<Lasting>()) {
-                *c = None;
-            }
-        }
+        self.ctx.retain(|(_, b)| b.is::<Lasting>());
     }
 
     /// Sets a context that survives internal redirects (what a later
@@ -381,30 +377,35 @@ impl Request {
 
     /// A module's per-request context.
     pub fn ctx<M, S, L, T: 'static>(&self, key: &ConfKey<M, S, L>) -> Option<&T> {
-        self.ctx.get(key.slot())?.as_ref().and_then(|b| b.downcast_ref())
+        let slot = key.slot();
+        self.ctx.iter().find(|(s, _)| *s == slot)?.1.downcast_ref()
     }
 
     /// A module's per-request context, mutably.
     pub fn ctx_mut<M, S, L, T: 'static>(&mut self, key: &ConfKey<M, S, L>) -> Option<&mut T> {
-        self.ctx.get_mut(key.slot())?.as_mut().and_then(|b| b.downcast_mut())
+        let slot = key.slot();
+        self.ctx.iter_mut().find(|(s, _)| *s == slot)?.1.downcast_mut()
     }
 
-    /// Sets a module's per-request context.
+    /// Sets a module's per-request context. (The contexts are a short list
+    /// of the modules that set one, searched in order: a request has one or
+    /// two, and a table with a place for every module cost an allocation of
+    /// that size per request.)
     pub fn set_ctx<M, S, L, T: 'static>(&mut self, key: &ConfKey<M, S, L>, value: T) {
-        if self.ctx.is_empty() {
-            self.ctx.resize_with(self.http.modules.list().len(), || None);
+        let slot = key.slot();
+        let value: Box<dyn Any> = Box::new(value);
+        match self.ctx.iter_mut().find(|(s, _)| *s == slot) {
+            Some((_, old)) => *old = value,
+            None => self.ctx.push((slot, value)),
         }
-        self.ctx[key.slot()] = Some(Box::new(value));
     }
 
     /// Removes a module's per-request context, when it is a `T` (a context
     /// of another type stays).
     pub fn take_ctx<M, S, L, T: 'static>(&mut self, key: &ConfKey<M, S, L>) -> Option<T> {
-        let slot = self.ctx.get_mut(key.slot())?;
-        if !slot.as_ref().is_some_and(|b| b.is::<T>()) {
-            return None;
-        }
-        slot.take()?.downcast::<T>().ok().map(|b| *b)
+        let slot = key.slot();
+        let i = self.ctx.iter().position(|(s, b)| *s == slot && b.is::<T>())?;
+        self.ctx.swap_remove(i).1.downcast::<T>().ok().map(|b| *b)
     }
 
     /// Installs the task that resumes this request later (after the

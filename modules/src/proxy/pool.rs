@@ -36,8 +36,17 @@ pub struct Idle {
     timeout: std::time::Duration,
 }
 
+/// This worker's idle connections, and the earliest moment one of them
+/// passes its `keepalive_timeout` (`None`: none is idle): until then there
+/// is nothing to expire, so taking and parking a connection do not walk the
+/// whole pool each time.
+struct Pool {
+    idle: Vec<Idle>,
+    next_expiry: Option<Instant>,
+}
+
 thread_local! {
-    static POOL: RefCell<Vec<Idle>> = const { RefCell::new(Vec::new()) };
+    static POOL: RefCell<Pool> = const { RefCell::new(Pool { idle: Vec::new(), next_expiry: None }) };
 }
 
 /// Takes an idle connection to `peer` of `group`, if a live one is there.
@@ -45,15 +54,15 @@ pub fn take(group: &UpstreamGroup, peer: usize, now: Instant) -> Option<Idle> {
     group.keepalive?;
     POOL.with(|p| {
         let mut p = p.borrow_mut();
-        expire(&mut p, now);
+        p.expire(now);
         // Most recently parked last: take from the end. `keepalive_time` is
         // judged when a connection is parked: one parked in time serves its
         // next request, as in nginx. One the upstream closed meanwhile is
         // found by the request (its read sees the end) and replaced by a
         // fresh connection; probing it here would cost a system call per
         // request.
-        let i = p.iter().rposition(|c| c.group == group.id && c.peer == peer)?;
-        Some(p.remove(i))
+        let i = p.idle.iter().rposition(|c| c.group == group.id && c.peer == peer)?;
+        Some(p.idle.remove(i))
     })
 }
 
@@ -74,14 +83,27 @@ pub fn put(
     }
     POOL.with(|p| {
         let mut p = p.borrow_mut();
-        expire(&mut p, now);
-        let same = p.iter().filter(|c| c.group == group.id).count();
+        p.expire(now);
+        let same = p.idle.iter().filter(|c| c.group == group.id).count();
         if same >= ka.max_idle {
-            if let Some(i) = p.iter().position(|c| c.group == group.id) {
-                p.remove(i);
+            if let Some(i) = p.idle.iter().position(|c| c.group == group.id) {
+                p.idle.remove(i);
             }
         }
-        p.push(Idle { stream, group: group.id, peer, created, requests, idle_since: now, timeout: ka.timeout, route });
+        // A timeout too far off for the clock never expires.
+        if let Some(expiry) = now.checked_add(ka.timeout) {
+            p.next_expiry = Some(p.next_expiry.map_or(expiry, |e| e.min(expiry)));
+        }
+        p.idle.push(Idle {
+            stream,
+            group: group.id,
+            peer,
+            created,
+            requests,
+            idle_since: now,
+            timeout: ka.timeout,
+            route,
+        });
     });
 }
 
@@ -89,11 +111,18 @@ fn reusable(ka: &KeepaliveConf, created: Instant, requests: u64, now: Instant) -
     requests < ka.requests && now.saturating_duration_since(created) < ka.time && ka.max_idle > 0
 }
 
-fn expire(p: &mut Vec<Idle>, now: Instant) {
-    p.retain(|c| now.saturating_duration_since(c.idle_since) < c.timeout);
+impl Pool {
+    /// Drops the connections idle for their `keepalive_timeout` or longer.
+    fn expire(&mut self, now: Instant) {
+        if self.next_expiry.is_none_or(|at| now < at) {
+            return;
+        }
+        self.idle.retain(|c| now.saturating_duration_since(c.idle_since) < c.timeout);
+        self.next_expiry = self.idle.iter().filter_map(|c| c.idle_since.checked_add(c.timeout)).min();
+    }
 }
 
 /// Idle connections in this worker's pool (for tests).
 pub fn idle_count() -> usize {
-    POOL.with(|p| p.borrow().len())
+    POOL.with(|p| p.borrow().idle.len())
 }

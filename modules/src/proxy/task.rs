@@ -76,6 +76,12 @@ enum Failure {
     InvalidHeader,
 }
 
+impl Drop for ProxyTask {
+    fn drop(&mut self) {
+        sluice_http::read_buf::give(std::mem::take(&mut self.rbuf));
+    }
+}
+
 /// A proxied request in flight.
 pub(crate) struct ProxyTask {
     pub(super) target: Target,
@@ -257,7 +263,9 @@ impl ProxyTask {
             request: Chain::new(),
             to_send: Chain::new(),
             streaming: None,
-            rbuf: BytesMut::new(),
+            // From the worker's pool of read buffers: a proxied request
+            // allocated (and freed) one of `proxy_buffer_size` each time.
+            rbuf: sluice_http::read_buf::take(0),
             head_scanned: 0,
             upstream_read: ReadReadiness::new(),
             framing: Framing::None,
