@@ -258,7 +258,13 @@ mod direct {
     pub(super) unsafe fn pread(fd: libc::c_int, buf: *mut u8, len: usize, offset: libc::off_t) -> isize {
         // SAFETY: the caller gives `len` writable bytes at `buf`; the kernel
         // writes at most that many.
-        unsafe { libc::syscall(libc::SYS_pread64, fd, buf, len, offset) as isize }
+        #[cfg(target_pointer_width = "64")]
+        let n = unsafe { libc::syscall(libc::SYS_pread64, fd, buf, len, offset) as isize };
+        // A 64-bit offset is passed in two registers, by rules that differ
+        // between 32-bit architectures: the C library's wrapper knows them.
+        #[cfg(not(target_pointer_width = "64"))]
+        let n = unsafe { libc::pread(fd, buf.cast(), len, offset) };
+        n
     }
 
     /// openat(2) relative to the working directory, as open(2).
@@ -420,7 +426,8 @@ pub fn open_for_reading(path: &std::path::Path) -> io::Result<std::fs::File> {
     let c_path = std::ffi::CStr::from_bytes_with_nul(with_nul)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file name contained an unexpected NUL byte"))?;
     loop {
-        let fd = direct::open(c_path, libc::O_RDONLY | libc::O_CLOEXEC);
+        // O_LARGEFILE as open64(3) adds it (0 where the kernel implies it).
+        let fd = direct::open(c_path, libc::O_RDONLY | libc::O_CLOEXEC | libc::O_LARGEFILE);
         if fd >= 0 {
             // SAFETY: openat(2) just returned this descriptor; nothing else
             // owns it.
