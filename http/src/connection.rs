@@ -330,7 +330,7 @@ fn head_error(mut conn: Box<Conn>, e: HeadError) -> Next {
 /// before a request (and its location) exists.
 const LINGER_DEFAULT: (Duration, Duration) = (Duration::from_secs(30), Duration::from_secs(5));
 
-fn start_request(conn: Box<Conn>, mut head: parse::RequestHead) -> Next {
+fn start_request(conn: Box<Conn>, mut head: Box<parse::RequestHead>) -> Next {
     let names = conn.site().names_for(conn.local);
     let host = parse::take_host(&mut head);
     // No Host at all looks up the empty name (`server_name ""`).

@@ -414,11 +414,13 @@ impl HeadParser {
     /// As [`parse`](Self::parse) over the bytes in `rbuf`; a complete head
     /// is split off its front (what follows stays in `rbuf`) and the
     /// head's strings point into that memory: nothing is copied.
-    pub fn parse_from(&mut self, rbuf: &mut bytes::BytesMut) -> Result<Option<RequestHead>, HeadError> {
+    /// The head is boxed: it is moved from here onto the request, and a
+    /// pointer moves for less than its 336 bytes.
+    pub fn parse_from(&mut self, rbuf: &mut bytes::BytesMut) -> Result<Option<Box<RequestHead>>, HeadError> {
         let Some(head_len) = self.head_len(rbuf)? else {
             return Ok(None);
         };
-        Ok(Some(self.build(rbuf.split_to(head_len).freeze())))
+        Ok(Some(Box::new(self.build(rbuf.split_to(head_len).freeze()))))
     }
 
     /// The head's length once its empty line is in.
@@ -659,7 +661,7 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Option<RequestHead>
 
 /// As [`parse_head`], splitting a complete head off the front of `rbuf`
 /// (see [`HeadParser::parse_from`]).
-pub fn parse_head_from(rbuf: &mut bytes::BytesMut, limits: &HeadLimits) -> Result<Option<RequestHead>, HeadError> {
+pub fn parse_head_from(rbuf: &mut bytes::BytesMut, limits: &HeadLimits) -> Result<Option<Box<RequestHead>>, HeadError> {
     HeadParser::new(limits).parse_from(rbuf)
 }
 

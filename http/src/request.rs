@@ -191,7 +191,7 @@ pub struct Request {
     /// The location whose confs apply now.
     pub loc: Arc<Location>,
     /// The head as received.
-    pub head: RequestHead,
+    pub head: Box<RequestHead>,
     /// The current URI (changed by rewrites and internal redirects).
     pub uri: Bytes,
     /// The current arguments.
@@ -265,7 +265,7 @@ impl std::fmt::Debug for Request {
 pub(crate) const MAX_URI_CHANGES: u8 = 10;
 
 impl Request {
-    pub(crate) fn new(conn: Box<Conn>, head: RequestHead, server: Arc<Server>, host: Bytes) -> Request {
+    pub(crate) fn new(conn: Box<Conn>, head: Box<RequestHead>, server: Arc<Server>, host: Bytes) -> Request {
         let http = conn.http.clone();
         let loc = server.root.clone();
         let header_only = head.method == Method::Head;
