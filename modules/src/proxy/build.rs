@@ -69,12 +69,14 @@ pub(crate) fn escape_uri(out: &mut BytesMut, s: &[u8]) {
 
 /// The request line and header fields, up to the empty line.
 pub(crate) fn head(r: &Request, conf: &ProxyLocConf, uri: &[u8], proxy_host: &[u8], body: BodyFrame) -> Bytes {
-    let mut out = BytesMut::with_capacity(512);
+    // Written on the stack and copied once into the worker's arena: no
+    // allocation of its own per proxied request.
+    let mut out: smallvec::SmallVec<[u8; 1024]> = smallvec::SmallVec::new();
     match &conf.method {
         Some(m) => out.extend_from_slice(&m.eval(r)),
         None => out.extend_from_slice(&r.head.method_name),
     }
-    out.put_u8(b' ');
+    out.push(b' ');
     out.extend_from_slice(uri);
     out.extend_from_slice(if conf.http_version == Some(1) { b" HTTP/1.1\r\n" } else { b" HTTP/1.0\r\n" });
     let set = conf.set_headers.as_deref().map(Vec::as_slice).unwrap_or(&[]);
@@ -115,7 +117,7 @@ pub(crate) fn head(r: &Request, conf: &ProxyLocConf, uri: &[u8], proxy_host: &[u
         }
     }
     out.extend_from_slice(b"\r\n");
-    out.freeze()
+    sluice_http::head_buf::copy(&out)
 }
 
 #[cfg(test)]

@@ -170,7 +170,7 @@ impl ProxyTask {
     /// Turns what was read into payload bufs, by the upstream's framing.
     fn decode(&mut self, r: &mut Request, to_file: bool) -> Result<Chain, Flow> {
         let mut out = Chain::new();
-        let mut payload: Vec<Bytes> = Vec::new();
+        let mut payload: smallvec::SmallVec<[Bytes; 4]> = smallvec::SmallVec::new();
         match &mut self.framing {
             Framing::None => self.body_done = true,
             Framing::Length(rem) => {

@@ -19,8 +19,9 @@ pub(crate) struct ProxyCtx {
     pub proxy_host: Bytes,
     /// `$proxy_port`.
     pub proxy_port: Bytes,
-    /// One entry per upstream tried.
-    pub tries: Vec<TryLog>,
+    /// One entry per upstream tried (inline for the usual single try: no
+    /// allocation of its own per proxied request).
+    pub tries: smallvec::SmallVec<[TryLog; 1]>,
     /// Where the tries of a later proxied location start, after an
     /// internal redirect (joined by " : " instead of ", ", as nginx).
     pub redirects: Vec<usize>,
