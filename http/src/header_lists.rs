@@ -9,12 +9,12 @@
 //! (`read_buf`) does for read buffers. The pools are bounded in count and
 //! in capacity, so they hold at most `POOLED` × `MAX_KEPT` entries each.
 
-use std::cell::RefCell;
 use std::thread::LocalKey;
 
 use bytes::Bytes;
 
 use crate::parse::Header;
+use crate::spares::Spares;
 
 /// Lists kept per worker and per kind.
 const POOLED: usize = 16;
@@ -24,15 +24,11 @@ const MAX_KEPT: usize = 32;
 /// and `Accept-Ranges` plus a few `add_header`s without growing.
 const RESPONSE_START: usize = 8;
 
-type Pool<T> = RefCell<Vec<Vec<T>>>;
+type Pool<T> = Spares<Vec<T>>;
 
 thread_local! {
-    static REQUEST: Pool<Header> = const { RefCell::new(Vec::new()) };
-    static RESPONSE: Pool<(Bytes, Bytes)> = const { RefCell::new(Vec::new()) };
-}
-
-fn take<T: 'static>(pool: &'static LocalKey<Pool<T>>) -> Option<Vec<T>> {
-    pool.with(|p| p.borrow_mut().pop())
+    static REQUEST: Pool<Header> = const { Spares::new(POOLED) };
+    static RESPONSE: Pool<(Bytes, Bytes)> = const { Spares::new(POOLED) };
 }
 
 fn give<T: 'static>(pool: &'static LocalKey<Pool<T>>, mut list: Vec<T>) {
@@ -40,22 +36,17 @@ fn give<T: 'static>(pool: &'static LocalKey<Pool<T>>, mut list: Vec<T>) {
         return;
     }
     list.clear();
-    pool.with(|p| {
-        let mut p = p.borrow_mut();
-        if p.len() < POOLED {
-            p.push(list);
-        }
-    });
+    pool.with(|p| p.keep(list));
 }
 
 /// An empty list for a request head's fields.
 pub(crate) fn request() -> Vec<Header> {
-    take(&REQUEST).unwrap_or_default()
+    REQUEST.with(Spares::take).unwrap_or_default()
 }
 
 /// An empty list for a response's headers, with room for a few.
 pub(crate) fn response() -> Vec<(Bytes, Bytes)> {
-    take(&RESPONSE).unwrap_or_else(|| Vec::with_capacity(RESPONSE_START))
+    RESPONSE.with(Spares::take).unwrap_or_else(|| Vec::with_capacity(RESPONSE_START))
 }
 
 /// Takes back a finished request's lists (their entries are dropped).

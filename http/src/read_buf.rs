@@ -10,9 +10,9 @@
 //! safe: it is only reused in place once they are gone (`BytesMut::reserve`
 //! allocates anew before that).
 
-use std::cell::RefCell;
-
 use bytes::BytesMut;
+
+use crate::spares::Spares;
 
 /// Buffers kept per worker.
 const POOLED: usize = 64;
@@ -20,12 +20,12 @@ const POOLED: usize = 64;
 const MAX_POOLED_CAPACITY: usize = 64 * 1024;
 
 thread_local! {
-    static POOL: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+    static POOL: Spares<BytesMut> = const { Spares::new(POOLED) };
 }
 
 /// An empty buffer with room for at least `min` bytes.
 pub fn take(min: usize) -> BytesMut {
-    let pooled = POOL.with(|p| p.borrow_mut().pop());
+    let pooled = POOL.with(Spares::take);
     match pooled {
         Some(mut b) => {
             b.reserve(min);
@@ -42,12 +42,7 @@ pub fn give(mut b: BytesMut) {
         return;
     }
     b.clear();
-    POOL.with(|p| {
-        let mut p = p.borrow_mut();
-        if p.len() < POOLED {
-            p.push(b);
-        }
-    });
+    POOL.with(|p| p.keep(b));
 }
 
 #[cfg(test)]
@@ -66,6 +61,6 @@ mod tests {
         for _ in 0..POOLED * 2 {
             give(BytesMut::with_capacity(16));
         }
-        POOL.with(|p| assert!(p.borrow().len() <= POOLED));
+        POOL.with(|p| assert!(p.len() <= POOLED));
     }
 }
