@@ -178,6 +178,39 @@ fn keepalive_pool_reuses_one_connection() {
 }
 
 #[test]
+fn keepalive_pool_keeps_at_most_n_once_responses_are_done() {
+    // Three requests in flight at once need three connections; once all
+    // are answered, `keepalive 1` keeps one of them and closes the others.
+    let release = Arc::new(AtomicBool::new(false));
+    let gate = release.clone();
+    let o = Origin::respond(move |_| {
+        poll(Duration::from_secs(5), || gate.load(Ordering::SeqCst));
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nk".to_vec()
+    });
+    let s = Server::start(&format!(
+        "http {{ upstream ka {{ server {}; keepalive 1; }}
+         server {{ listen 127.0.0.1:%%PORT%%; location / {{ proxy_pass http://ka;
+            proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }} }}",
+        o.addr()
+    ));
+    let mut clients: Vec<_> = (0..3).map(|_| s.connect()).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.send(format!("GET /{i} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
+    }
+    o.wait_requests(3);
+    assert_eq!(o.accepted(), 3);
+    release.store(true, Ordering::SeqCst);
+    for c in clients.iter_mut() {
+        assert_eq!(c.read_response().map(|r| r.body_str()), Some("k".to_string()));
+    }
+    // Two connections closed by the proxy (their origin threads see the end).
+    assert!(poll(Duration::from_secs(5), || o.finished() == 2), "origin connections closed: {}", o.finished());
+    // The one kept serves what comes next.
+    assert_eq!(bodies(&s, 3), ["k"; 3]);
+    assert_eq!((o.accepted(), o.finished()), (3, 2));
+}
+
+#[test]
 fn keepalive_timeout_forgets_idle_connections() {
     let b = named("b");
     let s = Server::start(&format!(

@@ -215,6 +215,47 @@ pub fn run_ticks(now: Instant, last: bool) {
     });
 }
 
+/// Work a module asks to run once the worker has handled the events and
+/// timers of the current cycle, before it waits for more (where nginx
+/// handles its posted events). A plain function, so asking costs no allocation; asking
+/// again for the same function within a cycle runs it once.
+pub type CycleEnd = fn();
+
+thread_local! {
+    static CYCLE_END: std::cell::RefCell<Vec<CycleEnd>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Asks for `f` to run at the end of the calling worker's current event
+/// cycle (see [`run_cycle_end`]).
+pub fn at_cycle_end(f: CycleEnd) {
+    CYCLE_END.with(|c| {
+        let mut c = c.borrow_mut();
+        if !c.iter().any(|g| std::ptr::fn_addr_eq(*g, f)) {
+            c.push(f);
+        }
+    });
+}
+
+/// Runs the work asked for with [`at_cycle_end`] during this cycle, once
+/// each (the worker calls it at the end of each cycle). Work asked for
+/// while it runs waits for the end of the next cycle.
+pub fn run_cycle_end() {
+    if CYCLE_END.with(|c| c.borrow().is_empty()) {
+        return;
+    }
+    let mut asked = CYCLE_END.with(|c| std::mem::take(&mut *c.borrow_mut()));
+    for f in asked.drain(..) {
+        f();
+    }
+    // The list keeps its allocation from cycle to cycle.
+    CYCLE_END.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.is_empty() {
+            std::mem::swap(&mut *c, &mut asked);
+        }
+    });
+}
+
 /// A pending timer: when it fires and what it is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TimerId {
@@ -286,6 +327,36 @@ impl Timers {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    thread_local! {
+        static RAN: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+
+    fn count_run() {
+        RAN.with(|r| r.set(r.get() + 1));
+        // Asked again while running: that is for the next cycle.
+        if RAN.with(|r| r.get()) == 1 {
+            at_cycle_end(count_run);
+        }
+    }
+
+    #[test]
+    fn cycle_end_work_runs_once_per_asking_cycle() {
+        std::thread::spawn(|| {
+            run_cycle_end();
+            assert_eq!(RAN.with(|r| r.get()), 0);
+            at_cycle_end(count_run);
+            at_cycle_end(count_run);
+            run_cycle_end();
+            assert_eq!(RAN.with(|r| r.get()), 1, "asked twice, run once");
+            run_cycle_end();
+            assert_eq!(RAN.with(|r| r.get()), 2, "asked while running: run at the next cycle's end");
+            run_cycle_end();
+            assert_eq!(RAN.with(|r| r.get()), 2, "not asked again");
+        })
+        .join()
+        .unwrap();
+    }
 
     #[test]
     fn wall_clock_is_cached_per_cycle() {

@@ -150,30 +150,42 @@ impl Worker {
                     return;
                 }
             }
-            for ev in events.iter() {
-                let (slot, role, gen) = token_parts(ev.token());
-                match role {
-                    ROLE_WAKER => {}
-                    ROLE_LISTENER => self.accept(slot),
-                    ROLE_CLIENT => {
-                        let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
-                        let writable = ev.is_writable() || ev.is_write_closed();
-                        let read_closed = ev.is_read_closed() || ev.is_error();
-                        self.drive(slot, gen, Event::Ready { readable, writable, read_closed });
+            // Two passes over the batch: first the sockets a request's task
+            // waits on (upstream connections), then clients and listeners.
+            // A response finished in the first pass gives back its upstream
+            // connection before the second starts requests that want one,
+            // so a batch with both reuses connections instead of opening
+            // new ones while others go idle.
+            for clients in [false, true] {
+                for ev in events.iter() {
+                    let (slot, role, gen) = token_parts(ev.token());
+                    let client_side = matches!(role, ROLE_CLIENT | ROLE_LISTENER | ROLE_WAKER);
+                    if client_side != clients {
+                        continue;
                     }
-                    _ => {
-                        let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
-                        let writable = ev.is_writable() || ev.is_write_closed() || ev.is_error();
-                        let (slot, gen, role) = if role == ROLE_ROUTED {
-                            match crate::task_io::route(slot) {
-                                Some(to) => to,
-                                None => continue,
-                            }
-                        } else {
-                            (slot, gen, role)
-                        };
-                        let read_closed = ev.is_read_closed() || ev.is_error();
-                        self.drive(slot, gen, Event::Io { role, readable, writable, read_closed });
+                    match role {
+                        ROLE_WAKER => {}
+                        ROLE_LISTENER => self.accept(slot),
+                        ROLE_CLIENT => {
+                            let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                            let writable = ev.is_writable() || ev.is_write_closed();
+                            let read_closed = ev.is_read_closed() || ev.is_error();
+                            self.drive(slot, gen, Event::Ready { readable, writable, read_closed });
+                        }
+                        _ => {
+                            let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                            let writable = ev.is_writable() || ev.is_write_closed() || ev.is_error();
+                            let (slot, gen, role) = if role == ROLE_ROUTED {
+                                match crate::task_io::route(slot) {
+                                    Some(to) => to,
+                                    None => continue,
+                                }
+                            } else {
+                                (slot, gen, role)
+                            };
+                            let read_closed = ev.is_read_closed() || ev.is_error();
+                            self.drive(slot, gen, Event::Io { role, readable, writable, read_closed });
+                        }
                     }
                 }
             }
@@ -203,6 +215,8 @@ impl Worker {
                 next_tick = now + TICK;
                 sluice_core::event::run_ticks(now, false);
             }
+            // The cycle's events and timers are handled: deferred work now.
+            sluice_core::event::run_cycle_end();
             match self.shared.cmd.load(Ordering::SeqCst) {
                 CMD_STOP => return,
                 CMD_QUIT if !self.quitting => self.start_quit(),

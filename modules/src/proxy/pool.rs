@@ -9,6 +9,14 @@
 //! connections per group, dropping the least recently used, and forgets
 //! those idle longer than `keepalive_timeout`, older than `keepalive_time`
 //! or used `keepalive_requests` times.
+//!
+//! The limit of N is kept between event cycles, not at every park: within
+//! one batch of events a connection parked beyond N waits for the end of
+//! the batch ([`trim`], run by the worker before it polls again), so a
+//! request started later in the same batch takes it instead of opening a
+//! new connection while the pool closes another. nginx closes the least
+//! recently used one at once; under load (more requests in flight than N)
+//! that closes and reopens connections in every batch.
 
 use std::cell::RefCell;
 use std::time::Instant;
@@ -34,6 +42,8 @@ pub struct Idle {
     /// Its route in the poll (parked while idle).
     pub route: Route,
     timeout: std::time::Duration,
+    /// The group's `keepalive N`, for [`trim`].
+    max_idle: usize,
 }
 
 /// This worker's idle connections, and the earliest moment one of them
@@ -86,9 +96,8 @@ pub fn put(
         p.expire(now);
         let same = p.idle.iter().filter(|c| c.group == group.id).count();
         if same >= ka.max_idle {
-            if let Some(i) = p.idle.iter().position(|c| c.group == group.id) {
-                p.idle.remove(i);
-            }
+            // Over the limit until the end of this event cycle.
+            sluice_core::event::at_cycle_end(trim);
         }
         // A timeout too far off for the clock never expires.
         if let Some(expiry) = now.checked_add(ka.timeout) {
@@ -103,7 +112,33 @@ pub fn put(
             idle_since: now,
             timeout: ka.timeout,
             route,
+            max_idle: ka.max_idle,
         });
+    });
+}
+
+/// Closes the least recently parked connections of each group beyond its
+/// `keepalive N` (run at the end of an event cycle in which a park went
+/// over the limit).
+fn trim() {
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        // Counted from the newest: a group keeps its N most recent.
+        let mut seen: smallvec::SmallVec<[(u64, usize); 8]> = smallvec::SmallVec::new();
+        let mut keep: smallvec::SmallVec<[bool; 64]> = smallvec::SmallVec::new();
+        for c in p.idle.iter().rev() {
+            let n = match seen.iter_mut().find(|(g, _)| *g == c.group) {
+                Some((_, n)) => n,
+                None => {
+                    seen.push((c.group, 0));
+                    &mut seen.last_mut().expect("just pushed").1
+                }
+            };
+            *n += 1;
+            keep.push(*n <= c.max_idle);
+        }
+        let mut verdicts = keep.into_iter().rev();
+        p.idle.retain(|_| verdicts.next().unwrap_or(true));
     });
 }
 
