@@ -173,6 +173,10 @@ pub struct LocationTree {
     named: Vec<Arc<Location>>,
     /// `if` blocks, in configuration order; never matched by URI.
     anonymous: Vec<Arc<Location>>,
+    /// The exact locations' names and their places in `statics`: an exact
+    /// match wins over everything else at this level, so it is looked for
+    /// first, without walking the prefixes.
+    exacts: Vec<(Box<[u8]>, usize)>,
 }
 
 /// A location found for a URI, with the captures of a regex match.
@@ -208,12 +212,24 @@ impl LocationTree {
         }
         // Longest first; for equal names the exact one first.
         t.statics.sort_by(|a, b| b.name().len().cmp(&a.name().len()).then(b.is_exact().cmp(&a.is_exact())));
+        t.exacts = (t.statics.iter().enumerate())
+            .filter(|(_, l)| l.is_exact())
+            .map(|(i, l)| (l.name().as_bytes().into(), i))
+            .collect();
         t
     }
 
     /// Finds the location for `uri` starting at this level; `None` when
     /// nothing at this level or below matches.
     pub fn find(&self, uri: &[u8]) -> Option<Found> {
+        if let Some(&(_, i)) = self.exacts.iter().find(|(name, _)| **name == *uri) {
+            return Some(Found {
+                location: self.statics[i].clone(),
+                captures: Vec::new(),
+                capture_names: Vec::new(),
+                auto_redirect: false,
+            });
+        }
         let mut best: Option<Found> = None;
         let mut stop = false;
         let mut redirect: Option<&Arc<Location>> = None;
@@ -226,15 +242,8 @@ impl LocationTree {
                     continue;
                 }
             }
+            // (An exact location for this URI was returned above.)
             match &l.matcher {
-                LocMatch::Exact(_) if uri == name => {
-                    return Some(Found {
-                        location: l.clone(),
-                        captures: Vec::new(),
-                        capture_names: Vec::new(),
-                        auto_redirect: false,
-                    });
-                }
                 LocMatch::Prefix { no_regex, .. } if uri.starts_with(name) => {
                     stop = *no_regex;
                     best = Some(Found {

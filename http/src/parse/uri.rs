@@ -331,23 +331,30 @@ pub fn validate_host_port(host: &[u8]) -> Result<ValidHost, HeadError> {
 pub(crate) fn check_host(host: &[u8]) -> Result<(usize, Option<u16>), HeadError> {
     let invalid = HeadError::BadRequest("client sent invalid host header");
     let literal = host.first() == Some(&b'[');
-    let class = if literal { LITERAL } else { NAME };
     // Where the name (or literal, brackets included) ends, and where the
     // port starts, if a ':' follows it.
     let mut name_end = None;
     let mut port_start = None;
     let mut last_dot: Option<usize> = None;
-    for (i, &ch) in host.iter().enumerate().skip(usize::from(literal)) {
-        match ch {
-            b'.' => {
+    // Runs of plain bytes are skipped by the table alone; only a dot, the
+    // end of the name and a refused byte are looked at one by one.
+    let (class, mut i) = if literal { (LITERAL, 1) } else { (NAME, 0) };
+    loop {
+        while host.get(i).is_some_and(|&b| HOST_BYTES[usize::from(b)] & class != 0) {
+            i += 1;
+        }
+        match host.get(i) {
+            None => break,
+            Some(b'.') => {
                 // ".." would let a name climb out of a server-name-based
                 // path (e.g. a root built from $host).
                 if last_dot.is_some_and(|d| d + 1 == i) {
                     return Err(invalid);
                 }
                 last_dot = Some(i);
+                i += 1;
             }
-            b']' if literal => {
+            Some(b']') if literal => {
                 name_end = Some(i + 1);
                 match host.get(i + 1) {
                     None => {}
@@ -356,13 +363,12 @@ pub(crate) fn check_host(host: &[u8]) -> Result<(usize, Option<u16>), HeadError>
                 }
                 break;
             }
-            b':' if !literal => {
+            Some(b':') if !literal => {
                 name_end = Some(i);
                 port_start = Some(i + 1);
                 break;
             }
-            _ if HOST_BYTES[usize::from(ch)] & class != 0 => {}
-            _ => return Err(invalid),
+            Some(_) => return Err(invalid),
         }
     }
     let mut host_len = match name_end {
