@@ -7,7 +7,8 @@
 //! * [`net`]: listening sockets (SO_REUSEPORT, backlog);
 //! * [`log`]: the error log, nginx's levels and line format;
 //! * [`time`]: cached dates for logs and HTTP headers;
-//! * [`process`]: pid file, daemonizing, signals.
+//! * [`process`]: pid file, daemonizing, signals;
+//! * [`reuse`]: heap allocations kept for reuse by a worker.
 //!
 //! Unsafe code lives here only, each block with a `// SAFETY:` line.
 #![warn(missing_docs, missing_debug_implementations)]
@@ -19,6 +20,7 @@ pub mod io;
 pub mod log;
 pub mod net;
 pub mod process;
+pub mod reuse;
 pub mod time;
 
 pub use buf::{Buf, Chain, FileRegion, Payload};

@@ -497,7 +497,8 @@ fn complete(mut r: Box<Request>) -> Next {
         r.conn.nodelay = sluice_core::io::set_nodelay(&r.conn.stream, true).is_ok();
     }
     crate::header_lists::give_back(std::mem::take(&mut r.head.headers), std::mem::take(&mut r.headers_out.headers));
-    let Request { conn, .. } = *r;
+    let Request { conn, head, .. } = *r;
+    parse::recycle_head(head);
     let mut conn = conn;
     if keepalive {
         conn.pipelined = !conn.rbuf.is_empty();

@@ -162,6 +162,18 @@ pub struct Header {
     pub value: Bytes,
 }
 
+thread_local! {
+    /// Allocations of finished requests' heads, for the next ones
+    /// (see `sluice_core::reuse`).
+    static HEAD_BOXES: sluice_core::reuse::BoxSpares<RequestHead> = const { sluice_core::reuse::BoxSpares::new(64) };
+}
+
+/// Drops a finished request's head, keeping its allocation for the next
+/// head this worker parses.
+pub(crate) fn recycle_head(head: Box<RequestHead>) {
+    HEAD_BOXES.with(|b| b.recycle(head));
+}
+
 /// A parsed request head. All byte strings share one copy of the head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHead {
@@ -420,7 +432,11 @@ impl HeadParser {
         let Some(head_len) = self.head_len(rbuf)? else {
             return Ok(None);
         };
-        Ok(Some(Box::new(self.build(rbuf.split_to(head_len).freeze()))))
+        let head = self.build(rbuf.split_to(head_len).freeze());
+        Ok(Some(match HEAD_BOXES.with(|b| b.take()) {
+            Some(spare) => Box::write(spare, head),
+            None => Box::new(head),
+        }))
     }
 
     /// The head's length once its empty line is in.
