@@ -18,6 +18,7 @@ use std::any::Any;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use sluice_core::conf::{ConfError, Contexts, Directive, Level, Origin, SetError, Statement};
 
@@ -25,6 +26,7 @@ use crate::core_module::{self, CoreLocConf, CoreMainConf, CoreSrvConf, LocationB
 use crate::listen::{self, ListenSite};
 use crate::location::{LocMatch, Location, LocationTree};
 use crate::module::{AnyConf, BodyFilter, HeaderFilter, HttpModule, Phase, PhaseHandler};
+use crate::parse::HeadLimits;
 use crate::phase::Satisfy;
 use crate::request::Request;
 use crate::variables::{ComplexValue, Variables};
@@ -364,6 +366,11 @@ pub struct Server {
     pub name: String,
     /// Where the `server` block was written.
     pub origin: Origin,
+    /// What reading a request head on this server's addresses obeys (from
+    /// its merged core conf, made once here rather than per head read).
+    pub(crate) head_limits: HeadLimits,
+    /// `client_header_timeout`.
+    pub(crate) header_timeout: Duration,
 }
 
 impl std::fmt::Debug for Server {
@@ -492,7 +499,18 @@ fn freeze_server(
     // `$server_name`: the first name; `.example.com` reads "example.com".
     let name = core.server_names.first().cloned().unwrap_or_default();
     let name = name.strip_prefix('.').map(str::to_string).unwrap_or(name);
-    Ok(Server { srv_confs: sb.srv_confs, root, named, name, origin: sb.origin })
+    let (count, size) = core.large_client_header_buffers.unwrap_or((4, 8192));
+    let head_limits = HeadLimits {
+        header_buffer: core.client_header_buffer_size.unwrap_or(1024) as usize,
+        large_buffer: size as usize,
+        large_count: count as usize,
+        underscores_in_headers: core.underscores_in_headers.unwrap_or(false),
+        ignore_invalid_headers: core.ignore_invalid_headers.unwrap_or(true),
+        merge_slashes: core.merge_slashes.unwrap_or(true),
+        ..HeadLimits::default()
+    };
+    let header_timeout = core.client_header_timeout.unwrap_or(Duration::from_secs(60));
+    Ok(Server { srv_confs: sb.srv_confs, root, named, name, origin: sb.origin, head_limits, header_timeout })
 }
 
 /// Reads an `http { }` block and builds the configuration.

@@ -88,20 +88,7 @@ const HEAD_READ: usize = 4096;
 
 fn head_limits(conn: &Conn) -> (HeadLimits, Duration) {
     let srv = conn.site().names_for(conn.local).default_server();
-    let c = srv.core();
-    let (count, size) = c.large_client_header_buffers.unwrap_or((4, 8192));
-    (
-        HeadLimits {
-            header_buffer: c.client_header_buffer_size.unwrap_or(1024) as usize,
-            large_buffer: size as usize,
-            large_count: count as usize,
-            underscores_in_headers: c.underscores_in_headers.unwrap_or(false),
-            ignore_invalid_headers: c.ignore_invalid_headers.unwrap_or(true),
-            merge_slashes: c.merge_slashes.unwrap_or(true),
-            ..HeadLimits::default()
-        },
-        c.client_header_timeout.unwrap_or(Duration::from_secs(60)),
-    )
+    (srv.head_limits, srv.header_timeout)
 }
 
 /// Drives a connection by one event.

@@ -47,7 +47,7 @@ use line::{scan_header_line, scan_request_line, Field, HeaderLine, RequestLine, 
 pub use uri::{normalize_uri, percent_encode, validate_host, validate_host_bytes, validate_host_port, ValidHost};
 
 /// Head size limits and header policies, named after nginx's directives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeadLimits {
     /// `client_header_buffer_size` (1k): the first buffer.
     pub header_buffer: usize,
@@ -398,7 +398,7 @@ impl HeadParser {
     /// A parser for a new request.
     pub fn new(limits: &HeadLimits) -> Self {
         HeadParser {
-            limits: limits.clone(),
+            limits: *limits,
             bufs: HeadBuffers { start: 0, cap: limits.header_buffer.max(1), large_used: 0 },
             skipped: 0,
             start: None,
