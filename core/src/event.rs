@@ -217,8 +217,9 @@ pub fn run_ticks(now: Instant, last: bool) {
 
 /// Work a module asks to run once the worker has handled the events and
 /// timers of the current cycle, before it waits for more (where nginx
-/// handles its posted events). A plain function, so asking costs no allocation; asking
-/// again for the same function within a cycle runs it once.
+/// handles its posted events). A plain function, so asking costs no
+/// allocation; asking again for the same function within a cycle runs it
+/// once.
 pub type CycleEnd = fn();
 
 thread_local! {

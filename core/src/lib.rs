@@ -8,7 +8,7 @@
 //! * [`log`]: the error log, nginx's levels and line format;
 //! * [`time`]: cached dates for logs and HTTP headers;
 //! * [`process`]: pid file, daemonizing, signals;
-//! * [`reuse`]: heap allocations kept for reuse by a worker.
+//! * [`reuse`]: values and allocations a worker keeps for reuse.
 //!
 //! Unsafe code lives here only, each block with a `// SAFETY:` line.
 #![warn(missing_docs, missing_debug_implementations)]

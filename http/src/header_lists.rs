@@ -14,7 +14,7 @@ use std::thread::LocalKey;
 use bytes::Bytes;
 
 use crate::parse::Header;
-use crate::spares::Spares;
+use sluice_core::reuse::Spares;
 
 /// Lists kept per worker and per kind.
 const POOLED: usize = 16;

@@ -29,7 +29,6 @@ pub mod read_buf;
 pub mod regex_compat;
 pub mod request;
 pub mod server_name;
-mod spares;
 pub mod special;
 pub mod task_io;
 pub mod variables;

@@ -39,9 +39,11 @@ mod line;
 mod uri;
 
 use std::fmt;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use bytes::Bytes;
+use sluice_core::reuse::Spares;
 
 use line::{scan_header_line, scan_request_line, Field, HeaderLine, RequestLine, Stop};
 pub use uri::{normalize_uri, percent_encode, validate_host, validate_host_bytes, validate_host_port, ValidHost};
@@ -165,7 +167,7 @@ pub struct Header {
 thread_local! {
     /// Allocations of finished requests' heads, for the next ones
     /// (see `sluice_core::reuse`).
-    static HEAD_BOXES: sluice_core::reuse::BoxSpares<RequestHead> = const { sluice_core::reuse::BoxSpares::new(64) };
+    static HEAD_BOXES: Spares<Box<MaybeUninit<RequestHead>>> = const { Spares::new(64) };
 }
 
 /// Drops a finished request's head, keeping its allocation for the next

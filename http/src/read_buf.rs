@@ -12,7 +12,7 @@
 
 use bytes::BytesMut;
 
-use crate::spares::Spares;
+use sluice_core::reuse::Spares;
 
 /// Buffers kept per worker.
 const POOLED: usize = 64;

@@ -123,22 +123,17 @@ pub fn put(
 fn trim() {
     POOL.with(|p| {
         let mut p = p.borrow_mut();
-        // Counted from the newest: a group keeps its N most recent.
-        let mut seen: smallvec::SmallVec<[(u64, usize); 8]> = smallvec::SmallVec::new();
-        let mut keep: smallvec::SmallVec<[bool; 64]> = smallvec::SmallVec::new();
-        for c in p.idle.iter().rev() {
-            let n = match seen.iter_mut().find(|(g, _)| *g == c.group) {
-                Some((_, n)) => n,
-                None => {
-                    seen.push((c.group, 0));
-                    &mut seen.last_mut().expect("just pushed").1
-                }
-            };
-            *n += 1;
-            keep.push(*n <= c.max_idle);
+        // Oldest first: dropping from the front of a group over its limit
+        // keeps its N most recently parked.
+        let mut i = 0;
+        while i < p.idle.len() {
+            let (group, max_idle) = (p.idle[i].group, p.idle[i].max_idle);
+            if p.idle.iter().filter(|c| c.group == group).count() > max_idle {
+                p.idle.remove(i);
+            } else {
+                i += 1;
+            }
         }
-        let mut verdicts = keep.into_iter().rev();
-        p.idle.retain(|_| verdicts.next().unwrap_or(true));
     });
 }
 
