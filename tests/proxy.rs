@@ -598,3 +598,36 @@ fn ignore_headers_x_accel_redirect() {
     // Ignored, but still hidden from the client as nginx does.
     assert_eq!(r.header("X-Accel-Redirect"), None);
 }
+
+#[test]
+fn x_accel_limit_rate_survives_a_satisfy_any_location() {
+    // The rate the origin set must hold in the location X-Accel-Redirect
+    // leads to, also when, under `satisfy any`, one access check fails and
+    // another passes there (the failed check's status was once kept where
+    // the rate was, and replaced it).
+    let o = Origin::fixed(
+        b"HTTP/1.1 200 OK\r\nX-Accel-Redirect: /internal/f.txt\r\nX-Accel-Limit-Rate: 2000\r\nContent-Length: 6\r\n\r\norigin",
+    );
+    let s = start(
+        &o,
+        "http { server { listen 127.0.0.1:%%PORT%%; root %%DIR%%;
+            location /internal/ {
+                internal;
+                satisfy any;
+                deny all;
+                auth_basic \"x\";
+                auth_basic_user_file %%DIR%%/htpasswd;
+            }
+            location / { proxy_pass http://127.0.0.1:@P@; } } }",
+    );
+    s.write_file("htpasswd", "joe:{PLAIN}secret\n");
+    s.write_file("internal/f.txt", vec![b'r'; 6000]);
+    let began = std::time::Instant::now();
+    // joe:secret
+    let r =
+        one(&s, b"GET /u HTTP/1.1\r\nHost: x\r\nAuthorization: Basic am9lOnNlY3JldA==\r\nConnection: close\r\n\r\n");
+    let took = began.elapsed();
+    assert_eq!((r.status, r.body.len()), (200, 6000), "{r:?}");
+    // 2000 bytes go at once, then 2000 a second: about two seconds.
+    assert!(took >= std::time::Duration::from_millis(1500), "sent in {took:?}: the rate was lost");
+}

@@ -24,7 +24,6 @@
 
 use bytes::Bytes;
 
-use crate::core_module::CORE;
 use crate::module::{Flow, Phase};
 use crate::request::Request;
 use crate::special;
@@ -138,11 +137,6 @@ pub enum Satisfy {
     Any,
 }
 
-/// The 401 or 403 an access handler answered under `satisfy any`, kept
-/// until post_access (in the core module's context slot, so an internal
-/// redirect, which clears contexts, forgets it).
-struct AccessCode(u16);
-
 /// nginx's access checker for `satisfy any`.
 fn access_any(r: &mut Request, flow: Flow) -> Step {
     match flow {
@@ -153,16 +147,15 @@ fn access_any(r: &mut Request, flow: Flow) -> Step {
         Flow::Ok => {
             // Access granted: forget a denial and the challenge a failed
             // handler left behind.
-            let _ = r.take_ctx::<_, _, _, AccessCode>(&CORE);
+            r.access_code = 0;
             r.headers_out.remove("WWW-Authenticate");
             next_phase(r)
         }
         Flow::Again => Step::Suspend,
         Flow::Done => Step::Finish(Flow::Done),
         Flow::Status(code @ (401 | 403 | 407)) => {
-            let kept = r.ctx::<_, _, _, AccessCode>(&CORE).map(|c| c.0);
-            if !matches!(kept, Some(401 | 407)) {
-                r.set_ctx(&CORE, AccessCode(code));
+            if !matches!(r.access_code, 401 | 407) {
+                r.access_code = code;
             }
             r.phase_handler += 1;
             Step::Continue
@@ -172,9 +165,10 @@ fn access_any(r: &mut Request, flow: Flow) -> Step {
 }
 
 fn post_access(r: &mut Request) -> Step {
-    let Some(AccessCode(code)) = r.take_ctx::<_, _, _, AccessCode>(&CORE) else {
+    let code = std::mem::take(&mut r.access_code);
+    if code == 0 {
         return next_phase(r);
-    };
+    }
     if code == 403 {
         sluice_core::log_error!(sluice_core::log::Level::Error, r.log_id(), "access forbidden by rule");
     }

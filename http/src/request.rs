@@ -249,6 +249,11 @@ pub struct Request {
     pub(crate) location_left: bool,
     /// The handler sent a status its error page should report (`error_page ... =`).
     pub(crate) err_status: u16,
+    /// The 401, 403 or 407 an access handler answered under `satisfy any`,
+    /// kept until post_access (0: none), as nginx's `r->access_code`. A
+    /// field, not the core module's context: that slot holds the
+    /// `limit_rate` state, which must outlive the access phase.
+    pub(crate) access_code: u16,
 }
 
 impl std::fmt::Debug for Request {
@@ -307,6 +312,7 @@ impl Request {
             reads_client: false,
             location_left: false,
             err_status: 0,
+            access_code: 0,
         }
     }
 
@@ -354,6 +360,7 @@ impl Request {
     /// ones set with [`Request::set_lasting_ctx`].
     pub(crate) fn clear_ctx_for_redirect(&mut self) {
         self.allow_ranges = false;
+        self.access_code = 0;
         self.ctx.retain(|(_, b)| b.is::<Lasting>());
     }
 
