@@ -17,7 +17,9 @@ use sluice_core::log_error;
 use sluice_core::net::bind_listener;
 use sluice_core::process::{self, Signal, SignalWaiter};
 
-use crate::config::Modules;
+use mio::net::TcpListener;
+
+use crate::config::{HttpConfig, Modules};
 use crate::cycle::Cycle;
 use crate::worker::{Worker, WorkerShared, CMD_QUIT, CMD_STOP};
 
@@ -37,6 +39,10 @@ pub struct StartOpts {
 }
 
 struct Generation {
+    /// The configuration its workers serve (`None`: no `http` block).
+    http: Option<Arc<HttpConfig>>,
+    max_conns: usize,
+    /// Worker `i` runs on thread `sluice-worker-{i}`.
     workers: Vec<(Arc<WorkerShared>, JoinHandle<()>)>,
 }
 
@@ -67,43 +73,111 @@ fn open_logs(cycle: &Cycle, opts: &StartOpts) -> std::io::Result<ErrorLog> {
     ErrorLog::open(&targets)
 }
 
+/// A worker's own listening sockets, one per listen site (SO_REUSEPORT).
+fn bind_listeners(http: &HttpConfig) -> Result<Vec<TcpListener>, String> {
+    http.listens
+        .iter()
+        .map(|site| {
+            bind_listener(site.addr, &site.opts)
+                .map_err(|e| format!("bind() to {} failed ({})", site.addr, log::os_error(&e)))
+        })
+        .collect()
+}
+
+/// Starts worker `i` on its own thread with the sockets `ls`.
+fn spawn_worker(
+    i: usize,
+    http: &Arc<HttpConfig>,
+    ls: Vec<TcpListener>,
+    max_conns: usize,
+) -> Result<(Arc<WorkerShared>, JoinHandle<()>), String> {
+    // The worker is built on its own thread: its connections are not Send.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let http = http.clone();
+    let handle = std::thread::Builder::new()
+        .name(format!("sluice-worker-{i}"))
+        .spawn(move || match Worker::new(http, ls, max_conns) {
+            Ok((w, shared)) => {
+                let _ = tx.send(Ok(shared));
+                w.run();
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+            }
+        })
+        .map_err(|e| format!("could not start a worker thread: {e}"))?;
+    let shared = rx.recv().map_err(|_| format!("worker {i} did not start"))?.map_err(|e| format!("worker {i}: {e}"))?;
+    Ok((shared, handle))
+}
+
 fn start_generation(cycle: &Cycle) -> Result<Generation, String> {
-    let Some(http) = cycle.http.clone() else {
-        return Ok(Generation { workers: Vec::new() });
-    };
     let max_conns = cycle.core.worker_connections.unwrap_or(512) as usize;
-    let mut bound = Vec::new();
-    for _ in 0..cycle.workers() {
-        let mut ls = Vec::new();
-        for site in &http.listens {
-            let l = bind_listener(site.addr, &site.opts)
-                .map_err(|e| format!("bind() to {} failed ({})", site.addr, log::os_error(&e)))?;
-            ls.push(l);
-        }
-        bound.push(ls);
-    }
+    let Some(http) = cycle.http.clone() else {
+        return Ok(Generation { http: None, max_conns, workers: Vec::new() });
+    };
+    // Every worker's sockets first: a port that cannot be bound fails the
+    // whole generation before any of it serves.
+    let bound = (0..cycle.workers()).map(|_| bind_listeners(&http)).collect::<Result<Vec<_>, _>>()?;
     let mut workers = Vec::new();
     for (i, ls) in bound.into_iter().enumerate() {
-        // The worker is built on its own thread: its connections are not Send.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let http = http.clone();
-        let handle = std::thread::Builder::new()
-            .name(format!("sluice-worker-{i}"))
-            .spawn(move || match Worker::new(http, ls, max_conns) {
-                Ok((w, shared)) => {
-                    let _ = tx.send(Ok(shared));
-                    w.run();
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                }
-            })
-            .map_err(|e| format!("could not start a worker thread: {e}"))?;
-        let shared =
-            rx.recv().map_err(|_| format!("worker {i} did not start"))?.map_err(|e| format!("worker {i}: {e}"))?;
-        workers.push((shared, handle));
+        workers.push(spawn_worker(i, &http, ls, max_conns)?);
     }
-    Ok(Generation { workers })
+    Ok(Generation { http: Some(http), max_conns, workers })
+}
+
+/// Starts a new worker in place of any of the generation's workers whose
+/// thread has ended — after a panic (a module's bug), or an event loop
+/// that gave up — as nginx's master starts a new worker process in place
+/// of one that exited. The old worker's connections are gone with it; the
+/// others' are untouched. A worker that cannot be started now (its port
+/// taken meanwhile) is tried again on the next call.
+fn replace_exited(gen: &mut Generation) {
+    let Some(http) = gen.http.clone() else {
+        return;
+    };
+    for i in 0..gen.workers.len() {
+        if !gen.workers[i].1.is_finished() {
+            continue;
+        }
+        let started = bind_listeners(&http).and_then(|ls| spawn_worker(i, &http, ls, gen.max_conns));
+        match started {
+            Ok(new) => {
+                let (_, old) = std::mem::replace(&mut gen.workers[i], new);
+                match old.join() {
+                    // The panic hook has logged what and where.
+                    Err(_) => log_error!(Level::Alert, None, "worker {} exited on a panic", i),
+                    Ok(()) => log_error!(Level::Alert, None, "worker {} exited unexpectedly", i),
+                }
+                log_error!(Level::Notice, None, "start worker {}", i);
+            }
+            Err(e) => log_error!(Level::Alert, None, "could not start a new worker {}: {}", i, e),
+        }
+    }
+}
+
+/// Logs a panic, of a worker thread or any other, as an `[alert]` line of
+/// the error log (with the thread, the place in the source and the
+/// message) instead of the standard library's text on standard error
+/// (which the log file may or may not be). `RUST_BACKTRACE` set adds the
+/// standard report, backtrace included, on standard error.
+fn log_panics() {
+    let standard = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let thread = std::thread::current();
+        let place =
+            info.location().map(|l| format!(" at {}:{}:{}", l.file(), l.line(), l.column())).unwrap_or_default();
+        log_error!(
+            Level::Alert,
+            None,
+            "thread '{}' panicked{}: {}",
+            thread.name().unwrap_or("unnamed"),
+            place,
+            info.payload_as_str().unwrap_or("(no message)")
+        );
+        if std::env::var_os("RUST_BACKTRACE").is_some() {
+            standard(info);
+        }
+    }));
 }
 
 fn stop_generation(gen: Generation, cmd: u8) -> JoinHandle<()> {
@@ -144,6 +218,7 @@ fn switch_user(user: &str, group: Option<&str>) -> Result<(), String> {
 
 /// Runs the server until QUIT, TERM or INT. Returns the exit code.
 pub fn run(modules: Arc<Modules>, opts: StartOpts) -> i32 {
+    log_panics();
     let waiter = match SignalWaiter::install() {
         Ok(w) => w,
         Err(e) => {
@@ -206,7 +281,9 @@ pub fn run(modules: Arc<Modules>, opts: StartOpts) -> i32 {
     let mut current_http = cycle.http.clone();
     let mut pid_path = pid_path;
     loop {
-        let Some(sig) = waiter.wait_timeout(Duration::from_secs(1)) else {
+        let signal = waiter.wait_timeout(Duration::from_secs(1));
+        replace_exited(&mut current);
+        let Some(sig) = signal else {
             draining.retain(|h| !h.is_finished());
             continue;
         };

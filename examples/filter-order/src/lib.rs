@@ -1,7 +1,7 @@
 //! An out-of-tree sluice module crate: what a user writes to ship their own
 //! modules without forking sluice.
 //!
-//! Two modules live here:
+//! The modules here:
 //!
 //! * [`tag_filters`] — three body filters, A, B and C, pushed in that order
 //!   by one module's postconfiguration. Each prepends its marker (`[A]`,
@@ -13,6 +13,8 @@
 //! * [`body_echo`] — a content handler (`body_echo;`) that reads the request
 //!   body with sluice's body reader and sends it back (from memory, or from
 //!   the temp file it spilled to).
+//! * [`panic_demo`] — a content handler (`panic_demo;`) with a bug: it
+//!   panics, and sluice replaces the worker that ran it.
 //!
 //! [`modules()`] is this crate's module list; `src/main.rs` appends it to
 //! `sluice::modules()` and calls `sluice::run_with`. Modules listed later
@@ -21,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod body_echo;
+pub mod panic_demo;
 pub mod stream_demo;
 pub mod tag_filters;
 
@@ -34,6 +37,7 @@ pub fn modules() -> Vec<Arc<dyn HttpModule>> {
         Arc::new(tag_filters::TagFiltersModule),
         Arc::new(stream_demo::StreamDemoModule),
         Arc::new(body_echo::BodyEchoModule),
+        Arc::new(panic_demo::PanicDemoModule),
     ]
 }
 
@@ -53,7 +57,7 @@ mod tests {
     fn ours_come_after_sluices_own() {
         let names: Vec<&str> = server_modules().iter().map(|m| m.name()).collect();
         let own = sluice::modules().len();
-        assert_eq!(&names[own..], ["tag_filters", "stream_demo", "body_echo"]);
+        assert_eq!(&names[own..], ["tag_filters", "stream_demo", "body_echo", "panic_demo"]);
         assert!(sluice_http::Modules::new(server_modules()).is_ok(), "no name is listed twice");
     }
 }
