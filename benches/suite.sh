@@ -502,11 +502,15 @@ wrk_workload() { # wrk_workload NAME PATH WHAT TARGET
     say "$w: wrk -t1 -c50 -d${WRK_SECS}s $path, $WRK_ROUNDS rounds"
     declare -A r=()
     hwm_reset
+    # Which server goes first alternates, so a drift of the machine over
+    # the run does not favour one; round i of each list makes a pair.
+    local order=(sluice nginx)
     for round in $(seq "$WRK_ROUNDS"); do
-        for name in sluice nginx; do
+        for name in "${order[@]}"; do
             r[$name]="${r[$name]:-} $(wrk_rps "$name" "$path")"
             alive "$name"
         done
+        order=("${order[1]}" "${order[0]}")
     done
     hwm_emit "$w"
     emit row "$w" "$what" "req/s" "$(best "${r[sluice]}")" "$(best "${r[nginx]}")" "$target" "${r[sluice]# }" "${r[nginx]# }"

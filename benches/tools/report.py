@@ -80,6 +80,15 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 
+def paired_ratios(x):
+    """sluice/nginx for each round of a req/s row (round i of each list
+    was measured back to back); empty for other units."""
+    if x["unit"] != "req/s":
+        return []
+    s, n = [num(v) for v in x["sruns"].split()], [num(v) for v in x["nruns"].split()]
+    return [a / b for a, b in zip(s, n) if a is not None and b]
+
+
 def markdown(r):
     info, L = r["info"], []
     L.append(f"Run of {info.get('date', '?')}: {info.get('machine', '?')}, at the end "
@@ -94,10 +103,13 @@ def markdown(r):
         L.append("|---|---|---|---|---|---|---|")
         for x in r["row"]:
             q = ratio(x["s"], x["n"])
+            paired = paired_ratios(x)
+            mean = (f"; mean of the rounds' ratios {sum(paired) / len(paired):.2f}"
+                    if len(paired) > 1 else "")
             t = f"≥ {x['target']:g}×" if x["target"] else ""
             ok = "" if not x["target"] or q is None else (" ✓" if q >= x["target"] else " ✗")
             rss = r["rss"].get(x["w"], (None, None))
-            L.append(f"| {x['w']} | {x['what']}, {x['unit']} (best of: {x['sruns']} / {x['nruns']}) | "
+            L.append(f"| {x['w']} | {x['what']}, {x['unit']} (best of: {x['sruns']} / {x['nruns']}{mean}) | "
                      f"{fmt(x['s'], x['unit'])} | {fmt(x['n'], x['unit'])} | "
                      f"{'—' if q is None else f'{q:.2f}'}{ok} | {t} | {mib(rss[0])} / {mib(rss[1])} |")
         for x in r["vsorigin"]:
