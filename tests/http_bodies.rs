@@ -254,6 +254,27 @@ fn expect_100_continue_is_answered_before_the_body() {
 }
 
 #[test]
+fn expect_100_continue_is_answered_for_an_empty_body_in_any_case_and_only_for_100_continue() {
+    // As nginx: the expectation is answered when the handler takes the
+    // body, whatever its length; the value is compared without case.
+    let s = Server::start(CONF);
+    for value in ["100-continue", "100-Continue"] {
+        let req = format!(
+            "POST /rb HTTP/1.1\r\nHost: a\r\nExpect: {value}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        let bytes = s.raw(req.as_bytes());
+        assert!(bytes.starts_with(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n"), "{value}: {:?}", show(&bytes));
+    }
+    for value in ["unknown", "token=param", "100-continue, foo"] {
+        let req = format!(
+            "POST /rb HTTP/1.1\r\nHost: a\r\nExpect: {value}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        let bytes = s.raw(req.as_bytes());
+        assert!(bytes.starts_with(b"HTTP/1.1 200 OK\r\n"), "{value}: {:?}", show(&bytes));
+    }
+}
+
+#[test]
 fn expect_100_continue_is_not_sent_with_a_413_or_to_http10() {
     let s = Server::start(CONF);
     let mut c = s.connect();

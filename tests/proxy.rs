@@ -159,6 +159,19 @@ fn expect_is_not_passed() {
 }
 
 #[test]
+fn expect_100_continue_is_answered_without_a_body_too() {
+    // nginx's proxy takes the request body, empty or not, through the body
+    // reader, which answers the expectation first.
+    let o = Origin::fixed(OK5);
+    let s = start(&o, PLAIN);
+    let bytes =
+        s.raw(b"POST /e HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    let all = common::parse_all(&bytes);
+    assert_eq!(all.iter().map(|r| r.status).collect::<Vec<_>>(), [100, 200], "{all:?}");
+    assert_eq!(only_request(&o).body, b"");
+}
+
+#[test]
 fn http_version_1_1_and_set_header() {
     let o = Origin::fixed(OK5);
     let s = start(

@@ -304,13 +304,18 @@ pub(crate) fn pump(r: &mut Request) -> Pump {
     }
 }
 
+/// Answers `Expect: 100-continue` (HTTP/1.1) once a handler reads or
+/// discards the body, as nginx does: also for an empty body, since the
+/// client may be waiting for it before it sends even the end of a chunked
+/// one. Not when part of the body is already in (the client did not wait),
+/// and never once the response head has gone (a body left unread by the
+/// handler is discarded after the response).
 fn send_continue(r: &mut Request) {
-    if r.body.continue_sent || r.head.version < (1, 1) {
+    if r.body.continue_sent || !r.head.expects_continue || r.head.version < (1, 1) || r.header_sent() {
         return;
     }
-    let expects = r.header("Expect").is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
     r.body.continue_sent = true;
-    if expects && r.conn.rbuf.is_empty() {
+    if r.conn.rbuf.is_empty() {
         r.conn.out.push(Buf::from_static(b"HTTP/1.1 100 Continue\r\n\r\n"));
         let _ = r.conn.send_pending(false, 0);
     }
@@ -321,11 +326,11 @@ impl Request {
     /// or `Flow::Again` while waiting for more bytes (the connection calls
     /// `next` later), or a status on a bad or too large body.
     pub fn read_body(&mut self, next: fn(&mut Request) -> Flow) -> Flow {
+        send_continue(self);
         if self.body.state == BodyState::Done {
             return next(self);
         }
         self.body.state = BodyState::Reading;
-        send_continue(self);
         match pump(self) {
             Pump::Done => next(self),
             Pump::NeedMore => {
@@ -342,12 +347,12 @@ impl Request {
     /// now is the handler's answer: `Err(400)`, as nginx's handlers return
     /// the discard's error.
     pub fn discard_body(&mut self) -> Result<(), u16> {
+        send_continue(self);
         if self.body.state == BodyState::Done {
             return Ok(());
         }
         self.body.discard = true;
         self.body.state = BodyState::Reading;
-        send_continue(self);
         match pump(self) {
             Pump::Status(s) => {
                 self.keepalive = false;
@@ -364,12 +369,12 @@ impl Request {
     /// memory; nothing goes to a file. `Err` is the status for a bad or
     /// too large body.
     pub fn stream_body(&mut self) -> Result<(), u16> {
+        send_continue(self);
         if self.body.state == BodyState::Done {
             return Ok(());
         }
         self.body.streaming = Some(Box::default());
         self.body.state = BodyState::Reading;
-        send_continue(self);
         match pump(self) {
             Pump::Status(s) => Err(s),
             Pump::Done | Pump::NeedMore => Ok(()),

@@ -212,6 +212,10 @@ pub struct RequestHead {
     /// Bytes of the head, leading empty lines and the final empty line
     /// included; pipelined bytes start here.
     pub head_len: usize,
+    /// The request carries `Expect: 100-continue` (any case), the one
+    /// expectation a server answers, with "100 Continue" (nginx compares
+    /// the whole value the same way).
+    pub expects_continue: bool,
 }
 
 impl RequestHead {
@@ -331,6 +335,9 @@ const UNIQUE_HEADERS: [&str; 12] = [
     "authorization",
     "proxy-authorization",
 ];
+
+/// `expect`'s place in [`UNIQUE_HEADERS`].
+const EXPECT: usize = 9;
 
 fn unique_index(name: &[u8]) -> Option<usize> {
     // Most names are none of them, and their length says so at once.
@@ -644,6 +651,11 @@ impl HeadParser {
                 }
             }),
             head_len,
+            expects_continue: self.seen_unique & (1 << EXPECT) != 0
+                && self.fields.iter().any(|f| {
+                    buf[f.name.clone()].eq_ignore_ascii_case(b"expect")
+                        && buf[f.value.clone()].eq_ignore_ascii_case(b"100-continue")
+                }),
             raw: all,
         }
     }

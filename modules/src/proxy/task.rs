@@ -154,11 +154,9 @@ pub(crate) fn start(r: &mut Request) -> Flow {
         ..ProxyCtx::default()
     };
     r.set_lasting_ctx(&KEY, ctx);
-    if !r.body.expected() {
-        return begin(r, target);
-    }
     let conf = r.loc_conf(&KEY);
-    let stream_body = !conf.request_buffering.unwrap_or(true)
+    let stream_body = r.body.expected()
+        && !conf.request_buffering.unwrap_or(true)
         && conf.pass_request_body.unwrap_or(true)
         && conf.set_body.is_none()
         && !(r.body.declared_length().is_none() && conf.http_version != Some(1));
@@ -168,6 +166,8 @@ pub(crate) fn start(r: &mut Request) -> Flow {
     if let Some(c) = r.lasting_ctx_mut::<_, _, _, ProxyCtx>(&KEY) {
         c.target = Some(target);
     }
+    // Also without a body: the reader answers `Expect: 100-continue`
+    // first, as nginx's proxy does (then `after_body` runs at once).
     r.read_body(after_body)
 }
 
