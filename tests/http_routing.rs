@@ -306,6 +306,31 @@ fn return_redirects_are_made_absolute() {
     assert_eq!(r.header("Location"), Some(want.as_str()));
 }
 
+#[test]
+fn directory_and_location_redirects_escape_the_uri() {
+    // The URI is decoded; in Location it goes escaped as nginx escapes a
+    // path (NGX_ESCAPE_URI): `/dir%20sp` -> `/dir%20sp/`, args as sent.
+    let s = Server::start(
+        r##"http { server { listen 127.0.0.1:%%PORT%%; root %%DIR%%/www; absolute_redirect off;
+            location / { }
+            location "/auto sp/" { proxy_pass http://127.0.0.1:9; }
+            location '/q "#%<>?\\^`{|}/' { proxy_pass http://127.0.0.1:9; } } }"##,
+    );
+    s.write_file("www/dir sp/index.html", "x");
+    let port = s.port();
+    let cases = [
+        ("/dir%20sp", "/dir%20sp/"),
+        ("/dir%20sp?a=b%20c", "/dir%20sp/?a=b%20c"),
+        ("/auto%20sp", "/auto%20sp/"),
+        ("/auto%20sp?a=b", "/auto%20sp/?a=b"),
+        ("/q%20%22%23%25%3C%3E%3F%5C%5E%60%7B%7C%7D", "/q%20%22%23%25%3C%3E%3F%5C%5E%60%7B%7C%7D/"),
+    ];
+    for (path, location) in cases {
+        let r = get_on(port, "a", path);
+        assert_eq!((r.status, r.header("Location")), (301, Some(location)), "{path}");
+    }
+}
+
 const HEADERS: &str = r#"http { server { listen 127.0.0.1:%%PORT%%; server_name localhost;
     add_header X-Srv s;
     location /ok { return 200 ok; }

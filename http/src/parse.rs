@@ -46,7 +46,10 @@ use bytes::Bytes;
 use sluice_core::reuse::Spares;
 
 use line::{scan_header_line, scan_request_line, Field, HeaderLine, RequestLine, Stop};
-pub use uri::{normalize_uri, percent_encode, validate_host, validate_host_bytes, validate_host_port, ValidHost};
+pub use uri::{
+    escape_uri, normalize_uri, percent_encode, uri_escapes, validate_host, validate_host_bytes, validate_host_port,
+    ValidHost,
+};
 
 /// Head size limits and header policies, named after nginx's directives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

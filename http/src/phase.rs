@@ -183,7 +183,10 @@ fn find_config(r: &mut Request) -> Step {
     match found {
         Some(f) if f.auto_redirect => {
             r.loc = f.location;
-            let mut to = bytes::BytesMut::from(&r.uri[..]);
+            // Escaped as a path is sent (the URI is decoded), as nginx
+            // redirects to the location's escaped name.
+            let mut to = bytes::BytesMut::with_capacity(r.uri.len() + r.args.len() + 2);
+            crate::parse::escape_uri(&mut to, &r.uri);
             to.extend_from_slice(b"/");
             if !r.args.is_empty() {
                 to.extend_from_slice(b"?");

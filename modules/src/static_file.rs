@@ -81,7 +81,10 @@ fn etag(mtime: i64, size: u64) -> Bytes {
 }
 
 fn redirect_to_dir(r: &mut Request) -> Flow {
-    let mut loc = BytesMut::from(&r.uri[..]);
+    // The URI is decoded: escaped again to stand in a header (nginx's
+    // NGX_ESCAPE_URI), `/dir%20sp` -> `/dir%20sp/`.
+    let mut loc = BytesMut::with_capacity(r.uri.len() + r.args.len() + 2);
+    sluice_http::parse::escape_uri(&mut loc, &r.uri);
     loc.put_u8(b'/');
     if !r.args.is_empty() {
         loc.put_u8(b'?');

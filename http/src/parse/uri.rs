@@ -433,6 +433,22 @@ pub fn percent_encode(out: &mut impl bytes::BufMut, s: &[u8], escape: impl Fn(u8
     }
 }
 
+/// Whether nginx's `NGX_ESCAPE_URI` set escapes `c`: what may not stand
+/// in a path as sent (RFC 3986): controls, space, `"`, `#`, `%`, `<`, `>`,
+/// `?`, `\`, `^`, `` ` ``, `{`, `|`, `}`, DEL and every byte above it.
+pub fn uri_escapes(c: u8) -> bool {
+    c <= 0x20
+        || c >= 0x7f
+        || matches!(c, b'"' | b'#' | b'%' | b'<' | b'>' | b'?' | b'\\' | b'^' | b'`' | b'{' | b'|' | b'}')
+}
+
+/// Percent-encodes a decoded path for a place that needs it as sent: a
+/// `Location` that redirects to it, the request line of a proxied request
+/// (nginx's `ngx_escape_uri(..., NGX_ESCAPE_URI)`).
+pub fn escape_uri(out: &mut impl bytes::BufMut, path: &[u8]) {
+    percent_encode(out, path, uri_escapes);
+}
+
 #[cfg(test)]
 mod plain_tests {
     use super::*;
@@ -558,5 +574,18 @@ mod plain_tests {
             assert_eq!(check_host(host), check_host_by_states(host));
         }
         assert!(checked > 500_000, "{checked}");
+    }
+
+    #[test]
+    fn uri_escapes_is_nginx_s_uri_set() {
+        // Printable ASCII nginx's NGX_ESCAPE_URI leaves as it is; every
+        // other byte (controls, DEL, non-ASCII included) it escapes.
+        let kept: &[u8] = b"!$&'()*+,-./0123456789:;=@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]_abcdefghijklmnopqrstuvwxyz~";
+        for c in 0..=255u8 {
+            assert_eq!(uri_escapes(c), !kept.contains(&c), "byte {c:#04x}");
+        }
+        let mut out = bytes::BytesMut::new();
+        escape_uri(&mut out, b"/auto \"#%<>?\\^`{|}/\xff");
+        assert_eq!(&out[..], b"/auto%20%22%23%25%3C%3E%3F%5C%5E%60%7B%7C%7D/%FF");
     }
 }

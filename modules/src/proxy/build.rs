@@ -2,6 +2,7 @@
 //! nginx's proxy builds them.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use sluice_http::parse::escape_uri;
 use sluice_http::Request;
 
 use super::conf::{Pass, ProxyLocConf};
@@ -61,12 +62,6 @@ fn location_valid(r: &Request) -> bool {
     r.location_valid()
 }
 
-/// Percent-encodes what cannot stand in a request target's path: controls,
-/// space, `#`, `%`, `?` and bytes above 0x7e.
-pub(crate) fn escape_uri(out: &mut BytesMut, s: &[u8]) {
-    sluice_http::parse::percent_encode(out, s, |c| c <= 0x20 || c >= 0x7f || matches!(c, b'#' | b'%' | b'?'));
-}
-
 /// The request line and header fields, up to the empty line.
 pub(crate) fn head(r: &Request, conf: &ProxyLocConf, uri: &[u8], proxy_host: &[u8], body: BodyFrame) -> Bytes {
     // Written on the stack and copied once into the worker's arena: no
@@ -118,16 +113,4 @@ pub(crate) fn head(r: &Request, conf: &ProxyLocConf, uri: &[u8], proxy_host: &[u
     }
     out.extend_from_slice(b"\r\n");
     sluice_http::head_buf::copy(&out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escapes_what_a_path_cannot_hold() {
-        let mut out = BytesMut::new();
-        escape_uri(&mut out, "/a b#c%d?e/é".as_bytes());
-        assert_eq!(&out[..], b"/a%20b%23c%25d%3Fe/%C3%A9");
-    }
 }
