@@ -331,6 +331,35 @@ fn directory_and_location_redirects_escape_the_uri() {
     }
 }
 
+#[test]
+fn header_variables_join_fields_that_come_several_times() {
+    // As nginx (1.23 on): every field of the name, in order, ", "-joined
+    // (a request's Cookie fields with "; ").
+    let s = Server::start(
+        r#"http { server { listen 127.0.0.1:%%PORT%%;
+            location /s {
+                add_header Foo a; add_header Foo b; add_header Cache-Control c1; add_header Cache-Control c2;
+                add_header X-Foo $sent_http_foo; add_header X-CC $sent_http_cache_control;
+                return 204;
+            }
+            location /t { add_trailer T a; add_trailer T b; add_trailer X-T $sent_trailer_t; return 200 "x"; }
+            location /in { return 200 "[$content_type] [$http_via] [$http_cookie]\n"; }
+            location /u { add_header X-Up $upstream_http_bar; proxy_pass http://127.0.0.1:%%PORT%%/backend; }
+            location /backend { add_header Bar a; add_header Bar b; return 204; } } }"#,
+    );
+    let p = s.port();
+    let r = get_on(p, "a", "/s");
+    assert_eq!((r.header("X-Foo"), r.header("X-CC")), (Some("a, b"), Some("c1, c2")), "{r:?}");
+    let r = get_on(p, "a", "/u");
+    assert_eq!(r.header("X-Up"), Some("a, b"), "{r:?}");
+    let r = only(&s.raw(b"GET /t HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"));
+    assert_eq!(r.trailer("X-T"), Some("a, b"), "{r:?}");
+    let r = only(&s.raw(
+        b"GET /in HTTP/1.0\r\nContent-Type: x\r\nContent-Type: y\r\nVia: 1\r\nVia: 2\r\nCookie: a=1\r\nCookie: b=2\r\n\r\n",
+    ));
+    assert_eq!(r.body_str(), "[x, y] [1, 2] [a=1; b=2]\n");
+}
+
 const HEADERS: &str = r#"http { server { listen 127.0.0.1:%%PORT%%; server_name localhost;
     add_header X-Srv s;
     location /ok { return 200 ok; }

@@ -10,23 +10,29 @@ fn b(s: impl Into<String>) -> Option<Bytes> {
     Some(Bytes::from(s.into()))
 }
 
-/// `$http_NAME`: a request header, dashes written as underscores; several
-/// `Cookie` headers are joined with "; ", others with ", ".
-fn http_header(r: &Request, name: &str) -> Option<Bytes> {
-    let wanted = name.replace('_', "-");
-    let mut values = r.head.headers_named(&wanted);
-    let first = values.next()?.clone();
-    let rest: Vec<&Bytes> = values.collect();
-    if rest.is_empty() {
-        return Some(first);
-    }
-    let sep: &[u8] = if wanted.eq_ignore_ascii_case("cookie") { b"; " } else { b", " };
+/// The values of a field that may come several times, as one: the value
+/// itself when there is one (shared, not copied), else all of them joined
+/// by `sep`, in order, as nginx joins them for its header variables.
+/// `None` when there are none.
+pub fn join_values<'a>(mut values: impl Iterator<Item = &'a Bytes>, sep: &[u8]) -> Option<Bytes> {
+    let first = values.next()?;
+    let Some(second) = values.next() else {
+        return Some(first.clone());
+    };
     let mut out = first.to_vec();
-    for v in rest {
+    for v in std::iter::once(second).chain(values) {
         out.extend_from_slice(sep);
         out.extend_from_slice(v);
     }
     Some(Bytes::from(out))
+}
+
+/// `$http_NAME`: a request header, dashes written as underscores; several
+/// `Cookie` headers are joined with "; ", others with ", ".
+fn http_header(r: &Request, name: &str) -> Option<Bytes> {
+    let wanted = name.replace('_', "-");
+    let sep: &[u8] = if wanted.eq_ignore_ascii_case("cookie") { b"; " } else { b", " };
+    join_values(r.head.headers_named(&wanted), sep)
 }
 
 /// `$arg_NAME`: the first argument of that name (case-insensitive), not decoded.
@@ -60,7 +66,7 @@ fn cookie(r: &Request, name: &str) -> Option<Bytes> {
 /// `$sent_trailer_NAME`: a trailer of the response (`-` and `_` alike,
 /// case-insensitive, as header variables).
 fn sent_trailer(r: &Request, name: &str) -> Option<Bytes> {
-    r.headers_out.trailers.iter().find(|(n, _)| field_is(n, name)).map(|(_, v)| v.clone())
+    join_values(r.headers_out.trailers.iter().filter(|(n, _)| field_is(n, name)).map(|(_, v)| v), b", ")
 }
 
 /// True when the header field `field` is the one a variable suffix names
@@ -71,9 +77,10 @@ pub fn field_is(field: &[u8], name: &str) -> bool {
         && field.iter().zip(name.bytes()).all(|(&a, b)| a.to_ascii_lowercase() == b || (a == b'-' && b == b'_'))
 }
 
-/// `$sent_http_NAME`: a response header; `Connection`, `Keep-Alive` and
-/// `Transfer-Encoding` are decided by the header writer and chunked filter,
-/// so they are derived from the request's state as those write them.
+/// `$sent_http_NAME`: a response header (several of that name joined with
+/// ", "); `Connection`, `Keep-Alive` and `Transfer-Encoding` are decided by
+/// the header writer and chunked filter, so they are derived from the
+/// request's state as those write them.
 fn sent_http(r: &Request, name: &str) -> Option<Bytes> {
     match name {
         "connection" => b(if r.headers_out.status == 101 {
@@ -88,7 +95,8 @@ fn sent_http(r: &Request, name: &str) -> Option<Bytes> {
             _ => None,
         },
         "transfer_encoding" => r.headers_out.chunked.then(|| Bytes::from_static(b"chunked")),
-        _ => r.headers_out.get(&name.replace('_', "-")),
+        "content_type" | "content_length" | "location" | "last_modified" => r.headers_out.get(&name.replace('_', "-")),
+        _ => join_values(r.headers_out.headers.iter().filter(|(n, _)| field_is(n, name)).map(|(_, v)| v), b", "),
     }
 }
 
@@ -119,7 +127,7 @@ pub fn register(v: &mut Variables) -> Result<(), String> {
     v.add("server_addr", |r, _| b(r.conn.local.ip().to_string()))?;
     v.add("server_port", |r, _| b(r.conn.local.port().to_string()))?;
     v.add("content_length", |r, _| r.header("content-length").cloned())?;
-    v.add("content_type", |r, _| r.header("content-type").cloned())?;
+    v.add("content_type", |r, _| join_values(r.head.headers_named("content-type"), b", "))?;
     v.add("request_body", |r, _| r.body.in_memory())?;
     v.add("request_body_file", |r, _| r.body_file().map(|p| Bytes::from(p.display().to_string())))?;
     v.add("request_length", |r, _| b((r.head.head_len as u64 + r.body.received).to_string()))?;

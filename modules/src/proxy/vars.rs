@@ -87,10 +87,11 @@ pub(crate) fn add(vars: &mut Variables) -> Result<(), String> {
     Ok(())
 }
 
-/// A field of the upstream's response head, `_` standing for `-`.
+/// A field of the upstream's response head, `_` standing for `-`; several
+/// of that name joined with ", ", as nginx joins them.
 fn header(r: &Request, name: &str) -> Option<Bytes> {
-    let field_is = sluice_http::core_variables::field_is;
-    ctx(r)?.headers.iter().find(|(n, _)| field_is(n, name)).map(|(_, v)| v.clone())
+    use sluice_http::core_variables::{field_is, join_values};
+    join_values(ctx(r)?.headers.iter().filter(|(n, _)| field_is(n, name)).map(|(_, v)| v), b", ")
 }
 
 /// A cookie the upstream set (`Set-Cookie: name=value; ...`).
