@@ -20,6 +20,7 @@ const CONF: &str = r#"http { server { listen 127.0.0.1:%%PORT%%; server_name loc
     location /short/ { try_files /short $uri =404; }
     location ~ /alias-re.html { alias %%DIR%%/directory; try_files $uri =404; }
     location /alias/ { alias %%DIR%%/directory/; try_files $uri =404; }
+    location /alias-nested/ { alias %%DIR%%/directory/; location ~ html$ { try_files $uri =404; } }
 } }"#;
 
 fn start() -> Server {
@@ -73,4 +74,8 @@ fn alias_in_prefix_and_regex_locations() {
     assert_eq!(text(&s, "/alias/index.html"), (200, "DIR INDEX".into()));
     assert_eq!(text(&s, "/alias-re.html"), (200, "ALIASED".into()));
     assert_eq!(s.get("/alias/nothing").status, 404);
+    // A regex location inside a prefix location with `alias` maps names
+    // as that prefix location does.
+    assert_eq!(text(&s, "/alias-nested/index.html"), (200, "DIR INDEX".into()));
+    assert_eq!(s.get("/alias-nested/none.html").status, 404);
 }

@@ -153,7 +153,7 @@ pub struct CoreLocConf {
     /// What the `alias` replaces: the leading bytes of the URI matched by
     /// the location that set it (inherited with the alias by nested
     /// locations, as nginx does), or the whole URI in a regex location.
-    pub(crate) alias_of: Option<AliasOf>,
+    pub alias_of: Option<AliasOf>,
     /// `internal`.
     pub internal: Option<bool>,
     /// `default_type` (text/plain).
@@ -234,7 +234,7 @@ pub struct CoreLocConf {
 
 /// What part of the URI an `alias` stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum AliasOf {
+pub enum AliasOf {
     /// The first N bytes: the name of the prefix location that set it.
     Prefix(usize),
     /// A regex location's alias is the whole path (with captures).

@@ -38,6 +38,7 @@ use sluice_core::conf::directive::{custom, duplicate, Args, Contexts as C, Direc
 use sluice_core::conf::{SetError, Statement};
 use sluice_core::log::Level as LogLevel;
 use sluice_core::log_error;
+use sluice_http::core_module::AliasOf;
 use sluice_http::phase::{internal_redirect, named_redirect};
 use sluice_http::variables::{ComplexValue, Variables};
 use sluice_http::{AnyConf, ConfKey, Flow, HttpConfCx, HttpModule, ModuleIndex, Phase, PostConf, Request};
@@ -122,17 +123,22 @@ enum AliasMode {
     Regex(PathBuf),
 }
 
+/// Decided by the location that set the alias, which may be an outer one
+/// (a regex location nested in a prefix location with `alias` maps as
+/// that prefix location does, as in nginx).
 fn alias_mode(r: &Request) -> AliasMode {
-    if r.core_loc().alias.is_none() {
-        return AliasMode::Root;
-    }
-    if r.loc.is_regex() {
+    let core = r.core_loc();
+    match (&core.alias, core.alias_of) {
+        (None, _) => AliasMode::Root,
+        (Some(_), Some(AliasOf::Prefix(n))) => {
+            // The URI starts with that location's name, which it matched.
+            let prefix = r.uri.slice(..n.min(r.uri.len()));
+            let base = r.map_uri_to_path(&prefix);
+            AliasMode::Prefix(prefix, base)
+        }
         // A regex location's alias is the whole path, whatever the URI.
-        return AliasMode::Regex(r.map_uri_to_path(b""));
+        (Some(_), _) => AliasMode::Regex(r.map_uri_to_path(b"")),
     }
-    let prefix = Bytes::copy_from_slice(r.loc.name().as_bytes());
-    let base = r.map_uri_to_path(&prefix);
-    AliasMode::Prefix(prefix, base)
 }
 
 fn concat(base: &std::path::Path, tail: &[u8]) -> PathBuf {
