@@ -89,3 +89,29 @@ fn set_variables_and_logs() {
     assert!(log.contains("\"^/log(.*)$\" matches \"/log\""), "{log}");
     assert!(log.contains("rewritten data: \"/set\", args: \"\""), "{log}");
 }
+
+#[test]
+fn set_changes_args_and_limit_rate() {
+    // $args and $limit_rate are built-ins `set` may change, as in nginx:
+    // the request's arguments, and the response's rate.
+    let s = Server::start(
+        r#"http { server { listen 127.0.0.1:%%PORT%%;
+            location /args { set $args "a=1&$args"; return 200 "[$args][$arg_a][$arg_b][$query_string][$is_args]\n"; }
+            location /rate { set $limit_rate $arg_l; add_header X-Rate $limit_rate; return 200 "$arg_body"; }
+            location /conf { limit_rate 3k; add_header X-Rate $limit_rate; return 200 ok; }
+        } }"#,
+    );
+    assert_eq!(s.get("/args?b=2").body_str(), "[a=1&b=2][1][2][a=1&b=2][?]\n");
+    let r = s.get("/rate?l=40k");
+    assert_eq!(r.header("X-Rate"), Some("40960"));
+    assert_eq!(s.get("/conf").header("X-Rate"), Some("3072"));
+    // Not a size: logged, and the rate stays as it was (none).
+    assert_eq!(s.get("/rate?l=fast").header("X-Rate"), Some("0"));
+    assert!(s.error_log().contains("invalid $limit_rate \"fast\""), "{}", s.error_log());
+    // The rate holds: 1000 bytes a second, 2500 bytes (1000 at once).
+    let body = "x".repeat(2500);
+    let began = std::time::Instant::now();
+    let r = s.get(&format!("/rate?l=1000&body={body}"));
+    assert_eq!(r.body_str(), body);
+    assert!(began.elapsed() >= std::time::Duration::from_millis(1200), "sent in {:?}", began.elapsed());
+}

@@ -16,14 +16,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use sluice_core::log::Level;
-use sluice_core::{log_error, Buf};
+use sluice_core::log_error;
 
 use crate::body::read_socket;
 use crate::module::{Flow, Resume};
 use crate::parse::{self, HeadError, HeadLimits};
 use crate::phase;
 use crate::request::{Conn, Request};
-use crate::special;
 
 /// What a connection is doing.
 pub enum Slot {
@@ -245,11 +244,18 @@ fn read_head_with(mut conn: Box<Conn>, keepalive: bool, wait: HeadWait) -> Next 
         if !conn.rbuf.is_empty() {
             // The head is split off the read buffer, not copied: the buffer
             // is whole again (and back in the pool) once the request ends.
-            match parse::parse_head_from(&mut conn.rbuf, &limits) {
+            let mut parser = parse::HeadParser::new(&limits);
+            match parser.parse_from(&mut conn.rbuf) {
                 Ok(Some(head)) => return start_request(conn, head),
-                Ok(None) if conn.rbuf.len() >= max_head => return head_error(conn, HeadError::HeaderTooLarge),
+                Ok(None) if conn.rbuf.len() >= max_head => {
+                    let head = parser.salvage(&conn.rbuf);
+                    return head_error(conn, HeadError::HeaderTooLarge, head);
+                }
                 Ok(None) => {}
-                Err(e) => return head_error(conn, e),
+                Err(e) => {
+                    let head = parser.salvage(&conn.rbuf);
+                    return head_error(conn, e, head);
+                }
             }
         }
         match read_socket(&mut conn, HEAD_READ) {
@@ -281,36 +287,35 @@ fn read_head_with(mut conn: Box<Conn>, keepalive: bool, wait: HeadWait) -> Next 
     }
 }
 
-/// Answers a head that could not be parsed, without a request: the status
-/// line and nginx's page, then a lingering close.
-fn head_error(mut conn: Box<Conn>, e: HeadError) -> Next {
-    let status = e.status();
-    log_error!(
-        Level::Info,
-        Some(conn.id),
-        "client sent invalid request: {} ({}), client: {}",
-        e,
-        status,
-        conn.peer.ip()
-    );
-    let wire = if status == 494 { 400 } else { status };
-    let body = special::page(status, crate::core_module::ServerTokens::On).unwrap_or_default();
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\nServer: {}\r\n",
-        wire,
-        special::reason(wire),
-        special::server_signature(crate::core_module::ServerTokens::On)
-    );
-    sluice_core::time::with_cached_http_date(|d| {
-        head.push_str("Date: ");
-        head.push_str(std::str::from_utf8(d).unwrap_or(""));
-        head.push_str("\r\n");
-    });
-    head.push_str(&format!("Content-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len()));
-    conn.out.push(Buf::mem(Bytes::from(head)));
-    conn.out.push(Buf::mem(body));
-    let _ = conn.send_pending(false, 0);
-    start_lingering(conn, LINGER_DEFAULT)
+/// Answers a head that could not be parsed as nginx does: as a request
+/// (what could be kept of its head, see `HeadParser::salvage`) of the
+/// server its Host names if that line was read, else of the address's
+/// default server, refused with the status: so its `error_page`, its
+/// access log and `$request` work as for any other request.
+fn head_error(conn: Box<Conn>, e: HeadError, head: Box<parse::RequestHead>) -> Next {
+    log_error!(Level::Info, Some(conn.id), "client sent invalid request: {}, client: {}", e.reason(), conn.peer.ip());
+    let names = conn.site().names_for(conn.local);
+    let host = head.host_header.clone();
+    let server = match &host {
+        Some(h) => names.find(h),
+        None => names.default_server(),
+    }
+    .clone();
+    let mut r = Box::new(Request::new(conn, head, server, host.unwrap_or_default()));
+    r.conn.requests += 1;
+    refuse(r, e.status())
+}
+
+/// Ends a request refused before its phases ran (its head, Host, body
+/// framing or method) with `status` and closes the connection after it,
+/// as nginx does: the error page, or the `error_page` location's answer,
+/// whose phases run here.
+fn refuse(mut r: Box<Request>, status: u16) -> Next {
+    r.keepalive = false;
+    r.body.init(parse::BodyFraming::None);
+    phase::finalize(&mut r, Flow::Status(status));
+    phase::run(&mut r);
+    after_request_event(r)
 }
 
 /// `lingering_time` and `lingering_timeout` defaults, for errors answered
@@ -340,18 +345,14 @@ fn start_request(conn: Box<Conn>, mut head: Box<parse::RequestHead>) -> Next {
     }
     r.conn.requests += 1;
     if let Some(e) = host_error {
-        crate::req_log!(r, Level::Info, "client sent invalid host header: {}", e);
-        r.body.init(parse::BodyFraming::None);
-        phase::finalize(&mut r, Flow::Status(e.status()));
-        return after_request_event(r);
+        crate::req_log!(r, Level::Info, "client sent invalid host header: {}", e.reason());
+        return refuse(r, e.status());
     }
     match parse::body_framing(&r.head).and_then(|f| parse::method_allowed(&r.head).map(|_| f)) {
         Ok(f) => r.body.init(f),
         Err(e) => {
-            crate::req_log!(r, Level::Info, "client sent invalid request: {}", e);
-            r.body.init(parse::BodyFraming::None);
-            phase::finalize(&mut r, Flow::Status(e.status()));
-            return after_request_event(r);
+            crate::req_log!(r, Level::Info, "client sent invalid request: {}", e.reason());
+            return refuse(r, e.status());
         }
     }
     // The location's keep-alive limits apply once it is found (find_config).

@@ -100,11 +100,26 @@ fn sent_http(r: &Request, name: &str) -> Option<Bytes> {
     }
 }
 
+/// `set $limit_rate SIZE`: the response's rate from now on, as the
+/// `limit_rate` directive's value; a value that is not a size is logged
+/// and leaves the rate as it was, as nginx does.
+fn set_limit_rate(r: &mut Request, value: Bytes) {
+    match std::str::from_utf8(&value).ok().and_then(sluice_core::conf::value::parse_size) {
+        Some(rate) => r.set_limit_rate(rate),
+        None => crate::req_log!(
+            r,
+            sluice_core::log::Level::Error,
+            "invalid $limit_rate \"{}\"",
+            String::from_utf8_lossy(&value)
+        ),
+    }
+}
+
 /// Registers the core variables.
 pub fn register(v: &mut Variables) -> Result<(), String> {
     v.add("uri", |r, _| Some(r.uri.clone()))?;
     v.add("document_uri", |r, _| Some(r.uri.clone()))?;
-    v.add("args", |r, _| Some(r.args.clone()))?;
+    v.add_settable("args", |r, _| Some(r.args.clone()), |r, value| r.args = value)?;
     v.add("query_string", |r, _| Some(r.args.clone()))?;
     v.add("is_args", |r, _| b(if r.args.is_empty() { "" } else { "?" }))?;
     v.add("request_uri", |r, _| Some(r.head.unparsed_uri_bytes()))?;
@@ -132,6 +147,7 @@ pub fn register(v: &mut Variables) -> Result<(), String> {
     v.add("request_body_file", |r, _| r.body_file().map(|p| Bytes::from(p.display().to_string())))?;
     v.add("request_length", |r, _| b((r.head.head_len as u64 + r.body.received).to_string()))?;
     v.add("status", |r, _| b(format!("{:03}", r.headers_out.status)))?;
+    v.add_settable("limit_rate", |r, _| b(r.limit_rate().to_string()), set_limit_rate)?;
     v.add("connection", |r, _| b(r.conn.id.to_string()))?;
     v.add("pipe", |r, _| b(if r.pipelined() { "p" } else { "." }))?;
     v.add("connection_requests", |r, _| b(r.conn.requests.to_string()))?;

@@ -451,6 +451,42 @@ impl HeadParser {
         }))
     }
 
+    /// What can be kept of a head this parser refused (or gave up on as
+    /// too large) in `buf`, so the refusal can be answered and logged as a
+    /// request, as nginx answers and logs it: the request line and the
+    /// header lines before the failing one when the request line was good;
+    /// else only the line as sent, up to its end or the end of `buf`
+    /// (`$request`), with an empty URI and no method or headers. Its
+    /// version is 1.0: nothing about a refused head may ask for chunked
+    /// framing or keep-alive.
+    pub fn salvage(&self, buf: &[u8]) -> Box<RequestHead> {
+        if self.request.is_some() {
+            let mut head = self.build(Bytes::copy_from_slice(&buf[..self.pos.min(buf.len())]));
+            head.version = (1, 0);
+            head.expects_continue = false;
+            return Box::new(head);
+        }
+        let start = self.start.unwrap_or(self.skipped).min(buf.len());
+        let len = memchr::memchr2(b'\r', b'\n', &buf[start..]).unwrap_or(buf.len() - start);
+        Box::new(RequestHead {
+            method: Method::Other,
+            method_name: Bytes::new(),
+            version: (1, 0),
+            raw: Bytes::copy_from_slice(&buf[start..start + len]),
+            request_line: 0..len,
+            unparsed_uri: Some(0..0),
+            schema: None,
+            host_in_uri: None,
+            uri: Bytes::new(),
+            args: Bytes::new(),
+            exten: Bytes::new(),
+            headers: Vec::new(),
+            host_header: None,
+            head_len: buf.len(),
+            expects_continue: false,
+        })
+    }
+
     /// The head's length once its empty line is in.
     fn head_len(&mut self, buf: &[u8]) -> Result<Option<usize>, HeadError> {
         if let Some(e) = &self.failed {

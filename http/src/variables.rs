@@ -29,6 +29,10 @@ use crate::request::Request;
 /// "not found" (evaluates to the empty string).
 pub type VarGetter = fn(&Request, &str) -> Option<Bytes>;
 
+/// A setter of a built-in variable `set` may change (nginx's changeable
+/// variables with a set handler: `$args`, `$limit_rate`).
+pub type VarSetter = fn(&mut Request, Bytes);
+
 struct VarDef {
     get: VarGetter,
     /// The getter receives the variable's own name as its suffix (named
@@ -36,6 +40,8 @@ struct VarDef {
     pass_name: bool,
     /// A declared variable: its index.
     declared: Option<usize>,
+    /// A built-in variable `set` changes through this.
+    set: Option<VarSetter>,
 }
 
 /// How a declared variable computes its value when the request holds none.
@@ -83,8 +89,23 @@ impl Variables {
         if self.by_name.contains_key(name) {
             return Err(format!("the duplicate \"{name}\" variable"));
         }
-        self.by_name.insert(name.to_string(), VarDef { get, pass_name: false, declared: None });
+        self.by_name.insert(name.to_string(), VarDef { get, pass_name: false, declared: None, set: None });
         Ok(())
+    }
+
+    /// Adds a built-in variable `$name` that `set` may change: `set` calls
+    /// `set` with the value instead of keeping one of its own.
+    pub fn add_settable(&mut self, name: &str, get: VarGetter, set: VarSetter) -> Result<(), String> {
+        self.add(name, get)?;
+        if let Some(d) = self.by_name.get_mut(name) {
+            d.set = Some(set);
+        }
+        Ok(())
+    }
+
+    /// The setter of a built-in variable `set` may change, if `$name` is one.
+    pub fn setter(&self, name: &str) -> Option<VarSetter> {
+        self.by_name.get(&name.to_ascii_lowercase()).and_then(|d| d.set)
     }
 
     /// Declares `$name` as a variable whose value lives per request (as
@@ -97,7 +118,7 @@ impl Variables {
         }
         let index = self.declared.len();
         self.declared.push(Declared { name: lower.clone(), getter: None });
-        self.by_name.insert(lower, VarDef { get: |_, _| None, pass_name: false, declared: Some(index) });
+        self.by_name.insert(lower, VarDef { get: |_, _| None, pass_name: false, declared: Some(index), set: None });
         Ok(index)
     }
 
@@ -128,6 +149,7 @@ impl Variables {
             get: |r, n| r.named_capture(n),
             pass_name: true,
             declared: None,
+            set: None,
         });
     }
 
@@ -136,7 +158,7 @@ impl Variables {
         if self.prefixes.iter().any(|(p, _)| p == prefix) {
             return Err(format!("the duplicate \"{prefix}\" variable prefix"));
         }
-        self.prefixes.push((prefix.to_string(), VarDef { get, pass_name: false, declared: None }));
+        self.prefixes.push((prefix.to_string(), VarDef { get, pass_name: false, declared: None, set: None }));
         Ok(())
     }
 
@@ -153,7 +175,7 @@ impl Variables {
         }
         self.prefixes
             .iter()
-            .filter(|(p, _)| lower.starts_with(p.as_str()) && lower.len() > p.len())
+            .filter(|(p, _)| lower.starts_with(p.as_str()))
             .max_by_key(|(p, _)| p.len())
             .map(|(p, d)| VarRef { get: d.get, suffix: lower[p.len()..].into(), name: name.into(), declared: None })
     }
@@ -387,7 +409,10 @@ mod tests {
         assert_eq!(ComplexValue::compile("a $", &v).unwrap_err(), "invalid variable name in \"a $\"");
         assert!(ComplexValue::compile("${uri", &v).is_err());
         assert!(v.resolve("ARG_X").is_some());
-        assert!(v.resolve("arg_").is_none());
+        // As nginx: a prefix alone names a variable of that family with an
+        // empty name (never found), not an unknown one.
+        assert!(v.resolve("arg_").is_some());
+        assert!(v.resolve("arg").is_none());
     }
 
     #[test]

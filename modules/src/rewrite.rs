@@ -71,7 +71,16 @@ pub struct RewriteModule;
 enum Step {
     Rewrite(Box<Rewrite>),
     Return(Return),
-    Set { index: usize, value: ComplexValue },
+    Set {
+        index: usize,
+        value: ComplexValue,
+    },
+    /// `set` of a built-in variable that takes its value itself (`$args`,
+    /// `$limit_rate`).
+    SetBuiltin {
+        set: sluice_http::variables::VarSetter,
+        value: ComplexValue,
+    },
     Break,
     If(Box<IfBlock>),
 }
@@ -227,6 +236,11 @@ fn set_set(cx: &mut HttpConfCx, c: &mut RewriteLocConf, stmt: &Statement) -> Res
     let Some(name) = stmt.arg(0).strip_prefix('$') else {
         return Err(format!("invalid variable name \"{}\"", stmt.arg(0)).into());
     };
+    if let Some(set) = cx.vars.setter(name) {
+        let value = cx.compile(stmt.arg(1))?;
+        steps_mut(c).push(Step::SetBuiltin { set, value });
+        return Ok(());
+    }
     let index = cx.vars.declare(name)?;
     let data = cx.with_main_conf(&KEY, |m| {
         m.set_names.push(name.to_string());
@@ -364,6 +378,11 @@ fn run(steps: &[Step], r: &mut Request, base: &Arc<Location>, log_on: bool) -> N
             Step::Set { index, value } => {
                 let v = value.eval(r);
                 r.set_variable(*index, v);
+                Next::Continue
+            }
+            Step::SetBuiltin { set, value } => {
+                let v = value.eval(r);
+                set(r, v);
                 Next::Continue
             }
             Step::Break => {
@@ -584,7 +603,9 @@ fn declare_set_variables(block: &[Statement], vars: &mut sluice_http::variables:
     for stmt in block {
         if stmt.name == "set" {
             if let Some(name) = stmt.arg(0).strip_prefix('$').filter(|n| !n.is_empty()) {
-                let _ = vars.declare(name);
+                if vars.setter(name).is_none() {
+                    let _ = vars.declare(name);
+                }
             }
         }
         if let Some(inner) = &stmt.block {

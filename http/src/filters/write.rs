@@ -53,18 +53,27 @@ pub(crate) struct RateState {
     location: usize,
 }
 
+/// The state valid in the current location: a handler's, or one valued
+/// for this location.
+fn current_rate_state(r: &Request) -> Option<&RateState> {
+    let here = std::sync::Arc::as_ptr(&r.loc) as usize;
+    r.lasting_ctx::<_, _, _, RateState>(&crate::core_module::CORE).filter(|s| s.explicit || s.location == here)
+}
+
+/// A size directive's value (`limit_rate 10k`, variables allowed); 0 when
+/// unset or not a size.
+fn conf_size(r: &Request, v: Option<&crate::variables::ComplexValue>) -> u64 {
+    let text = v.map(|v| v.eval(r)).unwrap_or_default();
+    std::str::from_utf8(&text).ok().and_then(sluice_core::conf::value::parse_size).unwrap_or(0)
+}
+
 fn rate_state(r: &mut Request) -> Option<&mut RateState> {
     use crate::core_module::CORE;
-    let here = std::sync::Arc::as_ptr(&r.loc) as usize;
-    let current = r.lasting_ctx::<_, _, _, RateState>(&CORE).is_some_and(|s| s.explicit || s.location == here);
-    if !current {
+    if current_rate_state(r).is_none() {
         let core = r.core_loc();
         let rate = core.limit_rate.as_ref()?;
-        let size = |v: Option<&crate::variables::ComplexValue>| {
-            let text = v.map(|v| v.eval(r)).unwrap_or_default();
-            std::str::from_utf8(&text).ok().and_then(sluice_core::conf::value::parse_size).unwrap_or(0)
-        };
-        let (rate, after) = (size(Some(rate)), size(core.limit_rate_after.as_ref()));
+        let (rate, after) = (conf_size(r, Some(rate)), conf_size(r, core.limit_rate_after.as_ref()));
+        let here = std::sync::Arc::as_ptr(&r.loc) as usize;
         r.set_lasting_ctx(&CORE, RateState { rate, after, delay: None, explicit: false, location: here });
     }
     r.lasting_ctx_mut::<_, _, _, RateState>(&CORE)
@@ -76,6 +85,16 @@ pub(crate) fn rate_delay(r: &Request) -> Option<std::time::Instant> {
 }
 
 impl Request {
+    /// The response's rate limit in bytes per second, 0 for none
+    /// (`$limit_rate`): one a handler set, else the location's
+    /// `limit_rate`.
+    pub fn limit_rate(&self) -> u64 {
+        match current_rate_state(self) {
+            Some(s) => s.rate,
+            None => conf_size(self, self.core_loc().limit_rate.as_ref()),
+        }
+    }
+
     /// Limits this response to `rate` bytes per second (0: no limit), as
     /// `limit_rate` does, whatever the location says from now on (also
     /// after an internal redirect); `limit_rate_after` still applies.
