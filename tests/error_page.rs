@@ -71,3 +71,41 @@ fn post_becomes_get_for_the_page_but_head_stays() {
     let t = String::from_utf8_lossy(&r);
     assert!(t.starts_with("HTTP/1.1 404") && t.ends_with("\r\n\r\n"), "{t}");
 }
+
+#[test]
+fn refused_heads_get_the_error_page_and_an_access_log_line() {
+    // As nginx: a head refused while it is read is answered and logged as
+    // a request of the address's default server (or of the server its
+    // Host named), so that server's error_page and access_log apply.
+    let s = Server::start(
+        r#"http { log_format t '"$request" $status [$host]';
+            server { listen 127.0.0.1:%%PORT%%; server_name first;
+                access_log %%DIR%%/first.log t;
+                error_page 400 414 /err;
+                location /err { return 200 "custom $status\n"; } }
+            server { listen 127.0.0.1:%%PORT%%; server_name second;
+                access_log %%DIR%%/second.log t;
+                error_page 400 /err2;
+                location /err2 { return 200 "second $status\n"; } } }"#,
+    );
+    let answer = |req: &[u8]| {
+        let (r, _) = common::parse_response(&s.raw(req));
+        (r.status, r.body_str())
+    };
+    // A garbage line, a request without Host (which once hung with an
+    // error_page), a line too long for the buffers, a bad header line
+    // after the Host of the second server.
+    assert_eq!(answer(b"HELLO\r\n\r\n"), (400, "custom 400\n".to_string()));
+    assert_eq!(answer(b"GET /x HTTP/1.1\r\n\r\n"), (400, "custom 400\n".to_string()));
+    let long = format!("GET /{} HTTP/1.1\r\nHost: first\r\n\r\n", "a".repeat(40_000));
+    assert_eq!(answer(long.as_bytes()), (414, "custom 414\n".to_string()));
+    assert_eq!(answer(b"GET /y HTTP/1.1\r\nHost: second\r\nBad Line\r\n\r\n"), (400, "second 400\n".to_string()));
+    let first = std::fs::read_to_string(s.dir().join("first.log")).unwrap_or_default();
+    let lines: Vec<&str> = first.lines().collect();
+    assert_eq!(lines.len(), 3, "{first}");
+    assert_eq!(lines[0], "\"HELLO\" 400 [first]");
+    assert_eq!(lines[1], "\"GET /x HTTP/1.1\" 400 [first]");
+    assert!(lines[2].starts_with("\"GET /aaaa") && lines[2].ends_with(" 414 [first]"), "{}", lines[2]);
+    let second = std::fs::read_to_string(s.dir().join("second.log")).unwrap_or_default();
+    assert_eq!(second, "\"GET /y HTTP/1.1\" 400 [second]\n");
+}

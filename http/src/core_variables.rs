@@ -146,7 +146,12 @@ pub fn register(v: &mut Variables) -> Result<(), String> {
     v.add("request_body", |r, _| r.body.in_memory())?;
     v.add("request_body_file", |r, _| r.body_file().map(|p| Bytes::from(p.display().to_string())))?;
     v.add("request_length", |r, _| b((r.head.head_len as u64 + r.body.received).to_string()))?;
-    v.add("status", |r, _| b(format!("{:03}", r.headers_out.status)))?;
+    // Inside an error page's location, the status the page answers (as
+    // nginx's `r->err_status`), before any response status is set.
+    v.add("status", |r, _| {
+        let status = if r.err_status != 0 { r.err_status } else { r.headers_out.status };
+        b(format!("{status:03}"))
+    })?;
     v.add_settable("limit_rate", |r, _| b(r.limit_rate().to_string()), set_limit_rate)?;
     v.add("connection", |r, _| b(r.conn.id.to_string()))?;
     v.add("pipe", |r, _| b(if r.pipelined() { "p" } else { "." }))?;
