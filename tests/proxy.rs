@@ -644,3 +644,28 @@ fn x_accel_limit_rate_survives_a_satisfy_any_location() {
     // 2000 bytes go at once, then 2000 a second: about two seconds.
     assert!(took >= std::time::Duration::from_millis(1500), "sent in {took:?}: the rate was lost");
 }
+
+#[test]
+fn upstream_cookie_reads_set_cookie_as_nginx_does() {
+    // The first Set-Cookie that starts with the name; spaces (not tabs)
+    // around `=`; the value up to `;`.
+    for (set_cookie, want) in [
+        ("tc = content", Some("content")),
+        ("tc=con  tent; Domain=example.com", Some("con  tent")),
+        ("tc==;abc", Some("=")),
+        ("tc=first,tc=second", Some("first,tc=second")),
+        ("tc\t=\tcontent;", None),
+        ("tc= ;", None),
+        ("=tc=content", None),
+        ("tcx=1", None),
+    ] {
+        let head = format!("HTTP/1.1 200 OK\r\nSet-Cookie: {set_cookie}\r\nContent-Length: 0\r\n\r\n");
+        let o = Origin::fixed(head.as_bytes());
+        let s = start(
+            &o,
+            "http { server { listen 127.0.0.1:%%PORT%%; location / { proxy_pass http://127.0.0.1:@P@;
+                add_header X-Cookie $upstream_cookie_tc; } } }",
+        );
+        assert_eq!(get(&s, "/").header("X-Cookie"), want, "{set_cookie:?}");
+    }
+}

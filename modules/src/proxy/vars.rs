@@ -94,15 +94,25 @@ fn header(r: &Request, name: &str) -> Option<Bytes> {
     join_values(ctx(r)?.headers.iter().filter(|(n, _)| field_is(n, name)).map(|(_, v)| v), b", ")
 }
 
-/// A cookie the upstream set (`Set-Cookie: name=value; ...`).
+/// A cookie the upstream set, from the first `Set-Cookie` that starts
+/// with its name, read as nginx reads it: the name (any case), spaces, `=`,
+/// spaces, then the value up to `;` or the end (`tc = a b; Path=/` gives
+/// `a b`; a tab where a space may stand makes the field not match).
 fn cookie(r: &Request, name: &str) -> Option<Bytes> {
     let c = ctx(r)?;
+    let name = name.as_bytes();
     for (_, v) in c.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(b"set-cookie")) {
-        let end = memchr::memchr(b';', v).unwrap_or(v.len());
-        let Some(eq) = memchr::memchr(b'=', &v[..end]) else { continue };
-        if v[..eq].trim_ascii().eq_ignore_ascii_case(name.as_bytes()) {
-            return Some(v.slice(eq + 1..end));
+        if v.len() <= name.len() || !v[..name.len()].eq_ignore_ascii_case(name) {
+            continue;
         }
+        let skip_spaces = |from: usize| from + v[from..].iter().take_while(|&&b| b == b' ').count();
+        let eq = skip_spaces(name.len());
+        if v.get(eq) != Some(&b'=') {
+            continue;
+        }
+        let start = skip_spaces(eq + 1);
+        let end = start + memchr::memchr(b';', &v[start..]).unwrap_or(v.len() - start);
+        return Some(v.slice(start..end));
     }
     None
 }
