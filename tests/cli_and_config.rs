@@ -410,3 +410,39 @@ fn default_configuration_serves_the_welcome_page() {
     assert!(cli::wait_until(Duration::from_secs(5), || dir.path().join("logs/sluice.pid").exists()), "logs/sluice.pid");
     assert!(dir.path().join("logs/error.log").exists(), "logs/error.log");
 }
+
+#[test]
+fn listen_socket_parameters_and_port_ranges() {
+    // Accepted and in force: the server answers on the socket they made.
+    let s = common::Server::start(
+        "http { server { listen 127.0.0.1:%%PORT%%-%%PORT%% rcvbuf=64k sndbuf=32k so_keepalive=1m:10s:3 deferred backlog=64;
+            location / { return 200 \"ok\"; } } }",
+    );
+    assert_eq!(s.get("/").body_str(), "ok");
+    assert_rejected(
+        "events {}\nhttp {\n    server {\n        listen 127.0.0.1:9-3;\n    }\n}\n",
+        "invalid port range in \"127.0.0.1:9-3\" of the \"listen\" directive",
+        4,
+    );
+    assert_rejected(
+        "events {}\nhttp {\n    server {\n        listen 127.0.0.1:1 so_keepalive=sometimes;\n    }\n}\n",
+        "invalid so_keepalive value: \"sometimes\"",
+        4,
+    );
+    assert_rejected(
+        "events {}\nhttp {\n    server {\n        listen 127.0.0.1:1 sndbuf=lots;\n    }\n}\n",
+        "invalid sndbuf \"lots\"",
+        4,
+    );
+    assert_rejected(
+        "events {}\nhttp {\n    server {\n        listen 127.0.0.1:1 ssl;\n    }\n}\n",
+        "the \"ssl\" parameter of the \"listen\" directive is not supported",
+        4,
+    );
+    // Socket parameters come from one listen of an address.
+    assert_rejected(
+        "events {}\nhttp {\n    server { listen 127.0.0.1:1 backlog=8; }\n    server { listen 127.0.0.1:1 rcvbuf=8k; }\n}\n",
+        "duplicate listen options for 127.0.0.1:1",
+        2,
+    );
+}

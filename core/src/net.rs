@@ -36,11 +36,42 @@ pub struct ListenOpts {
     /// For an IPv6 address, accept IPv6 connections only (`ipv6only=on`,
     /// nginx's default); ignored for IPv4.
     pub ipv6only: bool,
+    /// `SO_RCVBUF` (`rcvbuf=`); accepted connections inherit it.
+    pub rcvbuf: Option<usize>,
+    /// `SO_SNDBUF` (`sndbuf=`); accepted connections inherit it.
+    pub sndbuf: Option<usize>,
+    /// TCP keep-alive probes for accepted connections (`so_keepalive=`).
+    pub keepalive: Option<KeepAlive>,
+    /// `TCP_DEFER_ACCEPT` (`deferred`): a connection is handed to accept
+    /// once its first data has arrived.
+    pub deferred: bool,
+}
+
+/// `so_keepalive=`: `SO_KEEPALIVE` on or off, and the idle time, probe
+/// interval and probe count when given (the system's otherwise).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KeepAlive {
+    /// `SO_KEEPALIVE`.
+    pub on: bool,
+    /// `TCP_KEEPIDLE`, seconds.
+    pub idle: Option<u32>,
+    /// `TCP_KEEPINTVL`, seconds.
+    pub interval: Option<u32>,
+    /// `TCP_KEEPCNT`.
+    pub count: Option<u32>,
 }
 
 impl Default for ListenOpts {
     fn default() -> ListenOpts {
-        ListenOpts { backlog: DEFAULT_BACKLOG, reuseport: false, ipv6only: true }
+        ListenOpts {
+            backlog: DEFAULT_BACKLOG,
+            reuseport: false,
+            ipv6only: true,
+            rcvbuf: None,
+            sndbuf: None,
+            keepalive: None,
+            deferred: false,
+        }
     }
 }
 
@@ -76,7 +107,47 @@ fn listen_socket(addr: SocketAddr, opts: &ListenOpts) -> io::Result<OwnedFd> {
         // makes the kernel turn it on regardless.
         setsockopt(&fd, sockopt::Ipv6V6Only, &opts.ipv6only)?;
     }
+    if let Some(n) = opts.rcvbuf {
+        setsockopt(&fd, sockopt::RcvBuf, &n)?;
+    }
+    if let Some(n) = opts.sndbuf {
+        setsockopt(&fd, sockopt::SndBuf, &n)?;
+    }
+    if let Some(k) = opts.keepalive {
+        setsockopt(&fd, sockopt::KeepAlive, &k.on)?;
+        if let Some(v) = k.idle {
+            setsockopt(&fd, sockopt::TcpKeepIdle, &v)?;
+        }
+        if let Some(v) = k.interval {
+            setsockopt(&fd, sockopt::TcpKeepInterval, &v)?;
+        }
+        if let Some(v) = k.count {
+            setsockopt(&fd, sockopt::TcpKeepCount, &v)?;
+        }
+    }
+    if opts.deferred {
+        // As nginx: one second, since there is no telling how long a
+        // connection waited (syncookies bypass the deferred queue).
+        defer_accept(&fd, 1)?;
+    }
     Ok(fd)
+}
+
+/// Sets `TCP_DEFER_ACCEPT` to `seconds` (nix has no wrapper for it).
+fn defer_accept(fd: &OwnedFd, seconds: libc::c_int) -> io::Result<()> {
+    // SAFETY: `fd` is an open socket for the whole call; the option value
+    // is a live `c_int` whose size is passed with it, and the kernel only
+    // reads it.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&seconds as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    Errno::result(rc).map(drop).map_err(io::Error::from)
 }
 
 /// The backlog as nix takes it. nix refuses values at or above the libc
@@ -232,6 +303,43 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
         accept_one(&l);
+    }
+
+    #[test]
+    fn socket_options_are_set_on_the_listener() {
+        let keepalive = KeepAlive { on: true, idle: Some(30), interval: Some(10), count: Some(3) };
+        let opts = ListenOpts {
+            rcvbuf: Some(64 * 1024),
+            sndbuf: Some(32 * 1024),
+            keepalive: Some(keepalive),
+            deferred: true,
+            ..ListenOpts::default()
+        };
+        let fd = listen_socket(localhost(), &opts).unwrap();
+        // Linux doubles the buffer sizes asked for (room for its overhead).
+        assert_eq!(getsockopt(&fd, sockopt::RcvBuf).unwrap(), 128 * 1024);
+        assert_eq!(getsockopt(&fd, sockopt::SndBuf).unwrap(), 64 * 1024);
+        assert!(getsockopt(&fd, sockopt::KeepAlive).unwrap());
+        assert_eq!(getsockopt(&fd, sockopt::TcpKeepIdle).unwrap(), 30);
+        assert_eq!(getsockopt(&fd, sockopt::TcpKeepInterval).unwrap(), 10);
+        assert_eq!(getsockopt(&fd, sockopt::TcpKeepCount).unwrap(), 3);
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: a live socket, and `value`/`len` are valid for the write.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_DEFER_ACCEPT,
+                (&mut value as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0);
+        assert!(value > 0, "TCP_DEFER_ACCEPT {value}");
+        // Off by default.
+        let fd = listen_socket(localhost(), &ListenOpts::default()).unwrap();
+        assert!(!getsockopt(&fd, sockopt::KeepAlive).unwrap());
     }
 
     #[test]

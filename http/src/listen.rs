@@ -51,6 +51,7 @@ struct AddrEntry {
     servers: Vec<Arc<Server>>,
     default: Option<usize>,
     opts: ListenOpts,
+    opts_given: bool,
     bind: bool,
 }
 
@@ -62,20 +63,32 @@ pub fn group(servers: &[Arc<Server>]) -> Result<Vec<ListenSite>, String> {
             let pos = match addrs.iter().position(|a| a.addr == l.addr) {
                 Some(p) => p,
                 None => {
-                    let opts = ListenOpts { backlog: 511, reuseport: true, ipv6only: l.ipv6only };
-                    addrs.push(AddrEntry { addr: l.addr, servers: Vec::new(), default: None, opts, bind: false });
+                    let opts = ListenOpts { reuseport: true, ..l.opts };
+                    addrs.push(AddrEntry {
+                        addr: l.addr,
+                        servers: Vec::new(),
+                        default: None,
+                        opts,
+                        opts_given: false,
+                        bind: false,
+                    });
                     addrs.len() - 1
                 }
             };
             let entry = &mut addrs[pos];
+            if l.opts_given {
+                // One `listen` of an address sets its socket up, as nginx.
+                if entry.opts_given {
+                    return Err(format!("duplicate listen options for {}", l.addr));
+                }
+                entry.opts = ListenOpts { reuseport: true, ..l.opts };
+                entry.opts_given = true;
+            }
             if l.default_server {
                 if entry.default.is_some() {
                     return Err(format!("a duplicate default server for {}", l.addr));
                 }
                 entry.default = Some(entry.servers.len());
-            }
-            if let Some(b) = l.backlog {
-                entry.opts.backlog = b;
             }
             entry.bind |= l.bind;
             if !entry.servers.iter().any(|x| Arc::ptr_eq(x, s)) {
@@ -85,7 +98,7 @@ pub fn group(servers: &[Arc<Server>]) -> Result<Vec<ListenSite>, String> {
     }
     let mut sites: Vec<ListenSite> = Vec::new();
     let mut folded: Vec<(SocketAddr, ServerNames)> = Vec::new();
-    for AddrEntry { addr, servers: list, default, opts, bind } in addrs.iter().cloned() {
+    for AddrEntry { addr, servers: list, default, opts, bind, .. } in addrs.iter().cloned() {
         let names = ServerNames::build(list, default.unwrap_or(0))?;
         let covered = !is_wildcard(&addr)
             && !bind
