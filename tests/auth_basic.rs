@@ -112,3 +112,35 @@ fn duplicate_directives_are_refused() {
     let e = Server::try_start(conf).expect_err("duplicate");
     assert!(e.contains("\"auth_basic\" directive is duplicate"), "{e}");
 }
+
+#[test]
+fn auth_delay_holds_back_refusals_only() {
+    let s = Server::start(
+        r#"http { server { listen 127.0.0.1:%%PORT%%; server_name localhost; root %%DIR%%/html;
+            location / { auth_delay 1s; auth_basic "closed"; auth_basic_user_file %%DIR%%/htpasswd; }
+            location /any { auth_delay 1s; satisfy any; deny all;
+                auth_basic "closed"; auth_basic_user_file %%DIR%%/htpasswd; }
+            location /deny { auth_delay 1s; deny all; } } }"#,
+    );
+    s.write_file("htpasswd", "user:{PLAIN}good\n");
+    for f in ["in", "any", "deny"] {
+        s.write_file(&format!("html/{f}"), f);
+    }
+    // user:bad and user:good
+    let (bad, good) = ("Basic dXNlcjpiYWQ=", "Basic dXNlcjpnb29k");
+    for path in ["/in", "/any"] {
+        let began = std::time::Instant::now();
+        let r = get_auth(&s, path, Some(bad));
+        assert_eq!(r.status, 401, "{path}: {r:?}");
+        assert!(
+            began.elapsed() >= std::time::Duration::from_millis(900),
+            "{path}: answered after {:?}",
+            began.elapsed()
+        );
+        assert_eq!(get_auth(&s, path, Some(good)).status, 200, "{path}");
+    }
+    assert!(s.error_log().contains("delaying unauthorized request"), "{}", s.error_log());
+    // A 403 is not delayed (nor logged so).
+    assert_eq!(get_auth(&s, "/deny", None).status, 403);
+    assert_eq!(s.error_log().matches("delaying unauthorized request").count(), 2);
+}

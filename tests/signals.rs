@@ -284,3 +284,18 @@ fn daemon_on_detaches_and_dash_s_stop_ends_it() {
     assert!(cli::wait_until(WAIT, || cli::process_gone(pid)), "daemon still runs");
     assert!(!pid_path.exists(), "pid file removed");
 }
+
+#[test]
+fn worker_shutdown_timeout_closes_what_a_graceful_stop_still_waits_for() {
+    // A response the client does not read holds a graceful stop; with
+    // worker_shutdown_timeout the connection is closed when it runs out.
+    let mut s = Server::start(&format!("worker_shutdown_timeout 1s;\n{}", site_big("v1")));
+    let mut stream = cli::connect_small_rcvbuf(s.port());
+    let _ = start_big(&mut stream);
+    let began = std::time::Instant::now();
+    s.signal("QUIT");
+    let status = s.wait_exit(WAIT).expect("did not exit once worker_shutdown_timeout ran out");
+    assert!(status.success(), "{status}");
+    assert!(began.elapsed() >= Duration::from_millis(900), "exited after {:?}", began.elapsed());
+    assert!(s.error_log().contains("worker_shutdown_timeout: closing 1 connection(s)"), "{}", s.error_log());
+}

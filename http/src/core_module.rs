@@ -247,6 +247,8 @@ pub struct CoreLocConf {
     pub lingering_time: Option<Duration>,
     /// `lingering_timeout` (5s).
     pub lingering_timeout: Option<Duration>,
+    /// `auth_delay` (0s): how long a 401 or 407 from the access phase waits.
+    pub auth_delay: Option<Duration>,
 }
 
 /// What part of the URI an `alias` stands for.
@@ -339,6 +341,7 @@ fn directives() -> Vec<Directive<HttpConfCx>> {
         Directive::new("lingering_close", any_loc(), Args::TAKE1, Loc, directive::flag(|c: &mut CoreLocConf| &mut c.lingering_close)),
         Directive::new("lingering_time", any_loc(), Args::TAKE1, Loc, directive::time(|c: &mut CoreLocConf| &mut c.lingering_time)),
         Directive::new("lingering_timeout", any_loc(), Args::TAKE1, Loc, directive::time(|c: &mut CoreLocConf| &mut c.lingering_timeout)),
+        Directive::new("auth_delay", any_loc(), Args::TAKE1, Loc, directive::time(|c: &mut CoreLocConf| &mut c.auth_delay)),
     ]
 }
 
@@ -894,6 +897,7 @@ impl HttpModule for CoreModule {
         merge(&mut c.lingering_close, &p.lingering_close, true);
         merge(&mut c.lingering_time, &p.lingering_time, Duration::from_secs(30));
         merge(&mut c.lingering_timeout, &p.lingering_timeout, Duration::from_secs(5));
+        merge(&mut c.auth_delay, &p.auth_delay, Duration::ZERO);
         Ok(())
     }
 }

@@ -31,6 +31,9 @@ pub struct CoreConf {
     pub worker_rlimit_nofile: Option<u64>,
     /// `worker_connections` (512).
     pub worker_connections: Option<u64>,
+    /// `worker_shutdown_timeout` (none): how long a graceful stop waits
+    /// for open connections before closing them.
+    pub worker_shutdown_timeout: Option<std::time::Duration>,
     events_seen: bool,
 }
 
@@ -148,6 +151,13 @@ fn main_directives() -> Vec<Directive<MainCx>> {
             Args::TAKE1,
             Main,
             directive::number(|c: &mut CoreConf| &mut c.worker_rlimit_nofile),
+        ),
+        Directive::new(
+            "worker_shutdown_timeout",
+            C::MAIN,
+            Args::TAKE1,
+            Main,
+            directive::time(|c: &mut CoreConf| &mut c.worker_shutdown_timeout),
         ),
         Directive::new(
             "events",

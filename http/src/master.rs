@@ -38,10 +38,17 @@ pub struct StartOpts {
     pub embedded: Option<String>,
 }
 
+/// What a worker is started with, besides its sockets.
+#[derive(Clone, Copy)]
+struct WorkerLimits {
+    max_conns: usize,
+    shutdown_timeout: Option<Duration>,
+}
+
 struct Generation {
     /// The configuration its workers serve (`None`: no `http` block).
     http: Option<Arc<HttpConfig>>,
-    max_conns: usize,
+    limits: WorkerLimits,
     /// Worker `i` runs on thread `sluice-worker-{i}`.
     workers: Vec<(Arc<WorkerShared>, JoinHandle<()>)>,
 }
@@ -89,14 +96,14 @@ fn spawn_worker(
     i: usize,
     http: &Arc<HttpConfig>,
     ls: Vec<TcpListener>,
-    max_conns: usize,
+    limits: WorkerLimits,
 ) -> Result<(Arc<WorkerShared>, JoinHandle<()>), String> {
     // The worker is built on its own thread: its connections are not Send.
     let (tx, rx) = std::sync::mpsc::channel();
     let http = http.clone();
     let handle = std::thread::Builder::new()
         .name(format!("sluice-worker-{i}"))
-        .spawn(move || match Worker::new(http, ls, max_conns) {
+        .spawn(move || match Worker::new(http, ls, limits.max_conns, limits.shutdown_timeout) {
             Ok((w, shared)) => {
                 let _ = tx.send(Ok(shared));
                 w.run();
@@ -111,18 +118,21 @@ fn spawn_worker(
 }
 
 fn start_generation(cycle: &Cycle) -> Result<Generation, String> {
-    let max_conns = cycle.core.worker_connections.unwrap_or(512) as usize;
+    let limits = WorkerLimits {
+        max_conns: cycle.core.worker_connections.unwrap_or(512) as usize,
+        shutdown_timeout: cycle.core.worker_shutdown_timeout,
+    };
     let Some(http) = cycle.http.clone() else {
-        return Ok(Generation { http: None, max_conns, workers: Vec::new() });
+        return Ok(Generation { http: None, limits, workers: Vec::new() });
     };
     // Every worker's sockets first: a port that cannot be bound fails the
     // whole generation before any of it serves.
     let bound = (0..cycle.workers()).map(|_| bind_listeners(&http)).collect::<Result<Vec<_>, _>>()?;
     let mut workers = Vec::new();
     for (i, ls) in bound.into_iter().enumerate() {
-        workers.push(spawn_worker(i, &http, ls, max_conns)?);
+        workers.push(spawn_worker(i, &http, ls, limits)?);
     }
-    Ok(Generation { http: Some(http), max_conns, workers })
+    Ok(Generation { http: Some(http), limits, workers })
 }
 
 /// Starts a new worker in place of any of the generation's workers whose
@@ -139,7 +149,7 @@ fn replace_exited(gen: &mut Generation) {
         if !gen.workers[i].1.is_finished() {
             continue;
         }
-        let started = bind_listeners(&http).and_then(|ls| spawn_worker(i, &http, ls, gen.max_conns));
+        let started = bind_listeners(&http).and_then(|ls| spawn_worker(i, &http, ls, gen.limits));
         match started {
             Ok(new) => {
                 let (_, old) = std::mem::replace(&mut gen.workers[i], new);

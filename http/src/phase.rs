@@ -122,6 +122,7 @@ fn step(r: &mut Request, http: &crate::config::HttpConfig) -> Step {
                 (_, Flow::Ok) => next_phase(r),
                 (_, Flow::Again) => Step::Suspend,
                 (_, Flow::Done) => Step::Finish(Flow::Done),
+                (Phase::Access, Flow::Status(s @ (401 | 407))) => auth_delay(r, s),
                 (_, Flow::Status(s)) => Step::Finish(Flow::Status(s)),
             }
         }
@@ -166,13 +167,50 @@ fn access_any(r: &mut Request, flow: Flow) -> Step {
 
 fn post_access(r: &mut Request) -> Step {
     let code = std::mem::take(&mut r.access_code);
-    if code == 0 {
-        return next_phase(r);
+    match code {
+        0 => next_phase(r),
+        401 | 407 => auth_delay(r, code),
+        _ => {
+            if code == 403 {
+                sluice_core::log_error!(sluice_core::log::Level::Error, r.log_id(), "access forbidden by rule");
+            }
+            Step::Finish(Flow::Status(code))
+        }
     }
-    if code == 403 {
-        sluice_core::log_error!(sluice_core::log::Level::Error, r.log_id(), "access forbidden by rule");
+}
+
+/// A request refused for want of credentials (401, 407) is answered after
+/// `auth_delay`, as nginx does, so that the time an answer takes tells a
+/// client guessing passwords nothing.
+fn auth_delay(r: &mut Request, code: u16) -> Step {
+    let delay = r.core_loc().auth_delay.unwrap_or_default();
+    if delay.is_zero() {
+        return Step::Finish(Flow::Status(code));
     }
-    Step::Finish(Flow::Status(code))
+    crate::req_log!(r, sluice_core::log::Level::Info, "delaying unauthorized request");
+    r.set_task(Box::new(AuthDelay { until: sluice_core::event::now() + delay, code }));
+    Step::Suspend
+}
+
+/// Waits out `auth_delay`, then answers with the refusal.
+struct AuthDelay {
+    until: std::time::Instant,
+    code: u16,
+}
+
+impl crate::module::Task for AuthDelay {
+    fn resume(&mut self, _: &mut Request, why: crate::module::Resume) -> Flow {
+        match why {
+            crate::module::Resume::Timer if sluice_core::event::now() >= self.until => Flow::Status(self.code),
+            // The client gave up: nothing to answer.
+            crate::module::Resume::ClientClosed => Flow::Status(499),
+            _ => Flow::Again,
+        }
+    }
+
+    fn deadline(&self) -> Option<std::time::Instant> {
+        Some(self.until)
+    }
 }
 
 fn find_config(r: &mut Request) -> Step {

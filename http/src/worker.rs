@@ -73,6 +73,11 @@ pub struct Worker {
     shared: Arc<WorkerShared>,
     accept_paused_until: Option<Instant>,
     quitting: bool,
+    /// `worker_shutdown_timeout`.
+    shutdown_timeout: Option<Duration>,
+    /// While quitting with a `worker_shutdown_timeout`: when the
+    /// connections still open are closed.
+    quit_deadline: Option<Instant>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -88,6 +93,7 @@ impl Worker {
         http: Arc<HttpConfig>,
         listeners: Vec<TcpListener>,
         max_conns: usize,
+        shutdown_timeout: Option<Duration>,
     ) -> io::Result<(Worker, Arc<WorkerShared>)> {
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), token(0, ROLE_WAKER, 0))?;
@@ -108,6 +114,8 @@ impl Worker {
                 shared: shared.clone(),
                 accept_paused_until: None,
                 quitting: false,
+                shutdown_timeout,
+                quit_deadline: None,
             },
             shared,
         ))
@@ -137,11 +145,12 @@ impl Worker {
             } else {
                 timeout
             };
-            let timeout = match (timeout, self.accept_paused_until) {
-                (Some(t), Some(p)) => Some(t.min(p.saturating_duration_since(Instant::now()))),
-                (None, Some(p)) => Some(p.saturating_duration_since(Instant::now())),
-                (t, None) => t,
-            };
+            let until = |at: Instant| at.saturating_duration_since(Instant::now());
+            let timeout = [self.accept_paused_until, self.quit_deadline]
+                .into_iter()
+                .flatten()
+                .map(until)
+                .fold(timeout, |t, d| Some(t.map_or(d, |t| t.min(d))));
             let polled = self.poll.poll(&mut events, timeout);
             sluice_core::event::refresh_now();
             if let Err(e) = polled {
@@ -222,6 +231,9 @@ impl Worker {
                 CMD_QUIT if !self.quitting => self.start_quit(),
                 _ => {}
             }
+            if self.quit_deadline.is_some_and(|d| now >= d) {
+                self.close_all();
+            }
             if self.quitting && self.conns.is_empty() {
                 return;
             }
@@ -230,6 +242,7 @@ impl Worker {
 
     fn start_quit(&mut self) {
         self.quitting = true;
+        self.quit_deadline = self.shutdown_timeout.map(|t| Instant::now() + t);
         // Take what is already queued, then close the listeners.
         for i in 0..self.listeners.len() {
             self.accept(i);
@@ -246,6 +259,18 @@ impl Worker {
             if idle {
                 self.close(slot, gen);
             }
+        }
+    }
+
+    /// `worker_shutdown_timeout` has passed: closes every connection
+    /// still open, whatever it is doing, so the worker can end.
+    fn close_all(&mut self) {
+        let open = self.conns.slots();
+        if !open.is_empty() {
+            log_error!(Level::Notice, None, "worker_shutdown_timeout: closing {} connection(s)", open.len());
+        }
+        for (slot, gen) in open {
+            self.close(slot, gen);
         }
     }
 
