@@ -95,3 +95,48 @@ fn bad_buffer_parameters_are_refused() {
         assert!(err.contains(msg), "{params}: {err}");
     }
 }
+
+#[test]
+fn a_path_with_variables_names_the_file_per_request() {
+    let s = Server::start(
+        "http { log_format short '$uri $status';
+            server { listen 127.0.0.1:%%PORT%%; root %%DIR%%/www;
+                location / { access_log %%DIR%%/by_$arg_who.log short; return 200 ok; }
+                location /gone { root %%DIR%%/missing; access_log %%DIR%%/gone_$arg_who.log short; return 200 ok; }
+                location /cached { open_log_file_cache max=2 min_uses=2; access_log %%DIR%%/c/$arg_who.log short; return 200 ok; } } }",
+    );
+    s.write_file("www/index.html", "x");
+    std::fs::create_dir_all(s.dir().join("c")).unwrap();
+    for who in ["a", "b", "a"] {
+        assert_eq!(s.get(&format!("/x?who={who}")).status, 200);
+    }
+    let read = |name: &str| std::fs::read_to_string(s.dir().join(name)).unwrap_or_default();
+    assert_eq!(read("by_a.log"), "/x 200\n/x 200\n");
+    assert_eq!(read("by_b.log"), "/x 200\n");
+    // No root directory, no log (as nginx), and the error log says why.
+    assert_eq!(s.get("/gone?who=a").status, 200);
+    assert!(!s.dir().join("gone_a.log").exists());
+    assert!(s.error_log().contains("existence failed"), "{}", s.error_log());
+    // Kept open once used twice: lines go on to the file after it was
+    // moved away, until `valid` (60s) has it checked.
+    for _ in 0..2 {
+        s.get("/cached?who=k");
+    }
+    std::fs::rename(s.dir().join("c"), s.dir().join("c_moved")).unwrap();
+    s.get("/cached?who=k");
+    // Used once only: not kept, so with the directory gone it cannot be
+    // opened (logged at crit).
+    s.get("/cached?who=once");
+    assert_eq!(read("c_moved/k.log"), "/cached 200\n/cached 200\n/cached 200\n");
+    assert!(!s.dir().join("c_moved/once.log").exists());
+    assert!(s.error_log().contains("[crit]") && s.error_log().contains("once.log\" failed"), "{}", s.error_log());
+}
+
+#[test]
+fn a_buffered_log_cannot_have_variables_in_its_path() {
+    let e = Server::try_start(
+        "http { server { listen 127.0.0.1:%%PORT%%; access_log %%DIR%%/$host.log combined buffer=4k; } }",
+    )
+    .expect_err("refused");
+    assert!(e.contains("buffered logs cannot have variables in name"), "{e}");
+}

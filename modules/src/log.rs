@@ -23,10 +23,17 @@
 //! 64k buffers unless `buffer=` says otherwise) each buffer is written as
 //! one gzip member, so `zcat` reads the file whole.
 //!
-//! Not done here: `open_log_file_cache`, variables in the file path, syslog.
+//! A path with variables (`access_log logs/$host.log;`) names the file per
+//! request: as in nginx, the file is opened for each line (with
+//! `open_log_file_cache`, each worker keeps the descriptors of the files
+//! used most), nothing is written when the request's root directory does
+//! not exist, and such a log cannot be buffered.
+//!
+//! Not done here: syslog.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -99,10 +106,142 @@ impl LogFile {
 /// One `access_log` line.
 #[derive(Clone)]
 struct AccessLog {
-    file: Arc<LogFile>,
+    target: Target,
     format: Arc<LogFormat>,
     condition: Option<ComplexValue>,
     buffering: Option<Buffering>,
+}
+
+/// Where an `access_log` writes.
+#[derive(Clone)]
+enum Target {
+    /// A file opened once, at load.
+    File(Arc<LogFile>),
+    /// A path with variables, valued per request (relative paths are
+    /// under the prefix, as `ngx_conf_full_name` makes them).
+    Path(ComplexValue),
+}
+
+/// `open_log_file_cache max=N [inactive=time] [min_uses=N] [valid=time]`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct OpenLogFileCache {
+    max: usize,
+    inactive: std::time::Duration,
+    min_uses: u32,
+    valid: std::time::Duration,
+}
+
+/// A file named by a path with variables, as a worker's cache holds it.
+struct CachedFile {
+    /// Open once used `min_uses` times within `inactive`.
+    file: Option<File>,
+    uses: u32,
+    last_used: std::time::Instant,
+    /// When the descriptor was last checked against the name (`valid=`).
+    checked: std::time::Instant,
+}
+
+thread_local! {
+    /// Each `open_log_file_cache`'s files in this worker, by the cache's
+    /// address and the file's path.
+    static OPEN_FILES: std::cell::RefCell<std::collections::HashMap<(usize, PathBuf), CachedFile>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// Writes `line` to the file `path` names, through the cache when there is
+/// one, as nginx's `ngx_open_cached_file` keeps log descriptors: a file
+/// used `min_uses` times stays open until it is unused for `inactive`, is
+/// the least recently used of `max`, or, checked every `valid`, no longer
+/// has that name. An open that fails is logged and not cached.
+fn write_to_path(r: &Request, path: &std::path::Path, line: &[u8], cache: Option<&Arc<OpenLogFileCache>>) {
+    let open = || OpenOptions::new().append(true).create(true).open(path);
+    let failed = |e: io::Error| {
+        sluice_core::log_error!(
+            sluice_core::log::Level::Crit,
+            r.log_id(),
+            "open() \"{}\" failed ({})",
+            path.display(),
+            sluice_core::log::os_error(&e)
+        );
+    };
+    let Some(c) = cache else {
+        match open() {
+            Ok(f) => drop((&f).write(line)),
+            Err(e) => failed(e),
+        }
+        return;
+    };
+    let now = sluice_core::event::now();
+    let id = Arc::as_ptr(c) as usize;
+    OPEN_FILES.with(|files| {
+        let mut files = files.borrow_mut();
+        files.retain(|(cache, _), f| *cache != id || now.saturating_duration_since(f.last_used) < c.inactive);
+        let key = (id, path.to_path_buf());
+        if let Some(f) = files.get_mut(&key) {
+            f.uses += 1;
+            f.last_used = now;
+            if f.file.is_some() && now.saturating_duration_since(f.checked) >= c.valid {
+                f.checked = now;
+                if !same_file(f.file.as_ref(), path) {
+                    f.file = None;
+                }
+            }
+            if f.file.is_none() {
+                match open() {
+                    Ok(file) if f.uses >= c.min_uses => f.file = Some(file),
+                    Ok(file) => return drop((&file).write(line)),
+                    Err(e) => return failed(e),
+                }
+            }
+            if let Some(file) = &f.file {
+                let _ = (&*file).write(line);
+            }
+            return;
+        }
+        let file = match open() {
+            Ok(file) => file,
+            Err(e) => return failed(e),
+        };
+        let _ = (&file).write(line);
+        let ours = files.keys().filter(|(cache, _)| *cache == id).count();
+        if ours >= c.max {
+            let oldest = files.iter().filter(|((cache, _), _)| *cache == id).min_by_key(|(_, f)| f.last_used);
+            if let Some(k) = oldest.map(|(k, _)| k.clone()) {
+                files.remove(&k);
+            }
+        }
+        let kept = (c.min_uses <= 1).then_some(file);
+        files.insert(key, CachedFile { file: kept, uses: 1, last_used: now, checked: now });
+    });
+}
+
+/// Whether the open `file` is still the file `path` names.
+fn same_file(file: Option<&File>, path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.and_then(|f| f.metadata().ok()), std::fs::metadata(path)) {
+        (Some(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// A log path with variables is written only while the request's root
+/// directory exists, as nginx checks (so that a server whose document
+/// root is gone does not create log files for it).
+fn root_exists(r: &Request) -> bool {
+    let root = r.map_uri_to_path(b"");
+    let err = match std::fs::metadata(&root) {
+        Ok(m) if m.is_dir() => return true,
+        Ok(_) => io::Error::from_raw_os_error(nix::libc::ENOTDIR),
+        Err(e) => e,
+    };
+    sluice_core::log_error!(
+        sluice_core::log::Level::Error,
+        r.log_id(),
+        "testing \"{}\" existence failed ({})",
+        root.display(),
+        sluice_core::log::os_error(&err)
+    );
+    false
 }
 
 /// `buffer=` and `flush=` of one `access_log`.
@@ -210,6 +349,8 @@ pub struct LogMainConf {
 pub struct LogLocConf {
     // Shared, so the log phase takes them with a reference count.
     logs: Option<Arc<Vec<AccessLog>>>,
+    /// `open_log_file_cache`: `None` inherit, `Some(None)` off.
+    open_file_cache: Option<Option<Arc<OpenLogFileCache>>>,
 }
 
 /// The module's key.
@@ -294,8 +435,8 @@ fn set_access_log(cx: &mut HttpConfCx, c: &mut LogLocConf, stmt: &Statement) -> 
         return Err("\"access_log off\" was specified earlier".into());
     }
     let path = stmt.arg(0);
-    if path.starts_with("syslog:") || path.contains('$') {
-        return Err(format!("\"{path}\": syslog and variables in access_log paths are not supported").into());
+    if path.starts_with("syslog:") {
+        return Err(format!("\"{path}\": syslog is not supported").into());
     }
     let format_name = stmt.args.get(1).map(|a| a.as_str()).filter(|a| !a.contains('=')).unwrap_or("combined");
     let params_from = if stmt.args.get(1).is_some_and(|a| !a.as_str().contains('=')) { 2 } else { 1 };
@@ -321,6 +462,11 @@ fn set_access_log(cx: &mut HttpConfCx, c: &mut LogLocConf, stmt: &Statement) -> 
         }
     }
     let full = cx.full_path(path);
+    let by_request = cx.compile(&full.to_string_lossy())?;
+    let by_request = by_request.has_variables().then_some(by_request);
+    if by_request.is_some() && (size.is_some() || flush.is_some() || gzip.is_some()) {
+        return Err("buffered logs cannot have variables in name".into());
+    }
     let (format, file) = cx.with_main_conf(&KEY, |main: &mut LogMainConf| -> Result<_, SetError> {
         let format = if format_name == "combined" {
             None
@@ -333,6 +479,9 @@ fn set_access_log(cx: &mut HttpConfCx, c: &mut LogLocConf, stmt: &Statement) -> 
                     .ok_or_else(|| SetError::from(format!("unknown log format \"{format_name}\"")))?,
             )
         };
+        if by_request.is_some() {
+            return Ok((format, None));
+        }
         let mut files = main.files.lock().map_err(|_| SetError::from("log files lock poisoned"))?;
         let file = match files.iter().find(|f| f.path == full) {
             Some(f) => f.clone(),
@@ -344,8 +493,13 @@ fn set_access_log(cx: &mut HttpConfCx, c: &mut LogLocConf, stmt: &Statement) -> 
                 f
             }
         };
-        Ok((format, file))
+        Ok((format, Some(file)))
     })?;
+    let target = match (file, by_request) {
+        (Some(f), _) => Target::File(f),
+        (None, Some(path)) => Target::Path(path),
+        (None, None) => unreachable!("a path without variables has its file"),
+    };
     let format = match format {
         Some(f) => f,
         None => Arc::new(compile_format(cx, "combined", Escape::Default, COMBINED)?),
@@ -355,7 +509,34 @@ fn set_access_log(cx: &mut HttpConfCx, c: &mut LogLocConf, stmt: &Statement) -> 
         (None, None, None) => None,
         (size, flush, gzip) => Some(Buffering { size: size.unwrap_or(64 * 1024), flush, gzip }),
     };
-    Arc::make_mut(c.logs.get_or_insert_with(Arc::default)).push(AccessLog { file, format, condition, buffering });
+    Arc::make_mut(c.logs.get_or_insert_with(Arc::default)).push(AccessLog { target, format, condition, buffering });
+    Ok(())
+}
+
+fn set_open_log_file_cache(_: &mut HttpConfCx, c: &mut LogLocConf, stmt: &Statement) -> Result<(), SetError> {
+    if c.open_file_cache.is_some() {
+        return Err(sluice_core::conf::directive::duplicate(stmt).into());
+    }
+    if stmt.arg(0) == "off" && stmt.args.len() == 1 {
+        c.open_file_cache = Some(None);
+        return Ok(());
+    }
+    let (mut max, mut inactive, mut min_uses, mut valid) =
+        (None, std::time::Duration::from_secs(10), 1, std::time::Duration::from_secs(60));
+    for a in &stmt.args {
+        let a = a.as_str();
+        let bad = || SetError::from(format!("invalid \"open_log_file_cache\" parameter \"{a}\""));
+        let time = |v: &str| sluice_core::conf::value::parse_time(v).ok_or_else(bad);
+        match a.split_once('=') {
+            Some(("max", v)) => max = Some(v.parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(bad)?),
+            Some(("inactive", v)) => inactive = time(v)?,
+            Some(("min_uses", v)) => min_uses = v.parse::<u32>().ok().filter(|&n| n > 0).ok_or_else(bad)?,
+            Some(("valid", v)) => valid = time(v)?,
+            _ => return Err(bad()),
+        }
+    }
+    let max = max.ok_or_else(|| SetError::from("\"open_log_file_cache\" must have \"max\" parameter"))?;
+    c.open_file_cache = Some(Some(Arc::new(OpenLogFileCache { max, inactive, min_uses, valid })));
     Ok(())
 }
 
@@ -379,7 +560,7 @@ fn escape_into(out: &mut Vec<u8>, v: &[u8], escape: Escape) {
                     b'\n' => out.extend_from_slice(b"\\n"),
                     b'\r' => out.extend_from_slice(b"\\r"),
                     b'\t' => out.extend_from_slice(b"\\t"),
-                    c if c < 0x20 => out.extend_from_slice(format!("\\u{c:04x}").as_bytes()),
+                    c if c < 0x20 => out.extend_from_slice(format!("\\u{c:04X}").as_bytes()),
                     c => out.push(c),
                 }
             }
@@ -419,6 +600,7 @@ fn log_handler(r: &mut Request) -> Flow {
             None => return Flow::Ok,
         },
     };
+    let (mut root_tested, mut root_ok) = (false, false);
     for l in logs.iter() {
         if let Some(cond) = &l.condition {
             let v = cond.eval(r);
@@ -427,9 +609,20 @@ fn log_handler(r: &mut Request) -> Flow {
             }
         }
         let line = l.format.render(r);
-        match l.buffering {
-            Some(b) => write_buffered(&l.file, &line, b),
-            None => l.file.write_line(&line),
+        match (&l.target, l.buffering) {
+            (Target::File(f), Some(b)) => write_buffered(f, &line, b),
+            (Target::File(f), None) => f.write_line(&line),
+            (Target::Path(path), _) => {
+                if !root_tested {
+                    root_tested = true;
+                    root_ok = root_exists(r);
+                }
+                if root_ok {
+                    let path = std::path::PathBuf::from(std::ffi::OsString::from_vec(path.eval(r).to_vec()));
+                    let cache = r.loc_conf(&KEY).open_file_cache.clone().flatten();
+                    write_to_path(r, &path, &line, cache.as_ref());
+                }
+            }
         }
     }
     Flow::Ok
@@ -454,6 +647,13 @@ impl HttpModule for LogModule {
                 Level::Loc,
                 custom(set_access_log),
             ),
+            Directive::new(
+                "open_log_file_cache",
+                C::HTTP_ANY,
+                Args::TAKE1234,
+                Level::Loc,
+                custom(set_open_log_file_cache),
+            ),
         ]
     }
 
@@ -470,6 +670,9 @@ impl HttpModule for LogModule {
         let c: &mut LogLocConf = downcast_mut(child);
         if c.logs.is_none() {
             c.logs.clone_from(&p.logs);
+        }
+        if c.open_file_cache.is_none() {
+            c.open_file_cache.clone_from(&p.open_file_cache);
         }
         Ok(())
     }
@@ -493,7 +696,7 @@ impl HttpModule for LogModule {
             files.push(file.clone());
         }
         let _ = main.default.set(Arc::new(vec![AccessLog {
-            file,
+            target: Target::File(file),
             format: Arc::new(format),
             condition: None,
             buffering: None,
@@ -521,7 +724,8 @@ mod tests {
         escape_into(&mut o, b"a\"b\\c\x01\xff", Escape::Default);
         assert_eq!(o, b"a\\x22b\\x5Cc\\x01\\xFF");
         let mut o = Vec::new();
-        escape_into(&mut o, b"a\"\n\x01", Escape::Json);
-        assert_eq!(o, b"a\\\"\\n\\u0001");
+        escape_into(&mut o, b"a\"\n\x01\x1b", Escape::Json);
+        // Upper-case hex digits, as nginx writes them.
+        assert_eq!(o, b"a\\\"\\n\\u0001\\u001B");
     }
 }
