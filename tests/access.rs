@@ -128,3 +128,51 @@ fn satisfy_any_and_all() {
     let log = s.error_log();
     assert_eq!(log.matches("access forbidden by rule").count(), 1, "{log}");
 }
+
+#[test]
+fn limit_except_applies_its_block_to_the_other_methods() {
+    let s = Server::start(
+        r#"http { server { listen 127.0.0.1:%%PORT%%; root %%DIR%%/html;
+            location /ro { limit_except GET { deny all; } }
+            location /post { limit_except post { auth_basic "writers"; auth_basic_user_file %%DIR%%/htpasswd; } }
+            location /log { limit_except GET { access_log %%DIR%%/writes.log; } } } }"#,
+    );
+    s.write_file("htpasswd", "joe:{PLAIN}secret\n");
+    write_files(&s, &["ro", "post", "log"]);
+    let status = |method: &str, path: &str| {
+        let req = format!("{method} {path} HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let bytes = s.raw(req.as_bytes());
+        if method == "HEAD" {
+            common::parse_head_response(&bytes).0.status
+        } else {
+            parse_response(&bytes).0.status
+        }
+    };
+    // GET, and HEAD with it, pass; every other method gets the block: deny.
+    assert_eq!((status("GET", "/ro"), status("HEAD", "/ro")), (200, 200));
+    for m in ["POST", "PUT", "DELETE", "PATCH", "FOO"] {
+        assert_eq!(status(m, "/ro"), 403, "{m}");
+    }
+    // Method names in any case; POST passes (static answers it with 405),
+    // the others need a password.
+    assert_eq!(status("POST", "/post"), 405);
+    assert_eq!(status("GET", "/post"), 401);
+    // The block's own access_log: only what it covers goes there.
+    assert_eq!(status("GET", "/log"), 200);
+    assert_eq!(status("DELETE", "/log"), 405);
+    let writes = std::fs::read_to_string(s.dir().join("writes.log")).unwrap_or_default();
+    assert_eq!(writes.lines().count(), 1, "{writes}");
+    assert!(writes.contains("\"DELETE /log HTTP/1.1\" 405"), "{writes}");
+    // Refused when written wrong.
+    let e = Server::try_start("http { server { listen 127.0.0.1:%%PORT%%; location / { limit_except GETS { } } } }")
+        .expect_err("bad method");
+    assert!(e.contains("invalid method \"GETS\""), "{e}");
+    let e = Server::try_start(
+        "http { server { listen 127.0.0.1:%%PORT%%; location / { limit_except GET { } limit_except POST { } } } }",
+    )
+    .expect_err("twice");
+    assert!(e.contains("\"limit_except\" directive is duplicate"), "{e}");
+    let e =
+        Server::try_start("http { server { listen 127.0.0.1:%%PORT%%; limit_except GET { } } }").expect_err("place");
+    assert!(e.contains("\"limit_except\" directive is not allowed here"), "{e}");
+}

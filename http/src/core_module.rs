@@ -159,6 +159,10 @@ pub enum ServerTokens {
 #[derive(Default)]
 pub struct CoreLocConf {
     pub(crate) locations: Vec<LocationBuild>,
+    /// `limit_except`: the methods the location allows as they are (bits of
+    /// [`method_bit`]), and the anonymous location whose confs apply to the
+    /// others.
+    pub(crate) limit_except: Option<(u32, usize)>,
     pub(crate) content_handler: Option<Arc<dyn PhaseHandler>>,
     /// A URI equal to the location's name without its trailing slash gets
     /// a 301 to the name (set by handlers such as `proxy_pass`).
@@ -299,6 +303,7 @@ fn directives() -> Vec<Directive<HttpConfCx>> {
         Directive::new("root", any_loc() | C::HTTP_LIF, Args::TAKE1, Loc, custom(set_root)),
         Directive::new("alias", C::HTTP_LOC, Args::TAKE1, Loc, custom(set_alias)),
         Directive::new("internal", C::HTTP_LOC, Args::NOARGS, Loc, custom(set_internal)),
+        Directive::new("limit_except", C::HTTP_LOC, Args::BLOCK | Args::MORE1, Loc, custom(set_limit_except)),
         Directive::new("default_type", any_loc(), Args::TAKE1, Loc, directive::string(|c: &mut CoreLocConf| &mut c.default_type)),
         Directive::new("types", any_loc(), Args::BLOCK | Args::NOARGS, Loc, custom(set_types)),
         Directive::new("keepalive_timeout", any_loc(), Args::TAKE12, Loc, custom(set_keepalive_timeout)),
@@ -527,6 +532,63 @@ fn set_rate(cx: &mut HttpConfCx, field: &mut Option<ComplexValue>, stmt: &Statem
         }
     }
     *field = Some(value);
+    Ok(())
+}
+
+/// A method's bit in a `limit_except` set; every method nginx has no
+/// name for shares one (they are never in the set).
+pub(crate) fn method_bit(m: crate::parse::Method) -> u32 {
+    use crate::parse::Method as M;
+    1 << match m {
+        M::Get => 0,
+        M::Head => 1,
+        M::Post => 2,
+        M::Put => 3,
+        M::Delete => 4,
+        M::Mkcol => 5,
+        M::Copy => 6,
+        M::Move => 7,
+        M::Options => 8,
+        M::Propfind => 9,
+        M::Proppatch => 10,
+        M::Lock => 11,
+        M::Unlock => 12,
+        M::Patch => 13,
+        M::Trace => 14,
+        M::Connect => 15,
+        M::Other => 16,
+    }
+}
+
+/// `limit_except METHOD ... { ... }`: the block's directives (`allow`,
+/// `deny`, `auth_basic`, `proxy_pass`, `access_log`) apply to requests with
+/// the other methods. GET allows HEAD too; names are read in any case, as
+/// nginx reads them.
+fn set_limit_except(cx: &mut HttpConfCx, c: &mut CoreLocConf, stmt: &Statement) -> Result<(), SetError> {
+    if c.limit_except.is_some() {
+        return Err(directive::duplicate(stmt).into());
+    }
+    use crate::parse::Method;
+    let mut allowed = 0;
+    for a in &stmt.args {
+        let m = Method::from_name(a.as_str().to_ascii_uppercase().as_bytes());
+        if matches!(m, Method::Other | Method::Trace | Method::Connect) {
+            return Err(format!("invalid method \"{}\"", a.as_str()).into());
+        }
+        allowed |= method_bit(m);
+    }
+    if allowed & method_bit(Method::Get) != 0 {
+        allowed |= method_bit(Method::Head);
+    }
+    let confs = cx.read_anonymous_location(stmt.block.as_deref().unwrap_or(&[]), C::HTTP_LMT)?;
+    // Added to `c`, the location being read, which is on top of the stack.
+    c.locations.push(LocationBuild {
+        matcher: LocMatch::Anonymous(Box::new(LocMatch::ServerLevel)),
+        confs,
+        origin: stmt.origin.clone(),
+    });
+    let n = c.locations.iter().filter(|l| matches!(l.matcher, LocMatch::Anonymous(_))).count() - 1;
+    c.limit_except = Some((allowed, n));
     Ok(())
 }
 

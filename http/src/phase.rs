@@ -239,6 +239,7 @@ fn find_config(r: &mut Request) -> Step {
                 r.set_captures(subject, f.captures, f.capture_names);
             }
             r.loc = f.location;
+            apply_limit_except(r);
         }
         None => r.loc = r.server.root.clone(),
     }
@@ -351,6 +352,19 @@ pub fn finalize(r: &mut Request, flow: Flow) {
     }
 }
 
+/// A request whose method the location's `limit_except` does not allow
+/// goes on with that block's confs (nginx's location config update).
+fn apply_limit_except(r: &mut Request) {
+    let Some((allowed, n)) = r.core_loc().limit_except else {
+        return;
+    };
+    if allowed & crate::core_module::method_bit(r.head.method) == 0 {
+        if let Some(l) = r.loc.anonymous(n).cloned() {
+            r.loc = l;
+        }
+    }
+}
+
 /// Redirects the request internally to `uri` (with `args`): the phases run
 /// again from server_rewrite with the new URI. Returns `Flow::Done` (the
 /// caller's handler is finished) or a 500 after too many redirects.
@@ -388,6 +402,7 @@ pub fn named_redirect(r: &mut Request, name: &str) -> Flow {
         return Flow::Status(500);
     }
     r.loc = loc;
+    apply_limit_except(r);
     r.internal = true;
     r.clear_ctx_for_redirect();
     r.phase = Phase::Rewrite as usize;
