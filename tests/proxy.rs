@@ -669,3 +669,28 @@ fn upstream_cookie_reads_set_cookie_as_nginx_does() {
         assert_eq!(get(&s, "/").header("X-Cookie"), want, "{set_cookie:?}");
     }
 }
+
+#[test]
+fn cookie_domain_and_path_are_rewritten() {
+    for (set_cookie, want) in [
+        ("a=1; Domain=Backend.Internal; Path=/app/x", "a=1; Domain=example.com; Path=/x"),
+        ("a=1;Domain=.backend.internal", "a=1; Domain=.example.com"),
+        ("a=1; path=/old/deep", "a=1; path=/new/deep"),
+        ("a=1; Path=/APP/x", "a=1; Path=/APP/x"),
+        ("a=1; Domain=other.org; Secure", "a=1; Domain=other.org; Secure"),
+    ] {
+        let head = format!("HTTP/1.1 200 OK\r\nSet-Cookie: {set_cookie}\r\nContent-Length: 0\r\n\r\n");
+        let o = Origin::fixed(head.as_bytes());
+        let s = start(
+            &o,
+            "http { server { listen 127.0.0.1:%%PORT%%; location / { proxy_pass http://127.0.0.1:@P@;
+                proxy_cookie_domain backend.internal .example.com;
+                proxy_cookie_path /app/ /;
+                proxy_cookie_path ~^/old/(.*)$ /new/$1;
+                location /off/ { proxy_pass http://127.0.0.1:@P@; proxy_cookie_path off; proxy_cookie_domain off; } } } }",
+        );
+        assert_eq!(get(&s, "/").header("Set-Cookie"), Some(want), "{set_cookie:?}");
+        // `off` at a level: passed as it came.
+        assert_eq!(get(&s, "/off/").header("Set-Cookie"), Some(set_cookie), "{set_cookie:?}");
+    }
+}

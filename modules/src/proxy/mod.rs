@@ -28,6 +28,7 @@
 mod body_stream;
 mod build;
 mod conf;
+mod cookie;
 mod head;
 mod pool;
 mod pump;

@@ -150,6 +150,8 @@ pub(super) fn headers_out(r: &mut Request, h: &UpstreamHead) {
     let redirects = conf.redirect.as_deref();
     // Only a `Location` or `Refresh` needs the default rule.
     let mut default = None;
+    let rewrite_cookies =
+        super::cookie::active(conf.cookie_domains.as_ref()) || super::cookie::active(conf.cookie_paths.as_ref());
     r.headers_out.status = h.status;
     r.headers_out.content_length = if h.chunked { None } else { h.content_length };
     let mut seen: smallvec::SmallVec<[&[u8]; 8]> = smallvec::SmallVec::new();
@@ -197,6 +199,10 @@ pub(super) fn headers_out(r: &mut Request, h: &UpstreamHead) {
                 let at = memchr::memmem::find(&value.to_ascii_lowercase(), b"url=").map(|i| i + 4);
                 let default = default.get_or_insert_with(|| super::redirect::default_rule(conf));
                 let v = at.and_then(|i| super::redirect::rewrite_with(r, redirects, default.as_ref(), value, i));
+                r.headers_out.add(name.clone(), v.unwrap_or_else(|| value.clone()));
+            }
+            b"set-cookie" if rewrite_cookies => {
+                let v = super::cookie::rewrite(r, conf.cookie_domains.as_ref(), conf.cookie_paths.as_ref(), value);
                 r.headers_out.add(name.clone(), v.unwrap_or_else(|| value.clone()));
             }
             _ => r.headers_out.add(name.clone(), value.clone()),

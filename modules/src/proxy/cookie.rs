@@ -1,0 +1,233 @@
+//! `proxy_cookie_domain` and `proxy_cookie_path`: rewriting the `Domain`
+//! and `Path` attributes of the `Set-Cookie` fields an upstream sends.
+//!
+//! ```text
+//! proxy_cookie_domain backend.internal example.com;
+//! proxy_cookie_path   /app/ /;
+//! proxy_cookie_path   ~*^/old/(.+)$ /new/$1;
+//! ```
+//!
+//! As nginx reads them: a domain rule matches the whole attribute value
+//! without case (a leading dot in the value, or in the rule's words, does
+//! not count and stays in the value); a path rule matches the value's
+//! start, with case; `~regex` matches the value (`~*`, and every domain
+//! regex, without case) and its replacement, captures usable, replaces
+//! all of it. For each attribute the first rule that matches applies. A
+//! field that changed is written again as nginx writes it: attributes
+//! joined by `; `, blanks around `=` and `;` dropped; one that did not is
+//! passed as it came. Rules of a level replace the outer level's; `off`
+//! turns them off there.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use regex::bytes::Regex;
+use sluice_core::conf::directive as d;
+use sluice_core::conf::{SetError, Statement};
+use sluice_http::variables::ComplexValue;
+use sluice_http::{HttpConfCx, Request};
+
+/// Which attribute a directive rewrites.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Attr {
+    Domain,
+    Path,
+}
+
+/// One rule.
+enum Rule {
+    /// The value (less a leading dot, for a domain) equal to, or for a
+    /// path starting with, the pattern.
+    Text(ComplexValue, ComplexValue),
+    /// A match of the whole value.
+    Regex(Regex, ComplexValue),
+}
+
+/// The rules of one level for one attribute (`off`: none).
+#[derive(Default)]
+pub(crate) struct CookieRules {
+    rules: Vec<Rule>,
+    off: bool,
+}
+
+pub(crate) fn set_domain(
+    cx: &mut HttpConfCx,
+    c: &mut Option<Arc<CookieRules>>,
+    stmt: &Statement,
+) -> Result<(), SetError> {
+    set(cx, c, stmt, Attr::Domain)
+}
+
+pub(crate) fn set_path(
+    cx: &mut HttpConfCx,
+    c: &mut Option<Arc<CookieRules>>,
+    stmt: &Statement,
+) -> Result<(), SetError> {
+    set(cx, c, stmt, Attr::Path)
+}
+
+fn set(cx: &mut HttpConfCx, c: &mut Option<Arc<CookieRules>>, stmt: &Statement, attr: Attr) -> Result<(), SetError> {
+    let rules = Arc::get_mut(c.get_or_insert_with(Default::default)).ok_or("cookie rules shared")?;
+    if rules.off {
+        return Err(d::duplicate(stmt).into());
+    }
+    if stmt.args.len() == 1 {
+        if stmt.arg(0) != "off" {
+            return Err(format!("invalid parameter \"{}\"", stmt.arg(0)).into());
+        }
+        if !rules.rules.is_empty() {
+            return Err(d::duplicate(stmt).into());
+        }
+        rules.off = true;
+        return Ok(());
+    }
+    let (from, to) = (stmt.arg(0), stmt.arg(1));
+    let rule = if let Some(re) = from.strip_prefix('~') {
+        let (re, caseless) = match re.strip_prefix('*') {
+            Some(re) => (re, true),
+            None => (re, attr == Attr::Domain),
+        };
+        let re = Regex::new(&if caseless { format!("(?i){re}") } else { re.to_string() }).map_err(|e| e.to_string())?;
+        for n in re.capture_names().flatten() {
+            cx.vars.add_capture(n);
+        }
+        Rule::Regex(re, cx.compile(to)?)
+    } else {
+        let undot = |s: &'_ str| {
+            if attr == Attr::Domain {
+                s.strip_prefix('.').unwrap_or(s).to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        Rule::Text(cx.compile(&undot(from))?, cx.compile(&undot(to))?)
+    };
+    rules.rules.push(rule);
+    Ok(())
+}
+
+/// True when rules apply at this level (set and not `off`).
+pub(crate) fn active(rules: Option<&Arc<CookieRules>>) -> bool {
+    rules.is_some_and(|r| !r.off && !r.rules.is_empty())
+}
+
+/// The `Set-Cookie` value with its `Domain` and `Path` attributes
+/// rewritten; `None` when no rule applied.
+pub(crate) fn rewrite(
+    r: &mut Request,
+    domains: Option<&Arc<CookieRules>>,
+    paths: Option<&Arc<CookieRules>>,
+    value: &[u8],
+) -> Option<Bytes> {
+    let mut attrs = parse(value);
+    // The first attribute is the cookie itself; a field without `=` in
+    // it is not a cookie and is left alone.
+    attrs.first()?.1.as_ref()?;
+    let mut changed = false;
+    for (key, val) in attrs.iter_mut().skip(1) {
+        let Some(v) = val.as_ref() else { continue };
+        let (rules, attr) = if key.eq_ignore_ascii_case(b"domain") {
+            (domains, Attr::Domain)
+        } else if key.eq_ignore_ascii_case(b"path") {
+            (paths, Attr::Path)
+        } else {
+            continue;
+        };
+        let Some(rules) = rules.filter(|rl| !rl.off) else { continue };
+        if let Some(new) = rewrite_value(r, rules, attr, v) {
+            *val = Some(new);
+            changed = true;
+        }
+    }
+    if !changed {
+        return None;
+    }
+    let mut out = BytesMut::with_capacity(value.len() + 16);
+    for (i, (key, val)) in attrs.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b"; ");
+        }
+        out.extend_from_slice(key);
+        if let Some(v) = val {
+            out.extend_from_slice(b"=");
+            out.extend_from_slice(v);
+        }
+    }
+    Some(out.freeze())
+}
+
+/// The attributes of a `Set-Cookie` value as nginx splits them: at `;`,
+/// each a name and, after `=`, a value, blanks around both trimmed.
+fn parse(value: &[u8]) -> Vec<(Bytes, Option<Bytes>)> {
+    let trim = |s: &[u8]| {
+        let s = &s[s.iter().take_while(|&&b| b == b' ').count()..];
+        let end = s.len() - s.iter().rev().take_while(|&&b| b == b' ').count();
+        Bytes::copy_from_slice(&s[..end])
+    };
+    value
+        .split(|&b| b == b';')
+        .map(|part| match memchr::memchr(b'=', part) {
+            Some(eq) => (trim(&part[..eq]), Some(trim(&part[eq + 1..]))),
+            None => (trim(part), None),
+        })
+        .collect()
+}
+
+fn rewrite_value(r: &mut Request, rules: &CookieRules, attr: Attr, value: &Bytes) -> Option<Bytes> {
+    for rule in &rules.rules {
+        match rule {
+            Rule::Text(pattern, to) => {
+                let pattern = pattern.eval(r);
+                let (kept, rest) = match attr {
+                    Attr::Domain if value.first() == Some(&b'.') => value.split_at(1),
+                    _ => value.split_at(0),
+                };
+                let matched = match attr {
+                    Attr::Domain => rest.eq_ignore_ascii_case(&pattern),
+                    Attr::Path => rest.starts_with(&pattern),
+                };
+                if matched {
+                    let to = to.eval(r);
+                    let mut out = BytesMut::with_capacity(value.len() + to.len());
+                    out.extend_from_slice(kept);
+                    out.extend_from_slice(&to);
+                    out.extend_from_slice(&rest[pattern.len()..]);
+                    return Some(out.freeze());
+                }
+            }
+            Rule::Regex(re, to) => {
+                let Some(caps) = re.captures(value) else { continue };
+                let groups = (0..caps.len()).map(|i| caps.get(i).map(|m| m.range())).collect();
+                let names = re.capture_names().enumerate().filter_map(|(i, n)| n.map(|n| (n.to_string(), i))).collect();
+                r.set_captures(value.clone(), groups, names);
+                return Some(to.eval(r));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_split_as_nginx_splits_them() {
+        let attrs = parse(b"v=a=b ;  Domain = .x.org;Secure; Path=/p ");
+        let shown: Vec<(String, Option<String>)> = attrs
+            .iter()
+            .map(|(k, v)| {
+                (String::from_utf8_lossy(k).into_owned(), v.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()))
+            })
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("v".to_string(), Some("a=b".to_string())),
+                ("Domain".to_string(), Some(".x.org".to_string())),
+                ("Secure".to_string(), None),
+                ("Path".to_string(), Some("/p".to_string())),
+            ]
+        );
+    }
+}
