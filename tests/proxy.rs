@@ -694,3 +694,28 @@ fn cookie_domain_and_path_are_rewritten() {
         assert_eq!(get(&s, "/off/").header("Set-Cookie"), Some(set_cookie), "{set_cookie:?}");
     }
 }
+
+#[test]
+fn cookie_flags_are_set_and_removed() {
+    for (set_cookie, want) in [
+        ("sess=1; Path=/", "sess=1; Path=/; Secure; HttpOnly; SameSite=Lax"),
+        ("sess=1; secure; SameSite=None", "sess=1; secure; SameSite=Lax; HttpOnly"),
+        ("track=1; Secure; HttpOnly; SameSite=Strict", "track=1"),
+        ("other=1; Secure", "other=1; Secure"),
+    ] {
+        let head = format!("HTTP/1.1 200 OK\r\nSet-Cookie: {set_cookie}\r\nContent-Length: 0\r\n\r\n");
+        let o = Origin::fixed(head.as_bytes());
+        let s = start(
+            &o,
+            "http { server { listen 127.0.0.1:%%PORT%%; location / { proxy_pass http://127.0.0.1:@P@;
+                proxy_cookie_flags SESS secure httponly samesite=lax;
+                proxy_cookie_flags ~^tr nosecure nohttponly nosamesite; } } }",
+        );
+        assert_eq!(get(&s, "/").header("Set-Cookie"), Some(want), "{set_cookie:?}");
+    }
+    let e = Server::try_start(
+        "http { server { listen 127.0.0.1:%%PORT%%; location / { proxy_pass http://127.0.0.1:9; proxy_cookie_flags a securely; } } }",
+    )
+    .expect_err("bad flag");
+    assert!(e.contains("invalid flag \"securely\""), "{e}");
+}

@@ -91,6 +91,7 @@ pub struct ProxyLocConf {
     pub(crate) redirect: Option<Arc<Redirects>>,
     pub(crate) cookie_domains: Option<Arc<super::cookie::CookieRules>>,
     pub(crate) cookie_paths: Option<Arc<super::cookie::CookieRules>>,
+    pub(crate) cookie_flags: Option<Arc<super::cookie::FlagRules>>,
     pub(crate) intercept_errors: Option<bool>,
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) send_timeout: Option<Duration>,
@@ -296,6 +297,7 @@ impl HttpModule for ProxyModule {
             Directive::new("proxy_redirect", any, Args::TAKE12, Loc, custom(super::redirect::set_redirect)),
             Directive::new("proxy_cookie_domain", any, Args::TAKE12, Loc, custom(|cx: &mut HttpConfCx, c: &mut ProxyLocConf, s| super::cookie::set_domain(cx, &mut c.cookie_domains, s))),
             Directive::new("proxy_cookie_path", any, Args::TAKE12, Loc, custom(|cx: &mut HttpConfCx, c: &mut ProxyLocConf, s| super::cookie::set_path(cx, &mut c.cookie_paths, s))),
+            Directive::new("proxy_cookie_flags", any, Args::TAKE1234, Loc, custom(|cx: &mut HttpConfCx, c: &mut ProxyLocConf, s| super::cookie::set_flags(cx, &mut c.cookie_flags, s))),
             Directive::new("proxy_intercept_errors", any, Args::FLAG, Loc, d::flag(|c: &mut ProxyLocConf| &mut c.intercept_errors)),
             Directive::new("proxy_connect_timeout", any, Args::TAKE1, Loc, d::time(|c: &mut ProxyLocConf| &mut c.connect_timeout)),
             Directive::new("proxy_send_timeout", any, Args::TAKE1, Loc, d::time(|c: &mut ProxyLocConf| &mut c.send_timeout)),
@@ -334,7 +336,16 @@ impl HttpModule for ProxyModule {
             c.location.clone_from(&p.location);
         }
         inherit!(http_version, set_headers, pass_request_headers, pass_request_body, set_body, method);
-        inherit!(hide_headers, pass_headers, ignore_headers, redirect, cookie_domains, cookie_paths, intercept_errors);
+        inherit!(
+            hide_headers,
+            pass_headers,
+            ignore_headers,
+            redirect,
+            cookie_domains,
+            cookie_paths,
+            cookie_flags,
+            intercept_errors
+        );
         inherit!(connect_timeout, send_timeout, read_timeout, request_buffering, buffering, buffer_size, buffers);
         inherit!(busy_buffers_size, max_temp_file_size, temp_file_write_size, temp_path);
         inherit!(next_upstream, next_upstream_tries, next_upstream_timeout, ignore_client_abort, socket_keepalive);

@@ -1,10 +1,11 @@
-//! `proxy_cookie_domain` and `proxy_cookie_path`: rewriting the `Domain`
-//! and `Path` attributes of the `Set-Cookie` fields an upstream sends.
+//! `proxy_cookie_domain`, `proxy_cookie_path` and `proxy_cookie_flags`:
+//! rewriting the `Set-Cookie` fields an upstream sends.
 //!
 //! ```text
 //! proxy_cookie_domain backend.internal example.com;
 //! proxy_cookie_path   /app/ /;
 //! proxy_cookie_path   ~*^/old/(.+)$ /new/$1;
+//! proxy_cookie_flags  session secure httponly samesite=lax;
 //! ```
 //!
 //! As nginx reads them: a domain rule matches the whole attribute value
@@ -17,6 +18,13 @@
 //! joined by `; `, blanks around `=` and `;` dropped; one that did not is
 //! passed as it came. Rules of a level replace the outer level's; `off`
 //! turns them off there.
+//!
+//! `proxy_cookie_flags` names a cookie (without case, variables allowed;
+//! `~regex` without case too) and flags: `secure`, `httponly`,
+//! `samesite=strict|lax|none` add the attribute or set its value, and
+//! `nosecure`, `nohttponly`, `nosamesite` remove it. Flags may come from
+//! variables; an empty or unknown one is skipped. The first rule whose
+//! cookie matches applies.
 
 use std::sync::Arc;
 
@@ -111,12 +119,151 @@ pub(crate) fn active(rules: Option<&Arc<CookieRules>>) -> bool {
     rules.is_some_and(|r| !r.off && !r.rules.is_empty())
 }
 
+/// Which cookies a `proxy_cookie_flags` rule is for.
+enum CookieName {
+    Exact(ComplexValue),
+    Regex(Regex),
+}
+
+/// The `proxy_cookie_flags` rules of a level (`off`: none).
+#[derive(Default)]
+pub(crate) struct FlagRules {
+    rules: Vec<(CookieName, Vec<ComplexValue>)>,
+    off: bool,
+}
+
+impl FlagRules {
+    /// True when rules apply at this level.
+    pub(crate) fn active(rules: Option<&Arc<FlagRules>>) -> bool {
+        rules.is_some_and(|r| !r.off && !r.rules.is_empty())
+    }
+}
+
+pub(crate) fn set_flags(cx: &mut HttpConfCx, c: &mut Option<Arc<FlagRules>>, stmt: &Statement) -> Result<(), SetError> {
+    let rules = Arc::get_mut(c.get_or_insert_with(Default::default)).ok_or("cookie flag rules shared")?;
+    if rules.off {
+        return Err(d::duplicate(stmt).into());
+    }
+    if stmt.args.len() == 1 {
+        if stmt.arg(0) != "off" {
+            return Err(format!("invalid parameter \"{}\"", stmt.arg(0)).into());
+        }
+        if !rules.rules.is_empty() {
+            return Err(d::duplicate(stmt).into());
+        }
+        rules.off = true;
+        return Ok(());
+    }
+    let name = match stmt.arg(0).strip_prefix('~') {
+        Some(re) => CookieName::Regex(Regex::new(&format!("(?i){re}")).map_err(|e| e.to_string())?),
+        None => CookieName::Exact(cx.compile(stmt.arg(0))?),
+    };
+    let mut flags = Vec::new();
+    for a in &stmt.args[1..] {
+        let v = cx.compile(a.as_str())?;
+        if let Some(text) = v.as_literal() {
+            if Flag::parse(text).is_none() {
+                return Err(format!("invalid flag \"{}\"", a.as_str()).into());
+            }
+        }
+        flags.push(v);
+    }
+    rules.rules.push((name, flags));
+    Ok(())
+}
+
+/// One flag of `proxy_cookie_flags`: an attribute set (`Some`) or removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flag {
+    Secure(bool),
+    HttpOnly(bool),
+    /// `Some(value)`, or `None` for `nosamesite`.
+    SameSite(Option<&'static str>),
+}
+
+impl Flag {
+    fn parse(text: &[u8]) -> Option<Flag> {
+        let t = text.to_ascii_lowercase();
+        Some(match &t[..] {
+            b"secure" => Flag::Secure(true),
+            b"nosecure" => Flag::Secure(false),
+            b"httponly" => Flag::HttpOnly(true),
+            b"nohttponly" => Flag::HttpOnly(false),
+            b"samesite=strict" => Flag::SameSite(Some("Strict")),
+            b"samesite=lax" => Flag::SameSite(Some("Lax")),
+            b"samesite=none" => Flag::SameSite(Some("None")),
+            b"nosamesite" => Flag::SameSite(None),
+            _ => return None,
+        })
+    }
+}
+
+/// The flags a cookie's rule gives, the last of a kind winning: (secure,
+/// httponly, samesite), each `None` when the rule says nothing of it.
+type Wanted = (Option<bool>, Option<bool>, Option<Option<&'static str>>);
+
+fn wanted_flags(r: &Request, rules: &FlagRules, cookie: &[u8]) -> Option<Wanted> {
+    let (_, flags) = rules.rules.iter().find(|(name, _)| match name {
+        CookieName::Exact(v) => v.eval(r).eq_ignore_ascii_case(cookie),
+        CookieName::Regex(re) => re.is_match(cookie),
+    })?;
+    let mut w: Wanted = (None, None, None);
+    for f in flags.iter().filter_map(|v| Flag::parse(&v.eval(r))) {
+        match f {
+            Flag::Secure(on) => w.0 = Some(on),
+            Flag::HttpOnly(on) => w.1 = Some(on),
+            Flag::SameSite(v) => w.2 = Some(v),
+        }
+    }
+    (w != (None, None, None)).then_some(w)
+}
+
+/// Edits the attributes as nginx does: an attribute present is kept,
+/// removed or given the wanted value in its place; the wanted ones still
+/// missing are added at the end, `Secure`, `HttpOnly`, `SameSite`.
+fn apply_flags(attrs: &mut Vec<(Bytes, Option<Bytes>)>, w: Wanted) {
+    let (mut secure, mut httponly, mut samesite) = w;
+    attrs.retain_mut(|(key, val)| {
+        let is = |name: &[u8]| key.eq_ignore_ascii_case(name);
+        if is(b"secure") {
+            return secure.take() != Some(false);
+        }
+        if is(b"httponly") {
+            return httponly.take() != Some(false);
+        }
+        if is(b"samesite") {
+            return match samesite.take() {
+                Some(None) => false,
+                Some(Some(v)) => {
+                    if !val.as_ref().is_some_and(|x| x.eq_ignore_ascii_case(v.as_bytes())) {
+                        *key = Bytes::from_static(b"SameSite");
+                        *val = Some(Bytes::from_static(v.as_bytes()));
+                    }
+                    true
+                }
+                None => true,
+            };
+        }
+        true
+    });
+    if secure == Some(true) {
+        attrs.push((Bytes::from_static(b"Secure"), None));
+    }
+    if httponly == Some(true) {
+        attrs.push((Bytes::from_static(b"HttpOnly"), None));
+    }
+    if let Some(Some(v)) = samesite {
+        attrs.push((Bytes::from_static(b"SameSite"), Some(Bytes::from_static(v.as_bytes()))));
+    }
+}
+
 /// The `Set-Cookie` value with its `Domain` and `Path` attributes
-/// rewritten; `None` when no rule applied.
+/// rewritten and its flags set; `None` when no rule applied.
 pub(crate) fn rewrite(
     r: &mut Request,
     domains: Option<&Arc<CookieRules>>,
     paths: Option<&Arc<CookieRules>>,
+    flags: Option<&Arc<FlagRules>>,
     value: &[u8],
 ) -> Option<Bytes> {
     let mut attrs = parse(value);
@@ -136,6 +283,12 @@ pub(crate) fn rewrite(
         let Some(rules) = rules.filter(|rl| !rl.off) else { continue };
         if let Some(new) = rewrite_value(r, rules, attr, v) {
             *val = Some(new);
+            changed = true;
+        }
+    }
+    if let Some(rules) = flags.filter(|f| !f.off) {
+        if let Some(w) = wanted_flags(r, rules, &attrs[0].0) {
+            apply_flags(&mut attrs, w);
             changed = true;
         }
     }
@@ -210,6 +363,33 @@ fn rewrite_value(r: &mut Request, rules: &CookieRules, attr: Attr, value: &Bytes
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn shown(attrs: &[(Bytes, Option<Bytes>)]) -> String {
+        let parts: Vec<String> = attrs
+            .iter()
+            .map(|(k, v)| match v {
+                Some(v) => format!("{}={}", String::from_utf8_lossy(k), String::from_utf8_lossy(v)),
+                None => String::from_utf8_lossy(k).into_owned(),
+            })
+            .collect();
+        parts.join("; ")
+    }
+
+    #[test]
+    fn flags_are_added_replaced_and_removed_as_nginx_does() {
+        let cases: [(&str, Wanted, &str); 5] = [
+            ("a=1", (Some(true), Some(true), Some(Some("None"))), "a=1; Secure; HttpOnly; SameSite=None"),
+            ("a=1; secure; SameSite=lax", (Some(true), None, Some(Some("Lax"))), "a=1; secure; SameSite=lax"),
+            ("a=1; Secure; samesite=none", (None, None, Some(Some("Strict"))), "a=1; Secure; SameSite=Strict"),
+            ("a=1; secure; httponly; samesite=lax", (Some(false), Some(false), Some(None)), "a=1"),
+            ("a=1; HttpOnly", (None, Some(true), None), "a=1; HttpOnly"),
+        ];
+        for (cookie, w, want) in cases {
+            let mut attrs = parse(cookie.as_bytes());
+            apply_flags(&mut attrs, w);
+            assert_eq!(shown(&attrs), want, "{cookie}");
+        }
+    }
 
     #[test]
     fn attributes_split_as_nginx_splits_them() {

@@ -150,8 +150,9 @@ pub(super) fn headers_out(r: &mut Request, h: &UpstreamHead) {
     let redirects = conf.redirect.as_deref();
     // Only a `Location` or `Refresh` needs the default rule.
     let mut default = None;
-    let rewrite_cookies =
-        super::cookie::active(conf.cookie_domains.as_ref()) || super::cookie::active(conf.cookie_paths.as_ref());
+    let rewrite_cookies = super::cookie::active(conf.cookie_domains.as_ref())
+        || super::cookie::active(conf.cookie_paths.as_ref())
+        || super::cookie::FlagRules::active(conf.cookie_flags.as_ref());
     r.headers_out.status = h.status;
     r.headers_out.content_length = if h.chunked { None } else { h.content_length };
     let mut seen: smallvec::SmallVec<[&[u8]; 8]> = smallvec::SmallVec::new();
@@ -202,7 +203,9 @@ pub(super) fn headers_out(r: &mut Request, h: &UpstreamHead) {
                 r.headers_out.add(name.clone(), v.unwrap_or_else(|| value.clone()));
             }
             b"set-cookie" if rewrite_cookies => {
-                let v = super::cookie::rewrite(r, conf.cookie_domains.as_ref(), conf.cookie_paths.as_ref(), value);
+                let (domains, paths, flags) =
+                    (conf.cookie_domains.as_ref(), conf.cookie_paths.as_ref(), conf.cookie_flags.as_ref());
+                let v = super::cookie::rewrite(r, domains, paths, flags, value);
                 r.headers_out.add(name.clone(), v.unwrap_or_else(|| value.clone()));
             }
             _ => r.headers_out.add(name.clone(), value.clone()),
