@@ -444,6 +444,13 @@ impl Request {
         };
     }
 
+    /// Sets the captures of `re`'s match `caps` in `subject`: `$1`... and
+    /// the named groups, as a matching regex of a directive leaves them.
+    pub fn set_match(&mut self, subject: Bytes, re: &regex::bytes::Regex, caps: &regex::bytes::Captures<'_>) {
+        let groups = (0..caps.len()).map(|i| caps.get(i).map(|m| m.range())).collect();
+        self.set_captures(subject, groups, crate::regex_compat::names(re));
+    }
+
     /// True once the response head went to the filters.
     pub fn header_sent(&self) -> bool {
         self.header_sent

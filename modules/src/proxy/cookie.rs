@@ -350,9 +350,7 @@ fn rewrite_value(r: &mut Request, rules: &CookieRules, attr: Attr, value: &Bytes
             }
             Rule::Regex(re, to) => {
                 let Some(caps) = re.captures(value) else { continue };
-                let groups = (0..caps.len()).map(|i| caps.get(i).map(|m| m.range())).collect();
-                let names = re.capture_names().enumerate().filter_map(|(i, n)| n.map(|n| (n.to_string(), i))).collect();
-                r.set_captures(value.clone(), groups, names);
+                r.set_match(value.clone(), re, &caps);
                 return Some(to.eval(r));
             }
         }

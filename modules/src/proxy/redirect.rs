@@ -136,9 +136,7 @@ pub(crate) fn rewrite_with(
             }
             Rule::Regex(re, to) => {
                 let Some(caps) = re.captures(target) else { continue };
-                let groups = (0..caps.len()).map(|i| caps.get(i).map(|m| m.range())).collect();
-                let names = re.capture_names().enumerate().filter_map(|(i, n)| n.map(|n| (n.to_string(), i))).collect();
-                r.set_captures(Bytes::copy_from_slice(target), groups, names);
+                r.set_match(Bytes::copy_from_slice(target), re, &caps);
                 // As nginx: a regex rule replaces the whole value.
                 let to = to.eval(r);
                 return Some(splice(&to, &[]));
