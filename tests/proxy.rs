@@ -645,6 +645,18 @@ fn x_accel_limit_rate_survives_a_satisfy_any_location() {
     assert!(took >= std::time::Duration::from_millis(1500), "sent in {took:?}: the rate was lost");
 }
 
+/// A server proxying to an origin that answers every request with this
+/// `Set-Cookie`, `directives` in its location `/` (and `nested` inside it).
+fn set_cookie_through(set_cookie: &str, directives: &str, nested: &str) -> (Origin, Server) {
+    let head = format!("HTTP/1.1 200 OK\r\nSet-Cookie: {set_cookie}\r\nContent-Length: 0\r\n\r\n");
+    let o = Origin::fixed(head.as_bytes());
+    let conf = format!(
+        "http {{ server {{ listen 127.0.0.1:%%PORT%%; location / {{ proxy_pass http://127.0.0.1:@P@; {directives} {nested} }} }} }}"
+    );
+    let s = start(&o, &conf);
+    (o, s)
+}
+
 #[test]
 fn upstream_cookie_reads_set_cookie_as_nginx_does() {
     // The first Set-Cookie that starts with the name; spaces (not tabs)
@@ -659,13 +671,7 @@ fn upstream_cookie_reads_set_cookie_as_nginx_does() {
         ("=tc=content", None),
         ("tcx=1", None),
     ] {
-        let head = format!("HTTP/1.1 200 OK\r\nSet-Cookie: {set_cookie}\r\nContent-Length: 0\r\n\r\n");
-        let o = Origin::fixed(head.as_bytes());
-        let s = start(
-            &o,
-            "http { server { listen 127.0.0.1:%%PORT%%; location / { proxy_pass http://127.0.0.1:@P@;
-                add_header X-Cookie $upstream_cookie_tc; } } }",
-        );
+        let (_o, s) = set_cookie_through(set_cookie, "add_header X-Cookie $upstream_cookie_tc;", "");
         assert_eq!(get(&s, "/").header("X-Cookie"), want, "{set_cookie:?}");
     }
 }
@@ -679,15 +685,12 @@ fn cookie_domain_and_path_are_rewritten() {
         ("a=1; Path=/APP/x", "a=1; Path=/APP/x"),
         ("a=1; Domain=other.org; Secure", "a=1; Domain=other.org; Secure"),
     ] {
-        let head = format!("HTTP/1.1 200 OK\r\nSet-Cookie: {set_cookie}\r\nContent-Length: 0\r\n\r\n");
-        let o = Origin::fixed(head.as_bytes());
-        let s = start(
-            &o,
-            "http { server { listen 127.0.0.1:%%PORT%%; location / { proxy_pass http://127.0.0.1:@P@;
-                proxy_cookie_domain backend.internal .example.com;
+        let (_o, s) = set_cookie_through(
+            set_cookie,
+            "proxy_cookie_domain backend.internal .example.com;
                 proxy_cookie_path /app/ /;
-                proxy_cookie_path ~^/old/(.*)$ /new/$1;
-                location /off/ { proxy_pass http://127.0.0.1:@P@; proxy_cookie_path off; proxy_cookie_domain off; } } } }",
+                proxy_cookie_path ~^/old/(.*)$ /new/$1;",
+            "location /off/ { proxy_pass http://127.0.0.1:@P@; proxy_cookie_path off; proxy_cookie_domain off; }",
         );
         assert_eq!(get(&s, "/").header("Set-Cookie"), Some(want), "{set_cookie:?}");
         // `off` at a level: passed as it came.
@@ -703,13 +706,11 @@ fn cookie_flags_are_set_and_removed() {
         ("track=1; Secure; HttpOnly; SameSite=Strict", "track=1"),
         ("other=1; Secure", "other=1; Secure"),
     ] {
-        let head = format!("HTTP/1.1 200 OK\r\nSet-Cookie: {set_cookie}\r\nContent-Length: 0\r\n\r\n");
-        let o = Origin::fixed(head.as_bytes());
-        let s = start(
-            &o,
-            "http { server { listen 127.0.0.1:%%PORT%%; location / { proxy_pass http://127.0.0.1:@P@;
-                proxy_cookie_flags SESS secure httponly samesite=lax;
-                proxy_cookie_flags ~^tr nosecure nohttponly nosamesite; } } }",
+        let (_o, s) = set_cookie_through(
+            set_cookie,
+            "proxy_cookie_flags SESS secure httponly samesite=lax;
+                proxy_cookie_flags ~^tr nosecure nohttponly nosamesite;",
+            "",
         );
         assert_eq!(get(&s, "/").header("Set-Cookie"), Some(want), "{set_cookie:?}");
     }

@@ -43,7 +43,7 @@ enum Attr {
 }
 
 /// One rule.
-enum Rule {
+pub(crate) enum Rule {
     /// The value (less a leading dot, for a domain) equal to, or for a
     /// path starting with, the pattern.
     Text(ComplexValue, ComplexValue),
@@ -51,12 +51,47 @@ enum Rule {
     Regex(Regex, ComplexValue),
 }
 
-/// The rules of one level for one attribute (`off`: none).
-#[derive(Default)]
-pub(crate) struct CookieRules {
-    rules: Vec<Rule>,
+/// The rules of one level for one directive (`off`: none).
+pub(crate) struct Rules<R> {
+    rules: Vec<R>,
     off: bool,
 }
+
+impl<R> Default for Rules<R> {
+    fn default() -> Self {
+        Rules { rules: Vec::new(), off: false }
+    }
+}
+
+impl<R> Rules<R> {
+    /// True when rules apply at this level (set and not `off`).
+    pub(crate) fn active(rules: Option<&Arc<Rules<R>>>) -> bool {
+        rules.is_some_and(|r| !r.off && !r.rules.is_empty())
+    }
+
+    /// The level's rules, to add the rule `stmt` gives; `None` when `stmt`
+    /// was `off` (alone at a level, as in nginx), which is taken here.
+    fn for_rule<'a>(c: &'a mut Option<Arc<Rules<R>>>, stmt: &Statement) -> Result<Option<&'a mut Rules<R>>, SetError> {
+        let rules = Arc::get_mut(c.get_or_insert_with(Default::default)).ok_or("cookie rules shared")?;
+        if rules.off {
+            return Err(d::duplicate(stmt).into());
+        }
+        if stmt.args.len() > 1 {
+            return Ok(Some(rules));
+        }
+        if stmt.arg(0) != "off" {
+            return Err(format!("invalid parameter \"{}\"", stmt.arg(0)).into());
+        }
+        if !rules.rules.is_empty() {
+            return Err(d::duplicate(stmt).into());
+        }
+        rules.off = true;
+        Ok(None)
+    }
+}
+
+/// `proxy_cookie_domain` or `proxy_cookie_path` rules.
+pub(crate) type CookieRules = Rules<Rule>;
 
 pub(crate) fn set_domain(
     cx: &mut HttpConfCx,
@@ -75,20 +110,9 @@ pub(crate) fn set_path(
 }
 
 fn set(cx: &mut HttpConfCx, c: &mut Option<Arc<CookieRules>>, stmt: &Statement, attr: Attr) -> Result<(), SetError> {
-    let rules = Arc::get_mut(c.get_or_insert_with(Default::default)).ok_or("cookie rules shared")?;
-    if rules.off {
-        return Err(d::duplicate(stmt).into());
-    }
-    if stmt.args.len() == 1 {
-        if stmt.arg(0) != "off" {
-            return Err(format!("invalid parameter \"{}\"", stmt.arg(0)).into());
-        }
-        if !rules.rules.is_empty() {
-            return Err(d::duplicate(stmt).into());
-        }
-        rules.off = true;
+    let Some(rules) = Rules::for_rule(c, stmt)? else {
         return Ok(());
-    }
+    };
     let (from, to) = (stmt.arg(0), stmt.arg(1));
     let rule = if let Some(re) = from.strip_prefix('~') {
         let (re, caseless) = match re.strip_prefix('*') {
@@ -114,46 +138,19 @@ fn set(cx: &mut HttpConfCx, c: &mut Option<Arc<CookieRules>>, stmt: &Statement, 
     Ok(())
 }
 
-/// True when rules apply at this level (set and not `off`).
-pub(crate) fn active(rules: Option<&Arc<CookieRules>>) -> bool {
-    rules.is_some_and(|r| !r.off && !r.rules.is_empty())
-}
-
 /// Which cookies a `proxy_cookie_flags` rule is for.
-enum CookieName {
+pub(crate) enum CookieName {
     Exact(ComplexValue),
     Regex(Regex),
 }
 
-/// The `proxy_cookie_flags` rules of a level (`off`: none).
-#[derive(Default)]
-pub(crate) struct FlagRules {
-    rules: Vec<(CookieName, Vec<ComplexValue>)>,
-    off: bool,
-}
-
-impl FlagRules {
-    /// True when rules apply at this level.
-    pub(crate) fn active(rules: Option<&Arc<FlagRules>>) -> bool {
-        rules.is_some_and(|r| !r.off && !r.rules.is_empty())
-    }
-}
+/// `proxy_cookie_flags` rules: a cookie name and its flags.
+pub(crate) type FlagRules = Rules<(CookieName, Vec<ComplexValue>)>;
 
 pub(crate) fn set_flags(cx: &mut HttpConfCx, c: &mut Option<Arc<FlagRules>>, stmt: &Statement) -> Result<(), SetError> {
-    let rules = Arc::get_mut(c.get_or_insert_with(Default::default)).ok_or("cookie flag rules shared")?;
-    if rules.off {
-        return Err(d::duplicate(stmt).into());
-    }
-    if stmt.args.len() == 1 {
-        if stmt.arg(0) != "off" {
-            return Err(format!("invalid parameter \"{}\"", stmt.arg(0)).into());
-        }
-        if !rules.rules.is_empty() {
-            return Err(d::duplicate(stmt).into());
-        }
-        rules.off = true;
+    let Some(rules) = Rules::for_rule(c, stmt)? else {
         return Ok(());
-    }
+    };
     let name = match stmt.arg(0).strip_prefix('~') {
         Some(re) => CookieName::Regex(Regex::new(&format!("(?i){re}")).map_err(|e| e.to_string())?),
         None => CookieName::Exact(cx.compile(stmt.arg(0))?),

@@ -150,8 +150,8 @@ pub(super) fn headers_out(r: &mut Request, h: &UpstreamHead) {
     let redirects = conf.redirect.as_deref();
     // Only a `Location` or `Refresh` needs the default rule.
     let mut default = None;
-    let rewrite_cookies = super::cookie::active(conf.cookie_domains.as_ref())
-        || super::cookie::active(conf.cookie_paths.as_ref())
+    let rewrite_cookies = super::cookie::CookieRules::active(conf.cookie_domains.as_ref())
+        || super::cookie::CookieRules::active(conf.cookie_paths.as_ref())
         || super::cookie::FlagRules::active(conf.cookie_flags.as_ref());
     r.headers_out.status = h.status;
     r.headers_out.content_length = if h.chunked { None } else { h.content_length };
