@@ -318,8 +318,8 @@ fn refuse(mut r: Box<Request>, status: u16) -> Next {
     after_request_event(r)
 }
 
-/// `lingering_time` and `lingering_timeout` defaults, for errors answered
-/// before a request (and its location) exists.
+/// `lingering_time` and `lingering_timeout` defaults (nginx's), for a
+/// location whose confs were not merged with them.
 const LINGER_DEFAULT: (Duration, Duration) = (Duration::from_secs(30), Duration::from_secs(5));
 
 fn start_request(conn: Box<Conn>, mut head: Box<parse::RequestHead>) -> Next {

@@ -1,6 +1,6 @@
 //! A per-worker arena for small per-request byte strings (the response
 //! head, short header values; a request head is split off its read buffer
-//! instead, see `parse::parse_head_from`).
+//! instead, see `parse::HeadParser::parse_from`).
 //!
 //! Each request used to allocate two of them with `malloc`, and turning a
 //! fresh `BytesMut` into shared `Bytes` cost another allocation each. Here

@@ -728,12 +728,6 @@ pub fn parse_head(buf: &[u8], limits: &HeadLimits) -> Result<Option<RequestHead>
     HeadParser::new(limits).parse(buf)
 }
 
-/// As [`parse_head`], splitting a complete head off the front of `rbuf`
-/// (see [`HeadParser::parse_from`]).
-pub fn parse_head_from(rbuf: &mut bytes::BytesMut, limits: &HeadLimits) -> Result<Option<Box<RequestHead>>, HeadError> {
-    HeadParser::new(limits).parse_from(rbuf)
-}
-
 /// The single header with this name, or a 400 when there are several.
 fn single_header<'a>(head: &'a RequestHead, name: &'a str) -> Result<Option<&'a Bytes>, HeadError> {
     let mut all = head.headers_named(name);

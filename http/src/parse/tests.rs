@@ -583,6 +583,53 @@ fn every_unique_header_is_found_whatever_its_case() {
 }
 
 #[test]
+fn expect_is_where_its_index_says() {
+    assert_eq!(UNIQUE_HEADERS[EXPECT], "expect");
+}
+
+#[test]
+fn expects_continue_only_for_the_whole_value_in_any_case() {
+    let with = |v: &str| ok(format!("POST / HTTP/1.1\r\nHost: a\r\nExpect: {v}\r\n\r\n").as_bytes()).expects_continue;
+    assert!(with("100-continue"));
+    assert!(with("100-Continue"));
+    assert!(!with("100-continue, foo"));
+    assert!(!with("unknown"));
+    assert!(!ok(b"POST / HTTP/1.1\r\nHost: a\r\n\r\n").expects_continue);
+}
+
+/// What `salvage` keeps of a head the parser refused.
+fn salvaged(input: &[u8]) -> (HeadError, Box<RequestHead>) {
+    let mut p = HeadParser::new(&d());
+    let e = p.parse(input).expect_err("refused");
+    (e, p.salvage(input))
+}
+
+#[test]
+fn a_refused_request_line_is_kept_as_sent() {
+    let (e, h) = salvaged(b"\r\nHELLO WORLD\r\nHost: a\r\n\r\n");
+    assert_eq!(e.status(), 400);
+    assert_eq!(h.request_line(), b"HELLO WORLD");
+    assert_eq!((&h.uri[..], h.unparsed_uri(), h.version), (&b""[..], &b""[..], (1, 0)));
+    assert!(h.headers.is_empty() && h.host_header.is_none());
+    // A line cut short by the buffer's end: up to that end.
+    let (_, h) = salvaged(b"GET /a\x00b");
+    assert_eq!(h.request_line(), b"GET /a\x00b");
+}
+
+#[test]
+fn a_refused_header_keeps_the_line_and_the_headers_before_it() {
+    let (e, h) = salvaged(b"GET /x?y=1 HTTP/1.1\r\nHost: Example.ORG\r\nExpect: 100-continue\r\nBad Line\r\n\r\n");
+    assert_eq!(e.status(), 400);
+    assert_eq!(h.request_line(), b"GET /x?y=1 HTTP/1.1");
+    assert_eq!((&h.uri[..], &h.args[..]), (&b"/x"[..], &b"y=1"[..]));
+    assert_eq!(h.host_header.as_deref(), Some(&b"example.org"[..]));
+    assert_eq!(h.headers.len(), 2);
+    // Nothing of a refused head asks for keep-alive, chunked or 100.
+    assert_eq!(h.version, (1, 0));
+    assert!(!h.expects_continue);
+}
+
+#[test]
 fn known_method_names_read_back() {
     let all = [
         "GET",
